@@ -1,0 +1,293 @@
+//! Typed client for the control API (`/api/v1`), used by the CLI and the end-to-end
+//! tests. Errors from the server keep their code, message and manifest problems.
+
+use futures::{Stream, StreamExt};
+use gureum_api_types::{
+    DeployResponse, ErrorBody, FunctionInfo, InvocationView, LogLineView, Problem,
+    RollbackRequest, RollbackResponse, VersionInfo,
+};
+use serde::de::DeserializeOwned;
+
+/// What went wrong talking to the control API.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error.
+    #[error("{message}{}", format_problems(problems))]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Stable error code.
+        code: String,
+        /// The server's message.
+        message: String,
+        /// Manifest problems, if any.
+        problems: Vec<Problem>,
+    },
+    /// The server could not be reached.
+    #[error("cannot reach the gureum control API at {url}: {source}; is `gureum up` running? (--url / GUREUM_URL)")]
+    Connect {
+        /// The URL tried.
+        url: String,
+        /// The transport error.
+        source: reqwest::Error,
+    },
+    /// Another transport or decoding failure.
+    #[error("control API request failed: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+fn format_problems(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|problem| format!("\n  - {}: {}", problem.field, problem.message))
+        .collect()
+}
+
+/// Parameters of a log query.
+#[derive(Debug, Clone, Default)]
+pub struct LogParams {
+    /// Only lines at or after this time (ms since the Unix epoch).
+    pub since_ms: Option<i64>,
+    /// Only lines of this invocation.
+    pub invocation: Option<String>,
+    /// Only lines after this sequence number.
+    pub after: Option<i64>,
+}
+
+/// A control API client.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    /// A client for the admin listener at `base` (e.g. `http://127.0.0.1:8081`).
+    pub fn new(base: &str, token: &str) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+        }
+    }
+
+    /// Uploads a manifest and its artifact as a new version.
+    pub async fn deploy(
+        &self,
+        manifest: String,
+        artifact: Vec<u8>,
+    ) -> Result<DeployResponse, ClientError> {
+        let form = reqwest::multipart::Form::new()
+            .text("manifest", manifest)
+            .part(
+                "artifact",
+                reqwest::multipart::Part::bytes(artifact).file_name("artifact"),
+            );
+        let request = self
+            .http
+            .post(self.url("/api/v1/functions"))
+            .multipart(form);
+        self.json(request).await
+    }
+
+    /// Lists deployed functions.
+    pub async fn list(&self) -> Result<Vec<FunctionInfo>, ClientError> {
+        self.json(self.http.get(self.url("/api/v1/functions"))).await
+    }
+
+    /// Lists a function's versions.
+    pub async fn versions(&self, name: &str) -> Result<Vec<VersionInfo>, ClientError> {
+        self.json(
+            self.http
+                .get(self.url(&format!("/api/v1/functions/{name}/versions"))),
+        )
+        .await
+    }
+
+    /// Rolls `live` back (or forward) to a version.
+    pub async fn rollback(
+        &self,
+        name: &str,
+        to: Option<u32>,
+    ) -> Result<RollbackResponse, ClientError> {
+        self.json(
+            self.http
+                .post(self.url(&format!("/api/v1/functions/{name}/rollback")))
+                .json(&RollbackRequest { to }),
+        )
+        .await
+    }
+
+    /// Removes a function.
+    pub async fn remove(&self, name: &str) -> Result<(), ClientError> {
+        let request = self
+            .http
+            .delete(self.url(&format!("/api/v1/functions/{name}")));
+        self.send(request).await.map(drop)
+    }
+
+    /// Invokes a function through the control API; `path` starts with `/`.
+    pub async fn invoke(
+        &self,
+        name: &str,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let path = if path == "/" { "" } else { path };
+        let mut request = self
+            .http
+            .request(method, self.url(&format!("/api/v1/functions/{name}/invoke{path}")))
+            .body(body);
+        for (key, value) in headers {
+            request = request.header(key, value);
+        }
+        request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|source| self.connect_error(source))
+    }
+
+    /// Log lines of a function, oldest first.
+    pub async fn logs(
+        &self,
+        name: &str,
+        params: &LogParams,
+    ) -> Result<Vec<LogLineView>, ClientError> {
+        let request = self
+            .http
+            .get(self.url(&format!("/api/v1/functions/{name}/logs")))
+            .query(&query_pairs(params, false));
+        self.json(request).await
+    }
+
+    /// Recent invocations, newest first.
+    pub async fn invocations(&self, name: &str) -> Result<Vec<InvocationView>, ClientError> {
+        self.json(
+            self.http
+                .get(self.url(&format!("/api/v1/functions/{name}/invocations"))),
+        )
+        .await
+    }
+
+    /// Follows a function's logs: existing lines matching `params`, then new ones.
+    pub async fn follow_logs(
+        &self,
+        name: &str,
+        params: &LogParams,
+    ) -> Result<impl Stream<Item = Result<LogLineView, ClientError>> + use<>, ClientError> {
+        let request = self
+            .http
+            .get(self.url(&format!("/api/v1/functions/{name}/logs")))
+            .query(&query_pairs(params, true));
+        let response = self.send(request).await?;
+        let mut buffer = Vec::<u8>::new();
+        Ok(response
+            .bytes_stream()
+            .map(move |chunk| {
+                let chunk = chunk.map_err(ClientError::Http)?;
+                buffer.extend_from_slice(&chunk);
+                let mut lines = Vec::new();
+                // Server-sent events end with a blank line; `data:` carries one JSON line.
+                while let Some(end) = find(&buffer, b"\n\n") {
+                    let event: Vec<u8> = buffer.drain(..end + 2).collect();
+                    for field in String::from_utf8_lossy(&event).lines() {
+                        if let Some(data) = field.strip_prefix("data:")
+                            && let Ok(line) = serde_json::from_str(data.trim_start())
+                        {
+                            lines.push(Ok(line));
+                        }
+                    }
+                }
+                Ok::<_, ClientError>(futures::stream::iter(lines))
+            })
+            .flat_map(|batch| match batch {
+                Ok(lines) => lines.left_stream(),
+                Err(error) => futures::stream::iter(vec![Err(error)]).right_stream(),
+            }))
+    }
+
+    /// The OpenAPI document.
+    pub async fn openapi(&self) -> Result<serde_json::Value, ClientError> {
+        self.json(self.http.get(self.url("/api/v1/openapi.json")))
+            .await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        Ok(self.send(request).await?.json().await?)
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|source| self.connect_error(source))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        Err(match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => ClientError::Api {
+                status,
+                code: body.error.code,
+                message: body.error.message,
+                problems: body.error.problems,
+            },
+            Err(_) => ClientError::Api {
+                status,
+                code: "unexpected_response".into(),
+                message: format!("HTTP {status}: {text}"),
+                problems: Vec::new(),
+            },
+        })
+    }
+
+    fn connect_error(&self, source: reqwest::Error) -> ClientError {
+        if source.is_connect() {
+            ClientError::Connect {
+                url: self.base.clone(),
+                source,
+            }
+        } else {
+            ClientError::Http(source)
+        }
+    }
+}
+
+fn query_pairs(params: &LogParams, follow: bool) -> Vec<(&'static str, String)> {
+    let mut pairs = Vec::new();
+    if let Some(since) = params.since_ms {
+        pairs.push(("since_ms", since.to_string()));
+    }
+    if let Some(invocation) = &params.invocation {
+        pairs.push(("invocation", invocation.clone()));
+    }
+    if let Some(after) = params.after {
+        pairs.push(("after", after.to_string()));
+    }
+    if follow {
+        pairs.push(("follow", "true".into()));
+    }
+    pairs
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}

@@ -1,0 +1,76 @@
+//! The control API's error-code table: every error maps to one status, one stable code
+//! and a message that says how to fix it. Conversions are pure; logging happens in the
+//! handlers.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use gureum_api_types::{ErrorBody, ErrorDetail, Problem};
+use gureum_invoke::DeployError;
+
+/// An error answered by the control API.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Missing or wrong bearer token.
+    #[error(
+        "missing or invalid admin token: send `Authorization: Bearer <token>` with the token from DATA_DIR/admin.token"
+    )]
+    Unauthorized,
+    /// A malformed request.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A deploy/rollback/remove refusal.
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
+    /// Not found.
+    #[error("{0}")]
+    NotFound(String),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] gureum_store::StoreError),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),
+            ApiError::Deploy(error) => match error {
+                DeployError::Manifest(_) => (StatusCode::BAD_REQUEST, "invalid_manifest"),
+                DeployError::Artifact(_) => (StatusCode::BAD_REQUEST, "invalid_artifact"),
+                DeployError::RouteConflict { .. } => (StatusCode::CONFLICT, "route_conflict"),
+                DeployError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                DeployError::Unsupported(_) => (StatusCode::BAD_REQUEST, "unsupported"),
+                DeployError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),
+                DeployError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let problems = match &self {
+            ApiError::Deploy(DeployError::Manifest(error)) => error
+                .problems()
+                .iter()
+                .map(|problem| Problem {
+                    field: problem.field.clone(),
+                    message: problem.message.clone(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_string(),
+                message: self.to_string(),
+                problems,
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,209 @@
+//! Function resources: deploy, list, show, versions, rollback, remove and invoke.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Multipart, Path, Request, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use gureum_api_types::{
+    DeployResponse, ErrorBody, FunctionInfo, RollbackRequest, RollbackResponse, VersionInfo,
+};
+use gureum_model::{FunctionName, LIVE_ALIAS};
+
+use crate::{AdminState, ApiError};
+
+/// Deploy a new version (multipart parts `manifest`: the gureum.toml text, `artifact`: the
+/// component bytes) and point `live` at it.
+#[utoipa::path(post, path = "/api/v1/functions", tag = "functions",
+    request_body(content_type = "multipart/form-data", description = "parts `manifest` (gureum.toml text) and `artifact` (the component)"),
+    responses((status = 201, body = DeployResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn deploy(
+    State(state): State<AdminState>,
+    mut multipart: Multipart,
+) -> Result<(StatusCode, Json<DeployResponse>), ApiError> {
+    let mut manifest = None;
+    let mut artifact = None;
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|error| ApiError::BadRequest(format!("malformed multipart body: {error}")))?
+    {
+        match field.name() {
+            Some("manifest") => {
+                manifest = Some(field.text().await.map_err(|error| {
+                    ApiError::BadRequest(format!("reading part `manifest`: {error}"))
+                })?)
+            }
+            Some("artifact") => {
+                artifact = Some(field.bytes().await.map_err(|error| {
+                    ApiError::BadRequest(format!("reading part `artifact`: {error}"))
+                })?)
+            }
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unexpected multipart part {other:?}; send `manifest` and `artifact`"
+                )));
+            }
+        }
+    }
+    let manifest = manifest.ok_or_else(|| {
+        ApiError::BadRequest("multipart part `manifest` (the gureum.toml text) is missing".into())
+    })?;
+    let artifact = artifact.ok_or_else(|| {
+        ApiError::BadRequest("multipart part `artifact` (the component bytes) is missing".into())
+    })?;
+    let deployed = state.invoker.deploy(&manifest, artifact.to_vec()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(DeployResponse {
+            url: function_url(&state, &deployed.function),
+            name: deployed.function,
+            version: deployed.version,
+            artifact_hash: deployed.artifact_hash,
+            routes: deployed.routes,
+        }),
+    ))
+}
+
+/// List deployed functions.
+#[utoipa::path(get, path = "/api/v1/functions", tag = "functions",
+    responses((status = 200, body = Vec<FunctionInfo>)))]
+pub async fn list(State(state): State<AdminState>) -> Result<Json<Vec<FunctionInfo>>, ApiError> {
+    let functions = state.store.list_functions().await?;
+    Ok(Json(
+        functions
+            .into_iter()
+            .map(|function| FunctionInfo {
+                url: function_url(&state, function.name.as_str()),
+                name: function.name.to_string(),
+                live_version: function.live_version,
+                latest_version: function.latest_version,
+                created_at_ms: function.created_at_ms,
+            })
+            .collect(),
+    ))
+}
+
+/// Show one function.
+#[utoipa::path(get, path = "/api/v1/functions/{name}", tag = "functions",
+    params(("name" = String, Path, description = "function name")),
+    responses((status = 200, body = FunctionInfo), (status = 404, body = ErrorBody)))]
+pub async fn show(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<Json<FunctionInfo>, ApiError> {
+    let functions = state.store.list_functions().await?;
+    let function = functions
+        .into_iter()
+        .find(|function| function.name.as_str() == name)
+        .ok_or_else(|| not_deployed(&name))?;
+    Ok(Json(FunctionInfo {
+        url: function_url(&state, &name),
+        name,
+        live_version: function.live_version,
+        latest_version: function.latest_version,
+        created_at_ms: function.created_at_ms,
+    }))
+}
+
+/// List a function's versions, oldest first.
+#[utoipa::path(get, path = "/api/v1/functions/{name}/versions", tag = "functions",
+    params(("name" = String, Path, description = "function name")),
+    responses((status = 200, body = Vec<VersionInfo>), (status = 404, body = ErrorBody)))]
+pub async fn versions(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<VersionInfo>>, ApiError> {
+    let function = parse_name(&name)?;
+    let live = state
+        .store
+        .get_alias(&function, LIVE_ALIAS)
+        .await?
+        .ok_or_else(|| not_deployed(&name))?;
+    let versions = state.store.list_versions(&function).await?;
+    Ok(Json(
+        versions
+            .into_iter()
+            .map(|version| VersionInfo {
+                live: version.version == live,
+                version: version.version,
+                artifact_hash: version.artifact_hash,
+                created_at_ms: version.created_at_ms,
+                manifest: version.manifest,
+            })
+            .collect(),
+    ))
+}
+
+/// Point `live` at another version (default: the one before the current `live`).
+#[utoipa::path(post, path = "/api/v1/functions/{name}/rollback", tag = "functions",
+    params(("name" = String, Path, description = "function name")),
+    request_body = RollbackRequest,
+    responses((status = 200, body = RollbackResponse), (status = 404, body = ErrorBody)))]
+pub async fn rollback(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    body: Option<Json<RollbackRequest>>,
+) -> Result<Json<RollbackResponse>, ApiError> {
+    let to = body.and_then(|Json(request)| request.to);
+    let (from, to) = state.invoker.rollback(&name, to).await?;
+    Ok(Json(RollbackResponse { name, from, to }))
+}
+
+/// Remove a function with all its versions and logs.
+#[utoipa::path(delete, path = "/api/v1/functions/{name}", tag = "functions",
+    params(("name" = String, Path, description = "function name")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn remove(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.invoker.remove(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Invoke a function through the control API (any method; the rest of the path and the
+/// query are passed to the function). `NAME@VERSION` pins a version.
+#[utoipa::path(post, path = "/api/v1/functions/{name}/invoke", tag = "functions",
+    params(("name" = String, Path, description = "function name, optionally NAME@VERSION")),
+    request_body(content = String, description = "passed to the function unchanged"),
+    responses((status = 200, description = "the function's response, with x-gureum-* headers")))]
+pub async fn invoke(State(state): State<AdminState>, request: Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let original = parts.uri.path().to_string();
+    // /api/v1/functions/NAME/invoke[/rest] → /fn/NAME[/rest]: the gateway's own path.
+    let rest = original
+        .strip_prefix("/api/v1/functions/")
+        .unwrap_or_default();
+    let (name, tail) = rest.split_once("/invoke").unwrap_or((rest, ""));
+    let mut target = format!("/fn/{name}{tail}");
+    if let Some(query) = parts.uri.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    match target.parse::<Uri>() {
+        Ok(uri) => parts.uri = uri,
+        Err(error) => {
+            return ApiError::BadRequest(format!("invalid invoke path: {error}")).into_response();
+        }
+    }
+    parts.headers.remove(axum::http::header::AUTHORIZATION);
+    let request = Request::from_parts(parts, body);
+    gureum_gateway::handle(&state.invoker, state.gateway, request)
+        .await
+        .map(Body::new)
+}
+
+pub(crate) fn parse_name(name: &str) -> Result<FunctionName, ApiError> {
+    FunctionName::new(name).map_err(|error| ApiError::BadRequest(error.to_string()))
+}
+
+pub(crate) fn not_deployed(name: &str) -> ApiError {
+    ApiError::NotFound(format!(
+        "no function named {name:?} is deployed; `gureum ls` lists the deployed functions"
+    ))
+}
+
+fn function_url(state: &AdminState, name: &str) -> String {
+    format!("{}/fn/{name}", state.public_url)
+}

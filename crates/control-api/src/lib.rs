@@ -1,0 +1,105 @@
+//! REST control API on the admin listener: `/api/v1` (deploy, versions, rollback,
+//! remove, invoke, logs), its OpenAPI 3.1 document generated from the handlers,
+//! `/metrics` and `/healthz`. Every route but `/healthz` needs the admin bearer token.
+
+mod error;
+mod functions;
+mod logs;
+mod openapi;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use gureum_gateway::GatewaySettings;
+use gureum_invoke::Invoker;
+use gureum_store::Store;
+use gureum_telemetry::Metrics;
+
+pub use error::ApiError;
+pub use openapi::ApiDoc;
+
+/// Largest artifact a deploy may upload.
+pub const DEFAULT_MAX_ARTIFACT_BYTES: usize = 256 * 1024 * 1024;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The invoker (deploys and invocations go through it).
+    pub invoker: Arc<Invoker>,
+    /// The store (listings, logs).
+    pub store: Store,
+    /// Metrics for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The admin bearer token.
+    pub token: Arc<String>,
+    /// Base URL of the public listener, for the URLs in answers.
+    pub public_url: Arc<String>,
+    /// Gateway limits applied to invocations made through the API.
+    pub gateway: GatewaySettings,
+}
+
+/// The admin listener's router.
+pub fn router(state: AdminState) -> Router {
+    let api = Router::new()
+        .route("/openapi.json", get(openapi::document))
+        .route(
+            "/functions",
+            get(functions::list).post(functions::deploy),
+        )
+        .route(
+            "/functions/{name}",
+            get(functions::show).delete(functions::remove),
+        )
+        .route("/functions/{name}/versions", get(functions::versions))
+        .route("/functions/{name}/rollback", post(functions::rollback))
+        .route("/functions/{name}/logs", get(logs::logs))
+        .route("/functions/{name}/invocations", get(logs::invocations))
+        .route("/functions/{name}/invoke", any(functions::invoke))
+        .route("/functions/{name}/invoke/{*path}", any(functions::invoke))
+        .layer(DefaultBodyLimit::max(DEFAULT_MAX_ARTIFACT_BYTES));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+}
+
+async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !constant_time_eq(presented.as_bytes(), state.token.as_bytes()) {
+        return ApiError::Unauthorized.into_response();
+    }
+    next.run(request).await
+}
+
+/// Compares without an early exit, so response time does not reveal a token prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,44 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+
+use axum::Json;
+use utoipa::OpenApi;
+
+use crate::{functions, logs};
+
+/// The control API's OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "gureum control API", description = "Deploy, version, roll back, invoke and observe functions. Every call needs `Authorization: Bearer <admin token>`."),
+    paths(
+        functions::deploy,
+        functions::list,
+        functions::show,
+        functions::versions,
+        functions::rollback,
+        functions::remove,
+        functions::invoke,
+        logs::logs,
+        logs::invocations,
+    ),
+    modifiers(&BearerAuth),
+    security(("admin_token" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Serves the document.
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

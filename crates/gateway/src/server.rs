@@ -1,0 +1,275 @@
+//! The accept loop and the request handler of the public listener.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gureum_invoke::{InvokeError, Invoker, VersionSelector};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+use crate::body::LimitedBody;
+
+/// Default request body limit (API Gateway's payload limit for Lambda is 6 MiB).
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 6 * 1024 * 1024;
+
+/// Body type of every gateway response.
+pub type ResponseBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Settings of the public listener.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewaySettings {
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: u64,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// Serves the public listener until `shutdown` resolves, then stops accepting and
+/// waits up to `grace` for in-flight requests.
+pub async fn serve_connections(
+    listener: TcpListener,
+    invoker: Arc<Invoker>,
+    settings: GatewaySettings,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        // Typically EMFILE: back off briefly instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let invoker = invoker.clone();
+                let service = service_fn(move |request| {
+                    let invoker = invoker.clone();
+                    async move { Ok::<_, Infallible>(handle(&invoker, settings, request).await) }
+                });
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(?grace, "in-flight requests still running after the shutdown grace period");
+    }
+}
+
+/// Answers one public request.
+pub async fn handle<B>(
+    invoker: &Invoker,
+    settings: GatewaySettings,
+    request: Request<B>,
+) -> Response<ResponseBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
+    let path = request.uri().path();
+    if path == "/healthz" {
+        return text_response(StatusCode::OK, "ok\n");
+    }
+    let (function, selector, prefix) = match path.strip_prefix("/fn/") {
+        Some(rest) => {
+            let (target, _) = rest.split_once('/').unwrap_or((rest, ""));
+            let prefix = format!("/fn/{target}");
+            let (name, selector) = match target.split_once('@') {
+                Some((name, version)) => match version.parse() {
+                    Ok(version) => (name.to_string(), VersionSelector::Pinned(version)),
+                    Err(_) => {
+                        return error_response(
+                            StatusCode::BAD_REQUEST,
+                            "bad_version",
+                            &format!("{version:?} is not a version number; use /fn/NAME@VERSION, e.g. /fn/{name}@1"),
+                        );
+                    }
+                },
+                None => (target.to_string(), VersionSelector::Live),
+            };
+            (name, selector, Some(prefix))
+        }
+        None => match invoker.route(path) {
+            Some(function) => (function, VersionSelector::Live, None),
+            None => {
+                return error_response(
+                    StatusCode::NOT_FOUND,
+                    "route_not_found",
+                    &format!(
+                        "no function serves {path}; functions answer at /fn/NAME/… and at the routes in their gureum.toml"
+                    ),
+                );
+            }
+        },
+    };
+
+    if let Some(length) = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok())
+        && length > settings.max_body_bytes
+    {
+        return too_large(settings.max_body_bytes);
+    }
+
+    let (mut parts, body) = request.into_parts();
+    if let Some(prefix) = &prefix {
+        parts.uri = strip_prefix(&parts.uri, prefix, parts.headers.get(HOST));
+        if let Ok(value) = HeaderValue::from_str(prefix) {
+            parts.headers.insert("x-forwarded-prefix", value);
+        }
+    } else if parts.uri.authority().is_none() {
+        parts.uri = with_authority(&parts.uri, parts.headers.get(HOST));
+    }
+    let exceeded = Arc::new(AtomicBool::new(false));
+    let body = LimitedBody::new(body, settings.max_body_bytes, exceeded.clone());
+    let request = Request::from_parts(parts, body);
+
+    let answer = invoker.invoke(&function, selector, request).await;
+    let mut response = match answer.response {
+        _ if exceeded.load(Ordering::Acquire) => too_large(settings.max_body_bytes),
+        Ok(response) => response.map(|body| body.map_err(|code| code.into()).boxed_unsync()),
+        Err(error) => invoke_error_response(&error),
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&answer.invocation_id) {
+        headers.insert("x-gureum-invocation-id", value);
+    }
+    if answer.version > 0 {
+        headers.insert("x-gureum-version", HeaderValue::from(answer.version));
+    }
+    headers.insert(
+        "x-gureum-cold-start",
+        HeaderValue::from_static(if answer.cold_start { "1" } else { "0" }),
+    );
+    response
+}
+
+/// A JSON error `{"error": {"code", "message"}}` with the code also in `x-gureum-error`.
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response<ResponseBody> {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(value) = HeaderValue::from_str(code) {
+        headers.insert("x-gureum-error", value);
+    }
+    response
+}
+
+fn invoke_error_response(error: &InvokeError) -> Response<ResponseBody> {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut response = error_response(status, error.code(), &error.to_string());
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+fn too_large(limit: u64) -> Response<ResponseBody> {
+    error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        &format!(
+            "request body is larger than the limit of {limit} bytes; send less or raise --max-body-bytes"
+        ),
+    )
+}
+
+fn text_response(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
+    let mut response = Response::new(full(text));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
+fn full(body: impl Into<Bytes>) -> ResponseBody {
+    Full::new(body.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+/// `/fn/NAME/rest?query` → `/rest?query` (with an authority for wasi:http).
+fn strip_prefix(uri: &Uri, prefix: &str, host: Option<&HeaderValue>) -> Uri {
+    let rest = uri.path().strip_prefix(prefix).unwrap_or("");
+    let path = if rest.is_empty() { "/" } else { rest };
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_string(),
+    };
+    build_uri(&path_and_query, uri, host)
+}
+
+fn with_authority(uri: &Uri, host: Option<&HeaderValue>) -> Uri {
+    let path_and_query = uri
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    build_uri(&path_and_query, uri, host)
+}
+
+fn build_uri(path_and_query: &str, original: &Uri, host: Option<&HeaderValue>) -> Uri {
+    let authority = original
+        .authority()
+        .map(|authority| authority.as_str().to_string())
+        .or_else(|| host.and_then(|host| host.to_str().ok()).map(str::to_string))
+        .unwrap_or_else(|| "localhost".into());
+    Uri::builder()
+        .scheme("http")
+        .authority(authority.as_str())
+        .path_and_query(path_and_query)
+        .build()
+        .or_else(|_| Uri::builder().path_and_query(path_and_query).build())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mount_prefix_is_stripped_and_the_query_kept() {
+        let uri: Uri = "/fn/hello/a/b?x=1".parse().unwrap();
+        let host = HeaderValue::from_static("example.test:8080");
+        let stripped = strip_prefix(&uri, "/fn/hello", Some(&host));
+        assert_eq!(stripped.path_and_query().unwrap().as_str(), "/a/b?x=1");
+        assert_eq!(stripped.authority().unwrap().as_str(), "example.test:8080");
+        let root = strip_prefix(&"/fn/hello".parse().unwrap(), "/fn/hello", None);
+        assert_eq!(root.path(), "/");
+    }
+}

@@ -1,0 +1,222 @@
+//! Deploy, rollback and removal: validate, commit to the store, then swap the in-memory
+//! registry. A failure at any step leaves the previous version serving.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use gureum_model::{FunctionName, LIVE_ALIAS, Runtime, VersionNumber};
+use gureum_runtime_wasm::WasmError;
+use gureum_store::StoreError;
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+
+use crate::{Invoker, LiveFunction, lock, read, route_table, write};
+
+/// A committed deploy.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    /// The function.
+    pub function: String,
+    /// The new version.
+    pub version: VersionNumber,
+    /// Hex SHA-256 of the artifact.
+    pub artifact_hash: String,
+    /// The manifest routes now served.
+    pub routes: Vec<String>,
+}
+
+/// Why a deploy, rollback or removal was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The manifest is invalid.
+    #[error(transparent)]
+    Manifest(#[from] gureum_manifest::ManifestError),
+    /// The artifact is not a usable component.
+    #[error(transparent)]
+    Artifact(#[from] WasmError),
+    /// Another function already serves a route.
+    #[error(
+        "route {route:?} is already served by function {owner:?}; choose another route or remove it from {owner:?} first"
+    )]
+    RouteConflict {
+        /// The contested route.
+        route: String,
+        /// Its current owner.
+        owner: String,
+    },
+    /// No such function or version.
+    #[error("{0}")]
+    NotFound(String),
+    /// A request the platform cannot do (yet).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A background task failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Invoker {
+    /// Validates and stores a new version of a function and points `live` at it.
+    pub async fn deploy(&self, manifest: &str, artifact: Vec<u8>) -> Result<Deployed, DeployError> {
+        let spec = gureum_manifest::parse(manifest)?;
+        if spec.runtime == Runtime::Lambda {
+            return Err(DeployError::Unsupported(
+                "runtime = \"lambda\" is not served by this build yet; use runtime = \"wasm\"".into(),
+            ));
+        }
+        let function = spec.name.to_string();
+        let hash = hex::encode(Sha256::digest(&artifact));
+
+        let engine = self.parts.engine.clone();
+        let compile_hash = hash.clone();
+        let (component, artifact) =
+            tokio::task::spawn_blocking(move || (engine.compile(&compile_hash, &artifact), artifact))
+                .await
+                .map_err(|error| DeployError::Internal(error.to_string()))?;
+        let component = component?;
+        self.parts.metrics.compilations.inc();
+
+        let _control = self.control.lock().await;
+        self.check_routes(&function, &spec.routes)?;
+        self.parts.store.put_artifact(&hash, &artifact).await?;
+        let stored = self
+            .parts
+            .store
+            .create_version(&spec.name, &hash, manifest, gureum_model::now_ms())
+            .await?;
+
+        let spec = Arc::new(spec);
+        let loaded = Arc::new(self.assemble(&function, stored.version, spec.clone(), component));
+        lock(&self.loaded).insert(
+            (function.clone(), stored.version),
+            Arc::new(OnceCell::new_with(Some(loaded))),
+        );
+        self.swap_live(
+            &function,
+            Some(LiveFunction {
+                version: stored.version,
+                spec: spec.clone(),
+                artifact_hash: hash.clone(),
+            }),
+        );
+        tracing::info!(%function, version = stored.version, "deployed");
+        Ok(Deployed {
+            function,
+            version: stored.version,
+            artifact_hash: hash,
+            routes: spec.routes.clone(),
+        })
+    }
+
+    /// Points `live` at `to`, or at the version before the current live one.
+    /// Returns (previous live, new live).
+    pub async fn rollback(
+        &self,
+        function: &str,
+        to: Option<VersionNumber>,
+    ) -> Result<(VersionNumber, VersionNumber), DeployError> {
+        let name = function_name(function)?;
+        let _control = self.control.lock().await;
+        let current = self
+            .parts
+            .store
+            .get_alias(&name, LIVE_ALIAS)
+            .await?
+            .ok_or_else(|| not_deployed(function))?;
+        let target = match to {
+            Some(version) => version,
+            None => {
+                let versions = self.parts.store.list_versions(&name).await?;
+                versions
+                    .iter()
+                    .rev()
+                    .map(|version| version.version)
+                    .find(|&version| version < current)
+                    .ok_or_else(|| {
+                        DeployError::NotFound(format!(
+                            "function {function:?} has no version before {current} to roll back to; pass --to VERSION"
+                        ))
+                    })?
+            }
+        };
+        let stored = self
+            .parts
+            .store
+            .get_version(&name, target)
+            .await?
+            .ok_or_else(|| {
+                DeployError::NotFound(format!(
+                    "function {function:?} has no version {target}; `gureum versions {function}` lists them"
+                ))
+            })?;
+        let spec = gureum_manifest::parse(&stored.manifest)?;
+        self.check_routes(function, &spec.routes)?;
+        self.parts.store.set_alias(&name, LIVE_ALIAS, target).await?;
+        self.swap_live(
+            function,
+            Some(LiveFunction {
+                version: target,
+                spec: Arc::new(spec),
+                artifact_hash: stored.artifact_hash,
+            }),
+        );
+        tracing::info!(%function, from = current, to = target, "rolled back");
+        Ok((current, target))
+    }
+
+    /// Removes a function, its versions and logs; its routes stop answering at once.
+    pub async fn remove(&self, function: &str) -> Result<(), DeployError> {
+        let name = function_name(function)?;
+        let _control = self.control.lock().await;
+        if !self.parts.store.delete_function(&name).await? {
+            return Err(not_deployed(function));
+        }
+        self.swap_live(function, None);
+        lock(&self.loaded).retain(|(loaded_function, _), _| loaded_function != function);
+        tracing::info!(%function, "removed");
+        Ok(())
+    }
+
+    fn check_routes(&self, function: &str, routes: &[String]) -> Result<(), DeployError> {
+        let state = read(&self.state);
+        for route in routes {
+            if let Some(owner) = state.routes.owner_of(route)
+                && owner != function
+            {
+                return Err(DeployError::RouteConflict {
+                    route: route.clone(),
+                    owner: owner.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn swap_live(&self, function: &str, live: Option<LiveFunction>) {
+        let mut state = write(&self.state);
+        let mut functions: HashMap<String, LiveFunction> = std::mem::take(&mut state.functions);
+        match live {
+            Some(live) => {
+                functions.insert(function.to_string(), live);
+            }
+            None => {
+                functions.remove(function);
+            }
+        }
+        state.routes = route_table(&functions);
+        state.functions = functions;
+    }
+}
+
+fn function_name(function: &str) -> Result<FunctionName, DeployError> {
+    FunctionName::new(function).map_err(|error| DeployError::NotFound(error.to_string()))
+}
+
+fn not_deployed(function: &str) -> DeployError {
+    DeployError::NotFound(format!(
+        "no function named {function:?} is deployed; `gureum ls` lists the deployed functions"
+    ))
+}

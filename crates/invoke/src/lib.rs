@@ -1,0 +1,569 @@
+//! The one path from (function, request) to response. The [`Invoker`] keeps the routing
+//! table and each function's live version in memory, loads a version's code on its
+//! first request (a cold start), leases instances from the version's pool, runs the
+//! request and hands logs, the invocation record and metrics to telemetry without
+//! waiting on the store. Deploy and rollback commit to the store first and then swap the
+//! in-memory state, so a request sees either the old or the new version, never a mix.
+
+mod deploy;
+mod routes;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gureum_model::{
+    FunctionName, FunctionSpec, InvocationOutcome, InvocationRecord, LogLine, LogStream,
+    VersionNumber,
+};
+use gureum_pool::{InstancePool, PoolError, PoolSettings};
+use gureum_runtime_wasm::{
+    CompiledComponent, Failure, HyperOutgoingBody, InstanceSettings, LoadSource, WasmEngine,
+    WasmInstance,
+};
+use gureum_store::Store;
+use gureum_telemetry::{FunctionLabels, Metrics, OutcomeLabels, Telemetry};
+use tokio::sync::OnceCell;
+
+pub use deploy::{DeployError, Deployed};
+pub use routes::RouteTable;
+
+/// How often idle instances and unused code are looked for.
+pub const REAP_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Why a request got no answer from the function.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// No such function, or no such version.
+    #[error("{0}")]
+    NotFound(String),
+    /// Over the function's concurrency limit.
+    #[error(transparent)]
+    Throttled(#[from] PoolError),
+    /// The function ran past its timeout.
+    #[error("function timed out after {timeout_ms} ms (timeout_ms in gureum.toml)")]
+    Timeout {
+        /// The limit.
+        timeout_ms: u64,
+    },
+    /// The function hit its memory limit.
+    #[error("function exceeded its memory limit of {memory_mb} MiB (memory_mb in gureum.toml)")]
+    MemoryLimit {
+        /// The limit.
+        memory_mb: u32,
+    },
+    /// The function crashed, trapped or answered with an error.
+    #[error("function failed: {0}")]
+    FunctionError(String),
+    /// The platform could not run the function (code missing, instance pool full...).
+    #[error("function unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl InvokeError {
+    /// Stable error code for the JSON error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InvokeError::NotFound(_) => "function_not_found",
+            InvokeError::Throttled(_) => "too_many_requests",
+            InvokeError::Timeout { .. } => "function_timeout",
+            InvokeError::MemoryLimit { .. } => "function_memory_limit",
+            InvokeError::FunctionError(_) => "function_error",
+            InvokeError::Unavailable(_) => "function_unavailable",
+        }
+    }
+
+    /// The HTTP status for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            InvokeError::NotFound(_) => 404,
+            InvokeError::Throttled(_) => 429,
+            InvokeError::Timeout { .. } => 504,
+            InvokeError::MemoryLimit { .. } | InvokeError::FunctionError(_) => 502,
+            InvokeError::Unavailable(_) => 503,
+        }
+    }
+}
+
+/// What the gateway needs to answer: the response plus platform metadata.
+pub struct Answer {
+    /// The invocation's id.
+    pub invocation_id: String,
+    /// The version that ran (or would have).
+    pub version: VersionNumber,
+    /// Whether the request paid for loading code or creating an instance.
+    pub cold_start: bool,
+    /// The function's response, or why there is none.
+    pub response: Result<http::Response<HyperOutgoingBody>, InvokeError>,
+}
+
+/// Which version to run.
+#[derive(Debug, Clone, Copy)]
+pub enum VersionSelector {
+    /// The version the `live` alias points at.
+    Live,
+    /// A pinned version (`/fn/NAME@V`).
+    Pinned(VersionNumber),
+}
+
+/// Shared services the invoker is built from.
+pub struct InvokerParts {
+    /// The persistent store.
+    pub store: Store,
+    /// The wasm engine.
+    pub engine: WasmEngine,
+    /// Where logs and records go.
+    pub telemetry: Telemetry,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Environment added to every function (e.g. `GUREUM_API`), below the manifest's.
+    pub platform_env: Vec<(String, String)>,
+}
+
+/// The in-memory registry of functions and their loaded versions.
+pub struct Invoker {
+    parts: InvokerParts,
+    state: RwLock<Registry>,
+    loaded: Mutex<HashMap<(String, VersionNumber), Arc<OnceCell<Arc<LoadedVersion>>>>>,
+    // Serializes deploy/rollback/remove so route checks and swaps do not interleave.
+    control: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct Registry {
+    functions: HashMap<String, LiveFunction>,
+    routes: RouteTable,
+}
+
+#[derive(Clone)]
+struct LiveFunction {
+    version: VersionNumber,
+    spec: Arc<FunctionSpec>,
+    artifact_hash: String,
+}
+
+struct LoadedVersion {
+    function: String,
+    version: VersionNumber,
+    spec: Arc<FunctionSpec>,
+    component: CompiledComponent,
+    pool: InstancePool<WasmInstance>,
+    settings: InstanceSettings,
+    labels: FunctionLabels,
+}
+
+impl Invoker {
+    /// An invoker with an empty registry; call [`Invoker::load`] to fill it.
+    pub fn new(parts: InvokerParts) -> Arc<Self> {
+        Arc::new(Self {
+            parts,
+            state: RwLock::new(Registry::default()),
+            loaded: Mutex::new(HashMap::new()),
+            control: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Loads every function's live version from the store into the routing table.
+    pub async fn load(&self) -> Result<usize, DeployError> {
+        let versions = self.parts.store.live_versions().await?;
+        let mut functions = HashMap::new();
+        for version in versions {
+            match gureum_manifest::parse(&version.manifest) {
+                Ok(spec) => {
+                    functions.insert(
+                        version.function.to_string(),
+                        LiveFunction {
+                            version: version.version,
+                            spec: Arc::new(spec),
+                            artifact_hash: version.artifact_hash,
+                        },
+                    );
+                }
+                Err(error) => {
+                    tracing::error!(function = %version.function, %error, "stored manifest no longer parses; function not served");
+                }
+            }
+        }
+        let count = functions.len();
+        let mut state = write(&self.state);
+        state.routes = route_table(&functions);
+        state.functions = functions;
+        Ok(count)
+    }
+
+    /// Starts the background task that drops idle instances and unused code.
+    pub fn spawn_reaper(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let invoker = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REAP_INTERVAL);
+            loop {
+                tick.tick().await;
+                let Some(invoker) = invoker.upgrade() else {
+                    return;
+                };
+                invoker.reap(Instant::now());
+            }
+        })
+    }
+
+    /// The function serving a manifest route.
+    pub fn route(&self, path: &str) -> Option<String> {
+        read(&self.state).routes.lookup(path).map(str::to_string)
+    }
+
+    /// The live version of `function`, if it exists.
+    pub fn live_version(&self, function: &str) -> Option<VersionNumber> {
+        read(&self.state)
+            .functions
+            .get(function)
+            .map(|live| live.version)
+    }
+
+    /// Runs one request on `function`.
+    pub async fn invoke<B>(
+        &self,
+        function: &str,
+        selector: VersionSelector,
+        request: http::Request<B>,
+    ) -> Answer
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: std::fmt::Display,
+    {
+        let started = Instant::now();
+        let started_at_ms = gureum_model::now_ms();
+        let invocation_id = uuid::Uuid::now_v7().simple().to_string();
+        let live = read(&self.state).functions.get(function).cloned();
+        let Some(live) = live else {
+            return Answer {
+                invocation_id,
+                version: 0,
+                cold_start: false,
+                response: Err(InvokeError::NotFound(format!(
+                    "no function named {function:?} is deployed; `gureum ls` lists the deployed functions"
+                ))),
+            };
+        };
+        let version = match selector {
+            VersionSelector::Live => live.version,
+            VersionSelector::Pinned(version) => version,
+        };
+        let fail = |error: InvokeError, cold_start: bool| Answer {
+            invocation_id: invocation_id.clone(),
+            version,
+            cold_start,
+            response: Err(error),
+        };
+
+        let (loaded, mut cold_start) = match self.loaded_version(function, version, &live).await {
+            Ok(found) => found,
+            Err(error) => return fail(error, true),
+        };
+        let lease = match loaded.pool.acquire().await {
+            Ok(lease) => lease,
+            Err(throttled) => {
+                self.record_refusal(&loaded, &invocation_id, started_at_ms, started);
+                return fail(InvokeError::Throttled(throttled), cold_start);
+            }
+        };
+        let timeout = Duration::from_millis(loaded.spec.limits.timeout_ms);
+        let mut lease = lease;
+        let instance = match lease.instance.take() {
+            Some(instance) => instance,
+            None => {
+                cold_start |= loaded.spec.reuse_instances;
+                match self
+                    .parts
+                    .engine
+                    .instantiate(&loaded.component, &loaded.settings, timeout)
+                    .await
+                {
+                    Ok(instance) => instance,
+                    Err(error) => {
+                        loaded.pool.release(lease, None);
+                        return fail(InvokeError::Unavailable(error.to_string()), cold_start);
+                    }
+                }
+            }
+        };
+        if cold_start {
+            self.parts.metrics.cold_starts.get_or_create(&loaded.labels).inc();
+        }
+
+        let invocation = instance.handle(request, timeout).await;
+        let response = invocation.response.map_err(|failure| failure_error(&failure));
+        let status = match &response {
+            Ok(response) => response.status().as_u16(),
+            Err(error) => error.status(),
+        };
+        // The instance stays leased until the handler returns (its body may still be
+        // streaming); accounting happens then, off the request's path.
+        let completion = invocation.completion;
+        let telemetry = self.parts.telemetry.clone();
+        let metrics = self.parts.metrics.clone();
+        let id = invocation_id.clone();
+        let loaded_for_task = loaded.clone();
+        tokio::spawn(async move {
+            let done = completion.await;
+            let loaded = loaded_for_task;
+            loaded.pool.release(lease, done.instance);
+            let duration = started.elapsed();
+            let outcome = match &done.failure {
+                None => InvocationOutcome::Ok,
+                Some(Failure::Timeout { .. }) => InvocationOutcome::Timeout,
+                Some(_) => InvocationOutcome::Error,
+            };
+            let mut lines: Vec<LogLine> = done
+                .lines
+                .into_iter()
+                .map(|line| LogLine {
+                    seq: 0,
+                    invocation_id: id.clone(),
+                    function: loaded.function.clone(),
+                    version: loaded.version,
+                    ts_ms: line.ts_ms,
+                    stream: line.stream,
+                    message: line.message,
+                })
+                .collect();
+            if let Some(failure) = &done.failure {
+                lines.push(LogLine {
+                    seq: 0,
+                    invocation_id: id.clone(),
+                    function: loaded.function.clone(),
+                    version: loaded.version,
+                    ts_ms: gureum_model::now_ms(),
+                    stream: LogStream::Platform,
+                    message: failure_error(failure).to_string(),
+                });
+            }
+            metrics
+                .invocations
+                .get_or_create(&OutcomeLabels {
+                    function: loaded.function.clone(),
+                    outcome: outcome.as_str().to_string(),
+                })
+                .inc();
+            metrics
+                .duration_seconds
+                .get_or_create(&loaded.labels)
+                .observe(duration.as_secs_f64());
+            telemetry.logs(lines).await;
+            telemetry
+                .invocation(InvocationRecord {
+                    id,
+                    function: loaded.function.clone(),
+                    version: loaded.version,
+                    started_at_ms,
+                    duration_us: duration.as_micros() as i64,
+                    status,
+                    outcome,
+                    cold_start,
+                    memory_mb: loaded.spec.limits.memory_mb,
+                })
+                .await;
+        });
+        Answer {
+            invocation_id,
+            version,
+            cold_start,
+            response,
+        }
+    }
+
+    /// Drops idle instances past their TTL and the code of versions nobody used for
+    /// their TTL (scale to zero).
+    pub fn reap(&self, now: Instant) {
+        let mut map = lock(&self.loaded);
+        map.retain(|_, cell| {
+            let Some(loaded) = cell.get() else {
+                return true;
+            };
+            loaded.pool.reap(now);
+            self.parts
+                .metrics
+                .warm_instances
+                .get_or_create(&loaded.labels)
+                .set(loaded.pool.idle_count() as i64);
+            !loaded.pool.is_expired(now)
+        });
+    }
+
+    /// Returns the loaded version, loading its code if needed (the `bool` says it was).
+    async fn loaded_version(
+        &self,
+        function: &str,
+        version: VersionNumber,
+        live: &LiveFunction,
+    ) -> Result<(Arc<LoadedVersion>, bool), InvokeError> {
+        let cell = lock(&self.loaded)
+            .entry((function.to_string(), version))
+            .or_default()
+            .clone();
+        if let Some(loaded) = cell.get() {
+            return Ok((loaded.clone(), false));
+        }
+        let loaded = cell
+            .get_or_try_init(|| self.load_version(function, version, live))
+            .await?;
+        Ok((loaded.clone(), true))
+    }
+
+    async fn load_version(
+        &self,
+        function: &str,
+        version: VersionNumber,
+        live: &LiveFunction,
+    ) -> Result<Arc<LoadedVersion>, InvokeError> {
+        let (spec, hash) = if version == live.version {
+            (live.spec.clone(), live.artifact_hash.clone())
+        } else {
+            let name = FunctionName::new(function)
+                .map_err(|error| InvokeError::NotFound(error.to_string()))?;
+            let stored = self
+                .parts
+                .store
+                .get_version(&name, version)
+                .await
+                .map_err(|error| InvokeError::Unavailable(error.to_string()))?
+                .ok_or_else(|| {
+                    InvokeError::NotFound(format!(
+                        "function {function:?} has no version {version}; `gureum versions {function}` lists them"
+                    ))
+                })?;
+            let spec = gureum_manifest::parse(&stored.manifest)
+                .map_err(|error| InvokeError::Unavailable(error.to_string()))?;
+            (Arc::new(spec), stored.artifact_hash)
+        };
+        let component = self.component(&hash).await?;
+        Ok(Arc::new(self.assemble(function, version, spec, component)))
+    }
+
+    async fn component(&self, hash: &str) -> Result<CompiledComponent, InvokeError> {
+        let bytes = if self.parts.engine.is_cached(hash) {
+            None
+        } else {
+            self.parts
+                .store
+                .get_artifact(hash)
+                .await
+                .map_err(|error| InvokeError::Unavailable(error.to_string()))?
+        };
+        let engine = self.parts.engine.clone();
+        let owned_hash = hash.to_string();
+        let (component, source) =
+            tokio::task::spawn_blocking(move || engine.load(&owned_hash, || bytes))
+                .await
+                .map_err(|error| InvokeError::Unavailable(error.to_string()))?
+                .map_err(|error| InvokeError::Unavailable(error.to_string()))?;
+        match source {
+            LoadSource::Cache => self.parts.metrics.cache_loads.inc(),
+            LoadSource::Compiled => self.parts.metrics.compilations.inc(),
+        };
+        Ok(component)
+    }
+
+    fn assemble(
+        &self,
+        function: &str,
+        version: VersionNumber,
+        spec: Arc<FunctionSpec>,
+        component: CompiledComponent,
+    ) -> LoadedVersion {
+        let mut env = self.parts.platform_env.clone();
+        env.push(("GUREUM_FUNCTION_NAME".into(), function.to_string()));
+        env.push(("GUREUM_FUNCTION_VERSION".into(), version.to_string()));
+        env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let limits = spec.limits;
+        LoadedVersion {
+            function: function.to_string(),
+            version,
+            component,
+            pool: InstancePool::new(PoolSettings::new(
+                limits.max_instances,
+                Duration::from_secs(limits.idle_ttl_s),
+                spec.reuse_instances,
+            )),
+            settings: InstanceSettings {
+                env,
+                memory_mb: limits.memory_mb,
+                allowed_outbound_hosts: Arc::new(spec.allowed_outbound_hosts.clone()),
+            },
+            labels: FunctionLabels {
+                function: function.to_string(),
+            },
+            spec,
+        }
+    }
+
+    fn record_refusal(
+        &self,
+        loaded: &LoadedVersion,
+        invocation_id: &str,
+        started_at_ms: i64,
+        started: Instant,
+    ) {
+        self.parts
+            .metrics
+            .invocations
+            .get_or_create(&OutcomeLabels {
+                function: loaded.function.clone(),
+                outcome: InvocationOutcome::Throttled.as_str().to_string(),
+            })
+            .inc();
+        let telemetry = self.parts.telemetry.clone();
+        let record = InvocationRecord {
+            id: invocation_id.to_string(),
+            function: loaded.function.clone(),
+            version: loaded.version,
+            started_at_ms,
+            duration_us: started.elapsed().as_micros() as i64,
+            status: 429,
+            outcome: InvocationOutcome::Throttled,
+            cold_start: false,
+            memory_mb: loaded.spec.limits.memory_mb,
+        };
+        tokio::spawn(async move { telemetry.invocation(record).await });
+    }
+}
+
+fn failure_error(failure: &Failure) -> InvokeError {
+    match failure {
+        Failure::Timeout { timeout_ms } => InvokeError::Timeout {
+            timeout_ms: *timeout_ms,
+        },
+        Failure::MemoryLimit { memory_mb } => InvokeError::MemoryLimit {
+            memory_mb: *memory_mb,
+        },
+        Failure::Trap(message) => InvokeError::FunctionError(message.clone()),
+        Failure::NoResponse => {
+            InvokeError::FunctionError("the handler returned without setting a response".into())
+        }
+        Failure::GuestError(code) => {
+            InvokeError::FunctionError(format!("the handler answered with error {code}"))
+        }
+    }
+}
+
+fn route_table(functions: &HashMap<String, LiveFunction>) -> RouteTable {
+    RouteTable::build(
+        functions
+            .iter()
+            .map(|(name, live)| (name.as_str(), live.spec.routes.as_slice())),
+    )
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

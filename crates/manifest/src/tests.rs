@@ -1,0 +1,1052 @@
+//! Data-driven tests: one row per rule with the field and message fragment it must produce,
+//! good manifests, `outbound_allowed` matching and `load` on temporary directories.
+
+use std::fs;
+
+use gureum_model::{AuthPolicy, Limits, Runtime, Schedule};
+
+use super::*;
+
+const BASE: &str = "name = \"hello\"\nartifact = \"hello.wasm\"\n";
+
+fn with_base(extra: &str) -> String {
+    format!("{BASE}{extra}\n")
+}
+
+fn problems_of(text: &str) -> Vec<Problem> {
+    match parse(text) {
+        Err(ManifestError::Invalid(problems)) => problems,
+        other => panic!("expected problems for\n{text}\ngot {other:?}"),
+    }
+}
+
+#[test]
+fn each_rule_reports_its_field_and_what_is_valid() {
+    let lambda = "name = \"hello\"\nartifact = \"code\"\nruntime = \"lambda\"\n";
+    let cases: Vec<(String, &str, &str)> = vec![
+        // Unknown keys, at every level.
+        (
+            with_base("memroy_mb = 256"),
+            "memroy_mb",
+            "unknown key `memroy_mb`: did you mean `memory_mb`?",
+        ),
+        (
+            with_base("memroy_mb = 256"),
+            "memroy_mb",
+            "valid keys: name, description, runtime",
+        ),
+        (
+            with_base("timeout = 30"),
+            "timeout",
+            "did you mean `timeout_ms`?",
+        ),
+        (
+            with_base("[[schedules]]\ncron = \"@daily\""),
+            "schedules",
+            "did you mean `schedule`?",
+        ),
+        (
+            with_base("colour = 1"),
+            "colour",
+            "unknown key `colour` (valid keys:",
+        ),
+        (
+            with_base("GREETING = \"hi\""),
+            "GREETING",
+            "environment variables go under [env]",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"@daily\"\nbdy = \"x\""),
+            "schedule[0].bdy",
+            "did you mean `body`?",
+        ),
+        (
+            with_base("[static]\ndir = \"public\"\nspaa = true"),
+            "static.spaa",
+            "did you mean `spa`?",
+        ),
+        (
+            with_base("[static]\ndir = \"public\"\nmemory_mb = 5"),
+            "static.memory_mb",
+            "move it above",
+        ),
+        // name
+        (
+            "artifact = \"a.wasm\"".to_string(),
+            "name",
+            "missing required key",
+        ),
+        (
+            "name = \"Hello\"\nartifact = \"a.wasm\"".to_string(),
+            "name",
+            "1 to 63 characters of a-z, 0-9 and '-'",
+        ),
+        (
+            "name = \"-a\"\nartifact = \"a.wasm\"".to_string(),
+            "name",
+            "got \"-a\"",
+        ),
+        (
+            "name = 5\nartifact = \"a.wasm\"".to_string(),
+            "name",
+            "got an integer 5",
+        ),
+        // runtime
+        (
+            with_base("runtime = \"node\""),
+            "runtime",
+            "expected \"wasm\" or \"lambda\", got \"node\"",
+        ),
+        (with_base("runtime = true"), "runtime", "got a boolean true"),
+        // artifact
+        (
+            "name = \"a\"".to_string(),
+            "artifact",
+            "missing required key",
+        ),
+        (
+            "name = \"a\"\nartifact = \"\"".to_string(),
+            "artifact",
+            "got an empty string",
+        ),
+        (
+            "name = \"a\"\nartifact = [\"x\"]".to_string(),
+            "artifact",
+            "got an array",
+        ),
+        // command
+        (
+            with_base("command = [\"./run\"]"),
+            "command",
+            "only allowed with runtime = \"lambda\"",
+        ),
+        (
+            format!("{lambda}command = []"),
+            "command",
+            "got an empty list",
+        ),
+        (
+            format!("{lambda}command = [\"python3\", \"\"]"),
+            "command[1]",
+            "expected a non-empty string",
+        ),
+        (
+            format!("{lambda}command = [\"python3\", 3]"),
+            "command[1]",
+            "expected a string, got an integer 3",
+        ),
+        (
+            format!("{lambda}command = \"./bootstrap\""),
+            "command",
+            "expected a list of non-empty strings",
+        ),
+        // routes
+        (
+            with_base("routes = [\"hello\"]"),
+            "routes[0]",
+            "starting with '/'",
+        ),
+        (
+            with_base("routes = [\"/a b\"]"),
+            "routes[0]",
+            "without spaces",
+        ),
+        (
+            with_base("routes = [\"/a?b=1\"]"),
+            "routes[0]",
+            "without a query",
+        ),
+        (
+            with_base("routes = [\"/a#top\"]"),
+            "routes[0]",
+            "without a query or fragment",
+        ),
+        (
+            with_base("routes = [\"/a*\"]"),
+            "routes[0]",
+            "'*' only as a final \"/*\" segment",
+        ),
+        (
+            with_base("routes = [\"/*/a\"]"),
+            "routes[0]",
+            "'*' only as a final",
+        ),
+        (
+            with_base("routes = [\"/a/*/*\"]"),
+            "routes[0]",
+            "'*' only as a final",
+        ),
+        (
+            with_base("routes = [\"/a\", \"/b\", \"/a\"]"),
+            "routes[2]",
+            "duplicate of routes[0]",
+        ),
+        (
+            with_base("routes = [\"/fn/x\"]"),
+            "routes[0]",
+            "reserved by the platform",
+        ),
+        (with_base("routes = [\"/ws/*\"]"), "routes[0]", "reserved"),
+        (
+            with_base("routes = [\"/auth/v1/x\"]"),
+            "routes[0]",
+            "reserved",
+        ),
+        (
+            with_base("routes = [\"/data/v1\"]"),
+            "routes[0]",
+            "reserved",
+        ),
+        (with_base("routes = [\"/api/v1\"]"), "routes[0]", "reserved"),
+        (
+            with_base("routes = [\"/healthz\"]"),
+            "routes[0]",
+            "reserved",
+        ),
+        (
+            with_base("routes = [\"/healthz/*\"]"),
+            "routes[0]",
+            "reserved",
+        ),
+        (with_base("routes = [\"/fn\"]"), "routes[0]", "reserved"),
+        (with_base("routes = [\"/ws\"]"), "routes[0]", "reserved"),
+        (
+            with_base("routes = \"/hello\""),
+            "routes",
+            "expected a list of paths",
+        ),
+        (with_base("routes = [1]"), "routes[0]", "expected a string"),
+        // Limits: ranges, types, signs.
+        (
+            with_base("memory_mb = 0"),
+            "memory_mb",
+            "expected an integer from 1 to 4096 (MiB), got 0",
+        ),
+        (
+            with_base("memory_mb = 4097"),
+            "memory_mb",
+            "from 1 to 4096 (MiB), got 4097",
+        ),
+        (with_base("memory_mb = -1"), "memory_mb", "got -1"),
+        (
+            with_base("memory_mb = 1.5"),
+            "memory_mb",
+            "expected an integer (MiB), got a float 1.5",
+        ),
+        (
+            with_base("memory_mb = 128.0"),
+            "memory_mb",
+            "got a float 128.0",
+        ),
+        (
+            with_base("timeout_ms = \"3s\""),
+            "timeout_ms",
+            "expected an integer (milliseconds), got a string",
+        ),
+        (
+            with_base("timeout_ms = 0"),
+            "timeout_ms",
+            "from 1 to 900000 (milliseconds)",
+        ),
+        (with_base("timeout_ms = 900001"), "timeout_ms", "got 900001"),
+        (
+            with_base("max_instances = 0"),
+            "max_instances",
+            "from 1 to 1000",
+        ),
+        (
+            with_base("max_instances = 1001"),
+            "max_instances",
+            "got 1001",
+        ),
+        (
+            with_base("idle_ttl_s = -5"),
+            "idle_ttl_s",
+            "from 0 to 86400 (seconds), got -5",
+        ),
+        (
+            with_base("idle_ttl_s = 86401"),
+            "idle_ttl_s",
+            "from 0 to 86400",
+        ),
+        (
+            with_base("idle_ttl_s = true"),
+            "idle_ttl_s",
+            "expected an integer (seconds), got a boolean",
+        ),
+        // reuse_instances
+        (
+            with_base("reuse_instances = \"yes\""),
+            "reuse_instances",
+            "expected true or false, got a string \"yes\"",
+        ),
+        (
+            with_base("reuse_instances = 1"),
+            "reuse_instances",
+            "expected true or false",
+        ),
+        // allowed_outbound_hosts
+        (
+            with_base("allowed_outbound_hosts = \"*\""),
+            "allowed_outbound_hosts",
+            "expected a list of origins",
+        ),
+        (
+            with_base("allowed_outbound_hosts = [\"api.example.com\"]"),
+            "allowed_outbound_hosts[0]",
+            "missing scheme: write e.g. \"https://api.example.com\"",
+        ),
+        (
+            with_base("allowed_outbound_hosts = [\"https://a.com\", \"ftp://a.com\"]"),
+            "allowed_outbound_hosts[1]",
+            "unsupported scheme \"ftp\"",
+        ),
+        (
+            with_base("allowed_outbound_hosts = [\"https://a.com/v1\"]"),
+            "allowed_outbound_hosts[0]",
+            "remove \"/v1\"",
+        ),
+        (
+            with_base("allowed_outbound_hosts = [\"https://a.com/\"]"),
+            "allowed_outbound_hosts[0]",
+            "path",
+        ),
+        (
+            with_base("allowed_outbound_hosts = [\"https://a.com:0\"]"),
+            "allowed_outbound_hosts[0]",
+            "invalid port \"0\"",
+        ),
+        (
+            with_base("allowed_outbound_hosts = [\"https://a.com:99999\"]"),
+            "allowed_outbound_hosts[0]",
+            "from 1 to 65535",
+        ),
+        (
+            with_base("allowed_outbound_hosts = [\"https://a.com:\"]"),
+            "allowed_outbound_hosts[0]",
+            "invalid port",
+        ),
+        (
+            with_base("allowed_outbound_hosts = [\"https://a.*.com\"]"),
+            "allowed_outbound_hosts[0]",
+            "leading \"*.\"",
+        ),
+        (
+            with_base("allowed_outbound_hosts = [\"https://\"]"),
+            "allowed_outbound_hosts[0]",
+            "missing host",
+        ),
+        (
+            with_base("allowed_outbound_hosts = [\"https://a b.com\"]"),
+            "allowed_outbound_hosts[0]",
+            "invalid host",
+        ),
+        (
+            with_base("allowed_outbound_hosts = [\"https://u@a.com\"]"),
+            "allowed_outbound_hosts[0]",
+            "user info",
+        ),
+        (
+            with_base("allowed_outbound_hosts = [\"http://::1\"]"),
+            "allowed_outbound_hosts[0]",
+            "brackets",
+        ),
+        (
+            with_base("allowed_outbound_hosts = [\"http://[::1\"]"),
+            "allowed_outbound_hosts[0]",
+            "unclosed",
+        ),
+        (
+            with_base(
+                "allowed_outbound_hosts = [\"https://a.com\"]\n#\nallowed_outbound_hosts2 = 1",
+            ),
+            "allowed_outbound_hosts2",
+            "did you mean `allowed_outbound_hosts`?",
+        ),
+        (
+            with_base("allowed_outbound_hosts = [\"x\"]"),
+            "allowed_outbound_hosts[0]",
+            "expected \"scheme://host[:port]\"",
+        ),
+        // auth
+        (
+            with_base("auth = \"\""),
+            "auth",
+            "expected \"none\", \"user\" or a CEL expression",
+        ),
+        (with_base("auth = false"), "auth", "got a boolean false"),
+        // env
+        (
+            with_base("[env]\n1X = \"a\""),
+            "env.1X",
+            "not starting with a digit",
+        ),
+        (
+            with_base("[env]\n\"MY KEY\" = \"a\""),
+            "env.\"MY KEY\"",
+            "invalid variable name",
+        ),
+        (
+            with_base("[env]\nA-B = \"a\""),
+            "env.A-B",
+            "letters, digits and '_'",
+        ),
+        (
+            with_base("[env]\nGUREUM_API = \"x\""),
+            "env.GUREUM_API",
+            "reserved by the platform",
+        ),
+        (
+            with_base("[env]\nAWS_LAMBDA_FUNCTION_NAME = \"x\""),
+            "env.AWS_LAMBDA_FUNCTION_NAME",
+            "reserved",
+        ),
+        (
+            with_base("[env]\n_HANDLER = \"x\""),
+            "env._HANDLER",
+            "reserved",
+        ),
+        (
+            with_base("[env]\nPORT = 8080"),
+            "env.PORT",
+            "got an integer 8080: quote it, e.g. PORT = \"8080\"",
+        ),
+        (
+            with_base("[env]\nDEBUG = true"),
+            "env.DEBUG",
+            "quote it, e.g. DEBUG = \"true\"",
+        ),
+        (
+            with_base("[env]\nLIST = [\"a\"]"),
+            "env.LIST",
+            "expected a string, got an array",
+        ),
+        (
+            with_base("[env]\nmemory_mb = 256"),
+            "env.memory_mb",
+            "move it above [env]",
+        ),
+        (with_base("env = \"A=1\""), "env", "expected a table ([env]"),
+        // schedule
+        (
+            with_base("[schedule]\ncron = \"@daily\""),
+            "schedule",
+            "write [[schedule]] (double brackets)",
+        ),
+        (
+            with_base("schedule = [\"@daily\"]"),
+            "schedule[0]",
+            "expected a table with cron and body",
+        ),
+        (
+            with_base("[[schedule]]\nbody = \"x\""),
+            "schedule[0].cron",
+            "missing required key",
+        ),
+        (
+            with_base("[[schedule]]\ncron = 5"),
+            "schedule[0].cron",
+            "expected a string, got an integer",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"@daily\"\nbody = {a = 1}"),
+            "schedule[0].body",
+            "expected a string",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"@daily\"\n[[schedule]]\ncron = \"every day\""),
+            "schedule[1].cron",
+            "wrong number of fields (2)",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"* * * *\""),
+            "schedule[0].cron",
+            "expected \"@every <duration>\"",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"* * * * * * *\""),
+            "schedule[0].cron",
+            "wrong number of fields (7)",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"61 * * * *\""),
+            "schedule[0].cron",
+            "minute 61 is out of range 0-59",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"0 24 * * *\""),
+            "schedule[0].cron",
+            "hour 24 is out of range 0-23",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"60 * * * * *\""),
+            "schedule[0].cron",
+            "second 60 is out of range",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"0 0 0 * *\""),
+            "schedule[0].cron",
+            "day-of-month 0 is out of range 1-31",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"0 0 1 13 *\""),
+            "schedule[0].cron",
+            "month 13 is out of range 1-12",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"0 0 * * 8\""),
+            "schedule[0].cron",
+            "day-of-week 8 is out of range 0-7",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"0 0 * FOO *\""),
+            "schedule[0].cron",
+            "month \"FOO\" is not valid (use 1-12 or JAN-DEC",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"0 0 * * MON-XYZ\""),
+            "schedule[0].cron",
+            "use 0-7 or SUN-SAT",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"0 MON * * *\""),
+            "schedule[0].cron",
+            "hour \"MON\" is not valid",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"*/0 * * * *\""),
+            "schedule[0].cron",
+            "step \"0\"",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"1,,2 * * * *\""),
+            "schedule[0].cron",
+            "minute \"\" is not valid",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"30-10 * * * *\""),
+            "schedule[0].cron",
+            "goes backwards",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"0 0 ? * *\""),
+            "schedule[0].cron",
+            "\"?\" is not valid",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"@every\""),
+            "schedule[0].cron",
+            "@every needs a duration",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"@every 10\""),
+            "schedule[0].cron",
+            "invalid duration \"10\"",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"@every 500ms\""),
+            "schedule[0].cron",
+            "shorter than 1s",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"@every 0s\""),
+            "schedule[0].cron",
+            "shorter than 1s",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"@often\""),
+            "schedule[0].cron",
+            "unknown macro \"@often\"",
+        ),
+        // static and description
+        (
+            with_base("[static]\nspa = true"),
+            "static.dir",
+            "missing required key",
+        ),
+        (
+            with_base("[static]\ndir = \"\""),
+            "static.dir",
+            "got an empty string",
+        ),
+        (
+            with_base("[static]\ndir = \"public\"\nspa = \"yes\""),
+            "static.spa",
+            "expected true or false",
+        ),
+        (
+            with_base("static = \"public\""),
+            "static",
+            "expected a table ([static]",
+        ),
+        (
+            with_base("description = 1"),
+            "description",
+            "expected a string, got an integer 1",
+        ),
+    ];
+    for (text, field, fragment) in &cases {
+        let problems = problems_of(text);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.field == *field && p.message.contains(fragment)),
+            "manifest:\n{text}\nwanted {field}: …{fragment}…\ngot {problems:#?}"
+        );
+        for problem in &problems {
+            let first = problem.message.chars().next().unwrap_or('a');
+            assert!(
+                !first.is_uppercase() && !problem.message.ends_with('.'),
+                "style: {problem}"
+            );
+        }
+    }
+}
+
+#[test]
+fn minimal_manifest_gets_every_default() {
+    let spec = parse(BASE).expect("valid");
+    assert_eq!(spec.name.as_str(), "hello");
+    assert_eq!(spec.runtime, Runtime::Wasm);
+    assert_eq!(spec.artifact, "hello.wasm");
+    assert!(spec.command.is_empty());
+    assert!(spec.routes.is_empty());
+    assert_eq!(spec.limits, Limits::default());
+    assert!(spec.reuse_instances);
+    assert!(spec.allowed_outbound_hosts.is_empty());
+    assert_eq!(spec.auth, AuthPolicy::None);
+    assert!(spec.env.is_empty());
+    assert!(spec.schedules.is_empty());
+}
+
+#[test]
+fn example_parses_with_its_stated_defaults() {
+    let spec = parse(EXAMPLE).expect("EXAMPLE is valid");
+    assert_eq!(spec.name.as_str(), "hello");
+    assert_eq!(spec.limits, Limits::default());
+    assert!(spec.reuse_instances);
+    assert_eq!(spec.auth, AuthPolicy::None);
+    assert_eq!(spec.routes, ["/hello", "/hello/*"]);
+    assert_eq!(spec.env.get("GREETING").map(String::as_str), Some("hi"));
+    assert_eq!(
+        spec.schedules,
+        [Schedule {
+            cron: "0 */5 * * * *".into(),
+            body: "{}".into()
+        }]
+    );
+    // The commented-out sections must stay valid when a user uncomments them.
+    let uncommented = EXAMPLE
+        .replace("# [static]", "[static]")
+        .replace("# dir", "dir")
+        .replace("# spa", "spa");
+    let uncommented = uncommented
+        .replace("runtime = \"wasm\"", "runtime = \"lambda\"")
+        .replace("# command", "command");
+    parse(&uncommented).expect("EXAMPLE with its optional lines is valid");
+}
+
+#[test]
+fn full_lambda_manifest_is_accepted() {
+    let text = r#"
+name = "api-2"
+description = "orders"
+runtime = "lambda"
+artifact = "../../target/lambda/api"
+command = ["python3", "-m", "awslambdaric", "app.handler"]
+routes = ["/", "/orders", "/orders/*", "/*", "/fnord", "/api", "/wsx"]
+memory_mb = 4096
+timeout_ms = 900000
+max_instances = 1000
+idle_ttl_s = 0
+reuse_instances = false
+allowed_outbound_hosts = ["*", "https://*.example.com", "http://localhost:8080", "*://db:*", "http://[::1]:5432", "HTTPS://API.Example.com"]
+auth = "auth.claims.role == 'admin'"
+
+[static]
+dir = "public"
+spa = true
+
+[env]
+GREETING = "hi"
+_private = ""
+LAMBDA = "ok"
+
+[[schedule]]
+cron = "@every 1h30m"
+
+[[schedule]]
+cron = "0 0 9 * * MON-FRI"
+body = '{"kind":"digest"}'
+
+[[schedule]]
+cron = "*/15 0-6,22-23 1,15 jan-Jun 0,7"
+
+[[schedule]]
+cron = "@hourly"
+"#;
+    let spec = parse(text).expect("valid");
+    assert_eq!(spec.runtime, Runtime::Lambda);
+    assert_eq!(spec.command[3], "app.handler");
+    assert_eq!(
+        spec.limits,
+        Limits {
+            memory_mb: 4096,
+            timeout_ms: 900_000,
+            max_instances: 1000,
+            idle_ttl_s: 0
+        }
+    );
+    assert!(!spec.reuse_instances);
+    assert_eq!(spec.allowed_outbound_hosts.len(), 6);
+    assert_eq!(
+        spec.auth,
+        AuthPolicy::Expression("auth.claims.role == 'admin'".into())
+    );
+    assert_eq!(spec.env.len(), 3);
+    assert_eq!(spec.schedules.len(), 4);
+    assert_eq!(spec.schedules[0].body, "");
+}
+
+#[test]
+fn lambda_defaults_to_bootstrap_and_user_auth_parses() {
+    let spec = parse("name = \"l\"\nartifact = \"code\"\nruntime = \"lambda\"\nauth = \"user\"")
+        .expect("valid");
+    assert_eq!(spec.command, ["./bootstrap"]);
+    assert_eq!(spec.auth, AuthPolicy::User);
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = r#"
+name = "Bad_Name"
+memroy_mb = 1
+timeout_ms = "3s"
+routes = ["nope", "/fn/x"]
+[env]
+GUREUM_X = "1"
+[[schedule]]
+cron = "0 24 * * *"
+"#;
+    let problems = problems_of(text);
+    let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+    for expected in [
+        "memroy_mb",
+        "name",
+        "artifact",
+        "routes[0]",
+        "routes[1]",
+        "timeout_ms",
+        "env.GUREUM_X",
+        "schedule[0].cron",
+    ] {
+        assert!(
+            fields.contains(&expected),
+            "{expected} missing in {fields:?}"
+        );
+    }
+    let error = ManifestError::Invalid(problems);
+    let shown = error.to_string();
+    assert!(
+        shown.starts_with("invalid gureum.toml (8 problems):\n  - "),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("\n  - timeout_ms: expected an integer (milliseconds), got a string \"3s\"")
+    );
+    assert_eq!(error.problems().len(), 8);
+}
+
+#[test]
+fn syntax_errors_carry_line_and_column() {
+    let error = parse("name = \"a\"\nartifact = \"b\"\nmemory_mb = = 3\n").expect_err("bad toml");
+    let ManifestError::Syntax {
+        line,
+        column,
+        message,
+        source_line,
+    } = &error
+    else {
+        panic!("expected a syntax error, got {error:?}");
+    };
+    assert_eq!((*line, *column), (3, 13), "{message}");
+    assert_eq!(source_line, "memory_mb = = 3");
+    let shown = error.to_string();
+    assert!(shown.contains("line 3, column 13: "), "{shown}");
+    assert!(
+        shown.ends_with("\n  | memory_mb = = 3\n  |             ^"),
+        "{shown}"
+    );
+    assert!(error.problems().is_empty());
+
+    let error = parse("name = \"a\"\nname = \"b\"\n").expect_err("duplicate key");
+    assert!(
+        matches!(error, ManifestError::Syntax { line: 2, .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("| name = \"b\""), "{error}");
+    let error = parse("name = \"héllo").expect_err("unterminated string");
+    assert!(
+        matches!(error, ManifestError::Syntax { line: 1, .. }),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn outbound_patterns_match_like_spin() {
+    let cases: &[(&str, &str, &str, Option<u16>, bool)] = &[
+        (
+            "https://api.example.com",
+            "https",
+            "api.example.com",
+            None,
+            true,
+        ),
+        (
+            "https://api.example.com",
+            "https",
+            "api.example.com",
+            Some(443),
+            true,
+        ),
+        (
+            "https://api.example.com",
+            "https",
+            "API.Example.COM.",
+            None,
+            true,
+        ),
+        (
+            "https://api.example.com",
+            "HTTPS:",
+            "api.example.com",
+            None,
+            true,
+        ),
+        (
+            "https://api.example.com",
+            "https",
+            "api.example.com",
+            Some(8443),
+            false,
+        ),
+        (
+            "https://api.example.com",
+            "http",
+            "api.example.com",
+            None,
+            false,
+        ),
+        (
+            "https://api.example.com",
+            "https",
+            "example.com",
+            None,
+            false,
+        ),
+        (
+            "https://api.example.com",
+            "https",
+            "x.api.example.com",
+            None,
+            false,
+        ),
+        (
+            "https://api.example.com:8443",
+            "https",
+            "api.example.com",
+            Some(8443),
+            true,
+        ),
+        (
+            "https://api.example.com:8443",
+            "https",
+            "api.example.com",
+            None,
+            false,
+        ),
+        (
+            "http://localhost:8080",
+            "http",
+            "localhost",
+            Some(8080),
+            true,
+        ),
+        ("http://localhost:8080", "http", "localhost", None, false),
+        ("http://localhost", "http", "localhost", Some(80), true),
+        ("http://localhost", "http", "localhost", Some(8080), false),
+        (
+            "https://*.example.com",
+            "https",
+            "a.example.com",
+            None,
+            true,
+        ),
+        (
+            "https://*.example.com",
+            "https",
+            "a.b.example.com",
+            None,
+            true,
+        ),
+        ("https://*.example.com", "https", "example.com", None, false),
+        (
+            "https://*.example.com",
+            "https",
+            "badexample.com",
+            None,
+            false,
+        ),
+        (
+            "https://*.example.com",
+            "https",
+            "a.example.com.evil.io",
+            None,
+            false,
+        ),
+        (
+            "https://*.example.com",
+            "http",
+            "a.example.com",
+            None,
+            false,
+        ),
+        ("*://db.internal:*", "http", "db.internal", Some(5432), true),
+        ("*://db.internal:*", "https", "db.internal", None, true),
+        ("*://db.internal:*", "https", "other.internal", None, false),
+        ("*://db.internal", "http", "db.internal", None, true),
+        ("*://db.internal", "https", "db.internal", Some(443), true),
+        ("*://db.internal", "http", "db.internal", Some(443), false),
+        ("http://*", "http", "anything.at.all", None, true),
+        ("http://*", "http", "anything.at.all", Some(81), false),
+        ("http://*:*", "http", "10.0.0.1", Some(81), true),
+        ("https://*:8443", "https", "x.y", Some(8443), true),
+        ("*", "ftp", "anything", Some(21), true),
+        ("http://[::1]:8080", "http", "[::1]", Some(8080), true),
+        ("http://[::1]:8080", "http", "::1", Some(8080), true),
+        (
+            "http://127.0.0.1:3000",
+            "http",
+            "127.0.0.1",
+            Some(3000),
+            true,
+        ),
+        // Invalid entries allow nothing rather than guessing.
+        ("api.example.com", "https", "api.example.com", None, false),
+        (
+            "https://api.example.com/v1",
+            "https",
+            "api.example.com",
+            None,
+            false,
+        ),
+    ];
+    for &(entry, scheme, host, port, expected) in cases {
+        assert_eq!(
+            outbound_allowed(&[entry.to_string()], scheme, host, port),
+            expected,
+            "{entry} vs {scheme}://{host} port {port:?}"
+        );
+    }
+    assert!(!outbound_allowed(&[], "https", "a.com", None));
+    let several = ["https://a.com".to_string(), "http://b.com:81".to_string()];
+    assert!(outbound_allowed(&several, "http", "b.com", Some(81)));
+    assert!(!outbound_allowed(&several, "http", "a.com", None));
+}
+
+fn write(dir: &Path, file: &str, text: &str) {
+    let path = dir.join(file);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).expect("mkdir");
+    }
+    fs::write(path, text).expect("write");
+}
+
+#[test]
+fn load_accepts_a_directory_or_the_toml_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "gureum.toml", BASE);
+    write(dir.path(), "hello.wasm", "\0asm");
+
+    let from_dir = load(dir.path()).expect("load dir");
+    assert_eq!(from_dir.manifest_path, dir.path().join("gureum.toml"));
+    assert_eq!(from_dir.artifact_path, dir.path().join("hello.wasm"));
+    assert_eq!(from_dir.text, BASE);
+    assert_eq!(from_dir.spec.name.as_str(), "hello");
+
+    let from_file = load(&dir.path().join("gureum.toml")).expect("load file");
+    assert_eq!(from_file.artifact_path, from_dir.artifact_path);
+
+    // Any file name works when the toml is named explicitly, and paths resolve from its dir.
+    write(
+        dir.path(),
+        "sub/other.toml",
+        "name = \"o\"\nartifact = \"../hello.wasm\"",
+    );
+    let other = load(&dir.path().join("sub/other.toml")).expect("load other");
+    assert_eq!(other.artifact_path, dir.path().join("sub/../hello.wasm"));
+}
+
+#[test]
+fn load_reports_missing_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let error = load(dir.path()).expect_err("no toml");
+    let shown = error.to_string();
+    assert!(matches!(error, ManifestError::Io { .. }));
+    assert!(
+        shown.contains(&dir.path().join("gureum.toml").display().to_string()),
+        "{shown}"
+    );
+    assert!(shown.contains("expected a gureum.toml there"), "{shown}");
+
+    let error = load(&dir.path().join("nope.toml")).expect_err("no file");
+    assert!(error.to_string().contains("nope.toml"), "{error}");
+
+    write(dir.path(), "gureum.toml", BASE);
+    let error = load(dir.path()).expect_err("no artifact");
+    let [problem] = error.problems() else {
+        panic!("one problem expected: {error}");
+    };
+    assert_eq!(problem.field, "artifact");
+    assert!(
+        problem.message.contains("hello.wasm does not exist"),
+        "{problem}"
+    );
+
+    // A wasm artifact must be a file, a lambda artifact may be a directory.
+    fs::create_dir(dir.path().join("hello.wasm")).expect("mkdir");
+    let error = load(dir.path()).expect_err("directory artifact");
+    assert!(
+        error.problems()[0].message.contains("is not a file"),
+        "{error}"
+    );
+
+    write(
+        dir.path(),
+        "gureum.toml",
+        "name = \"l\"\nruntime = \"lambda\"\nartifact = \"hello.wasm\"",
+    );
+    load(dir.path()).expect("lambda directory artifact");
+
+    write(
+        dir.path(),
+        "gureum.toml",
+        "name = \"l\"\nruntime = \"lambda\"\nartifact = \"hello.wasm\"\n[static]\ndir = \"public\"",
+    );
+    let error = load(dir.path()).expect_err("missing static dir");
+    assert_eq!(error.problems()[0].field, "static.dir");
+    fs::create_dir(dir.path().join("public")).expect("mkdir");
+    load(dir.path()).expect("static dir present");
+}
+
+#[test]
+fn invalid_manifest_fails_before_artifact_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "gureum.toml",
+        "name = \"x\"\nartifact = \"a.wasm\"\nmemory_mb = 0",
+    );
+    let error = load(dir.path()).expect_err("invalid");
+    assert_eq!(error.problems()[0].field, "memory_mb");
+}

@@ -1,0 +1,324 @@
+//! Ids and plain types shared by every gureum crate: functions, versions, limits,
+//! invocations and log lines. No IO, no async, no wire formats.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Default memory limit of one instance, in MiB (AWS Lambda's smallest size).
+pub const DEFAULT_MEMORY_MB: u32 = 128;
+/// Default wall-clock limit of one invocation, in milliseconds (AWS Lambda's default).
+pub const DEFAULT_TIMEOUT_MS: u64 = 3_000;
+/// Default ceiling of concurrent invocations of one function.
+pub const DEFAULT_MAX_INSTANCES: u32 = 10;
+/// Default time a warm instance is kept after its last request, in seconds.
+pub const DEFAULT_IDLE_TTL_S: u64 = 300;
+/// Largest `memory_mb` a manifest may ask for (Lambda's ceiling is 10 GiB; ours is the
+/// size the pooling allocator reserves per linear memory).
+pub const MAX_MEMORY_MB: u32 = 4_096;
+/// Longest `timeout_ms` a manifest may ask for (Lambda's 15 minutes).
+pub const MAX_TIMEOUT_MS: u64 = 900_000;
+/// Highest `max_instances` a manifest may ask for.
+pub const MAX_MAX_INSTANCES: u32 = 1_000;
+/// The alias every deploy moves and every unpinned request resolves.
+pub const LIVE_ALIAS: &str = "live";
+
+/// Error for a value that does not satisfy a type's invariant.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ModelError {
+    /// A function name outside `[a-z0-9-]{1,63}`.
+    #[error(
+        "invalid function name {0:?}: use 1 to 63 characters of a-z, 0-9 and '-', not starting or ending with '-'"
+    )]
+    InvalidFunctionName(String),
+}
+
+/// A function's name: `[a-z0-9-]{1,63}`, not starting or ending with `-` (a DNS label).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FunctionName(String);
+
+impl FunctionName {
+    /// Validates `name` and wraps it.
+    pub fn new(name: impl Into<String>) -> Result<Self, ModelError> {
+        let name = name.into();
+        let valid_chars = name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if name.is_empty()
+            || name.len() > 63
+            || !valid_chars
+            || name.starts_with('-')
+            || name.ends_with('-')
+        {
+            return Err(ModelError::InvalidFunctionName(name));
+        }
+        Ok(Self(name))
+    }
+
+    /// The name as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for FunctionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How a function's artifact is executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Runtime {
+    /// A `wasi:http/proxy` WebAssembly component (WASI 0.2).
+    Wasm,
+    /// A process speaking the AWS Lambda Runtime API (2018-06-01).
+    Lambda,
+}
+
+impl Runtime {
+    /// The manifest spelling of the runtime.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Wasm => "wasm",
+            Runtime::Lambda => "lambda",
+        }
+    }
+}
+
+/// Resource limits of one function; every field has a `DEFAULT_*` constant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Memory ceiling of one instance, in MiB.
+    pub memory_mb: u32,
+    /// Wall-clock ceiling of one invocation, in milliseconds.
+    pub timeout_ms: u64,
+    /// Concurrent invocations of the function, across its instances.
+    pub max_instances: u32,
+    /// Seconds a warm instance (and the version's loaded code) survives without requests.
+    pub idle_ttl_s: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_mb: DEFAULT_MEMORY_MB,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            max_instances: DEFAULT_MAX_INSTANCES,
+            idle_ttl_s: DEFAULT_IDLE_TTL_S,
+        }
+    }
+}
+
+/// Who may call a function's public routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthPolicy {
+    /// Anyone.
+    None,
+    /// Callers with a valid gureum user JWT.
+    User,
+    /// A CEL expression over the caller's auth claims.
+    Expression(String),
+}
+
+/// A cron trigger from the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// Cron line: 6 fields with seconds, 5 fields, or `@every <duration>`.
+    pub cron: String,
+    /// Request body sent to the function on each tick.
+    pub body: String,
+}
+
+/// A validated `gureum.toml`: everything the platform needs to run one function version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSpec {
+    /// The function's name.
+    pub name: FunctionName,
+    /// How the artifact runs.
+    pub runtime: Runtime,
+    /// Artifact path as written in the manifest, relative to the manifest's directory.
+    pub artifact: String,
+    /// Lambda only: the command run inside the code directory.
+    pub command: Vec<String>,
+    /// Extra public routes besides `/fn/NAME`; a trailing `/*` matches any suffix.
+    pub routes: Vec<String>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Wasm: whether a warm instance serves later requests (one at a time).
+    pub reuse_instances: bool,
+    /// Origins (`scheme://host[:port]`) the function may call over outbound HTTP.
+    pub allowed_outbound_hosts: Vec<String>,
+    /// Who may call the function.
+    pub auth: AuthPolicy,
+    /// Environment and `wasi:config` values.
+    pub env: BTreeMap<String, String>,
+    /// Cron triggers.
+    pub schedules: Vec<Schedule>,
+}
+
+/// A version number of a function; the first deploy is 1, each deploy adds one.
+pub type VersionNumber = u32;
+
+/// One immutable version of a function as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionVersion {
+    /// The function.
+    pub function: FunctionName,
+    /// The version number.
+    pub version: VersionNumber,
+    /// Hex SHA-256 of the artifact bytes (the artifact's content address).
+    pub artifact_hash: String,
+    /// The manifest text exactly as deployed (TOML).
+    pub manifest: String,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+}
+
+/// A function as listed: its name, the version `live` points at, and when it was created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSummary {
+    /// The function.
+    pub name: FunctionName,
+    /// The version the `live` alias points at.
+    pub live_version: VersionNumber,
+    /// The newest version number ever created.
+    pub latest_version: VersionNumber,
+    /// Creation time of the function, milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+}
+
+/// Where a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogStream {
+    /// The function's standard output.
+    Stdout,
+    /// The function's standard error.
+    Stderr,
+    /// The platform's own line about the invocation (start, end, errors).
+    Platform,
+}
+
+impl LogStream {
+    /// Stable lowercase name, used in the store and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+            LogStream::Platform => "platform",
+        }
+    }
+
+    /// Parses the stable name back.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "stdout" => Some(LogStream::Stdout),
+            "stderr" => Some(LogStream::Stderr),
+            "platform" => Some(LogStream::Platform),
+            _ => None,
+        }
+    }
+}
+
+/// One line of an invocation's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// Store-assigned, increasing sequence number (0 before it is stored).
+    pub seq: i64,
+    /// The invocation the line belongs to.
+    pub invocation_id: String,
+    /// The function.
+    pub function: String,
+    /// The version that ran.
+    pub version: VersionNumber,
+    /// When the line was produced, milliseconds since the Unix epoch.
+    pub ts_ms: i64,
+    /// Which stream.
+    pub stream: LogStream,
+    /// The text, without the trailing newline.
+    pub message: String,
+}
+
+/// How an invocation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InvocationOutcome {
+    /// The function answered (any HTTP status it chose).
+    Ok,
+    /// The function trapped, crashed or returned an error (502).
+    Error,
+    /// The function ran past its timeout (504).
+    Timeout,
+    /// Refused before running: over concurrency (429).
+    Throttled,
+}
+
+impl InvocationOutcome {
+    /// Stable lowercase name, used in the store and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvocationOutcome::Ok => "ok",
+            InvocationOutcome::Error => "error",
+            InvocationOutcome::Timeout => "timeout",
+            InvocationOutcome::Throttled => "throttled",
+        }
+    }
+
+    /// Parses the stable name back.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "ok" => Some(InvocationOutcome::Ok),
+            "error" => Some(InvocationOutcome::Error),
+            "timeout" => Some(InvocationOutcome::Timeout),
+            "throttled" => Some(InvocationOutcome::Throttled),
+            _ => None,
+        }
+    }
+}
+
+/// The record of one finished invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvocationRecord {
+    /// Unique id (also sent as `x-gureum-invocation-id`).
+    pub id: String,
+    /// The function.
+    pub function: String,
+    /// The version that ran.
+    pub version: VersionNumber,
+    /// Start time, milliseconds since the Unix epoch.
+    pub started_at_ms: i64,
+    /// Wall-clock duration in microseconds.
+    pub duration_us: i64,
+    /// HTTP status returned to the caller.
+    pub status: u16,
+    /// How it ended.
+    pub outcome: InvocationOutcome,
+    /// Whether it needed a new instance.
+    pub cold_start: bool,
+    /// Memory limit it ran with (for GB-seconds).
+    pub memory_mb: u32,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names_follow_dns_label_rules() {
+        for good in ["a", "hello", "hello-world-2", &"x".repeat(63)] {
+            assert!(FunctionName::new(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Hello", "-a", "a-", "a_b", "a.b", &"x".repeat(64)] {
+            assert_eq!(
+                FunctionName::new(bad),
+                Err(ModelError::InvalidFunctionName(bad.to_string()))
+            );
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! One component instance and the run of one request on it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::Body;
+use wasmtime::Store;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_config::WasiConfigVariables;
+use wasmtime_wasi_http::p2::bindings::Proxy;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
+
+use crate::engine::{CompiledComponent, EPOCH_TICK, WasmEngine};
+use crate::host::{HostState, MemoryLimiter, OutboundPolicy};
+use crate::logs::{CapturedLine, LogCapture};
+use crate::WasmError;
+use gureum_model::LogStream;
+
+/// Why an invocation produced no (complete) response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The function ran past its timeout.
+    Timeout {
+        /// The limit, in milliseconds.
+        timeout_ms: u64,
+    },
+    /// The function tried to grow its memory past the limit.
+    MemoryLimit {
+        /// The limit, in MiB.
+        memory_mb: u32,
+    },
+    /// The guest trapped (a panic, `unreachable`, an out-of-bounds access...).
+    Trap(String),
+    /// The handler returned without setting a response.
+    NoResponse,
+    /// The guest answered with a wasi:http error code instead of a response.
+    GuestError(String),
+}
+
+/// Settings of a new instance.
+#[derive(Debug, Clone)]
+pub struct InstanceSettings {
+    /// Environment and wasi:config values.
+    pub env: Vec<(String, String)>,
+    /// Memory limit in MiB.
+    pub memory_mb: u32,
+    /// Outbound HTTP allow-list.
+    pub allowed_outbound_hosts: Arc<Vec<String>>,
+}
+
+/// A live component instance; it serves one request at a time.
+pub struct WasmInstance {
+    store: Store<HostState>,
+    proxy: Proxy,
+    capture: LogCapture,
+    memory_mb: u32,
+}
+
+/// The answer to one request: the response as soon as the guest sets it (its body
+/// streams while the guest still runs), and the completion of the guest's handler.
+pub struct Invocation {
+    /// The response, or why there is none.
+    pub response: Result<http::Response<HyperOutgoingBody>, Failure>,
+    /// Resolves when the handler returned (or failed); yields the instance back when it
+    /// is healthy enough to serve again.
+    pub completion: std::pin::Pin<Box<dyn Future<Output = Completion> + Send>>,
+}
+
+/// How the guest's handler ended.
+pub struct Completion {
+    /// The instance, when it can serve another request.
+    pub instance: Option<WasmInstance>,
+    /// Why it failed, if it did (also after a response was sent, e.g. mid-body).
+    pub failure: Option<Failure>,
+    /// The stdout/stderr lines written during the invocation.
+    pub lines: Vec<CapturedLine>,
+}
+
+impl WasmEngine {
+    /// Creates an instance of `component` with its own memory limit, environment and
+    /// outbound policy.
+    pub async fn instantiate(
+        &self,
+        component: &CompiledComponent,
+        settings: &InstanceSettings,
+        timeout: Duration,
+    ) -> Result<WasmInstance, WasmError> {
+        let capture = LogCapture::default();
+        let wasi = WasiCtx::builder()
+            .envs(&settings.env)
+            .stdout(capture.pipe(LogStream::Stdout))
+            .stderr(capture.pipe(LogStream::Stderr))
+            .build();
+        let state = HostState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            config: WasiConfigVariables::from_iter(settings.env.iter().cloned()),
+            limiter: MemoryLimiter {
+                limit_bytes: settings.memory_mb as usize * 1024 * 1024,
+                hit: false,
+            },
+            outbound: OutboundPolicy {
+                allowed: settings.allowed_outbound_hosts.clone(),
+            },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(deadline_ticks(timeout));
+        store.epoch_deadline_trap();
+        let proxy = component
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| WasmError::Instantiate(format!("{e:#}")))?;
+        Ok(WasmInstance {
+            store,
+            proxy,
+            capture,
+            memory_mb: settings.memory_mb,
+        })
+    }
+}
+
+impl WasmInstance {
+    /// Runs one request with a wall-clock `timeout` covering the whole handler,
+    /// including a streamed response body.
+    pub async fn handle<B>(mut self, request: http::Request<B>, timeout: Duration) -> Invocation
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: std::fmt::Display,
+    {
+        use http_body_util::BodyExt;
+
+        let request = request.map(|body| {
+            body.map_err(|error| wasmtime_wasi_http::Error::InternalError(Some(error.to_string())))
+        });
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let prepared = self
+            .store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)
+            .and_then(|request| {
+                let out = self.store.data_mut().http().new_response_outparam(sender)?;
+                Ok((request, out))
+            });
+        let (request, out) = match prepared {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                let failure = Failure::Trap(format!("{error:#}"));
+                let lines = self.capture.take();
+                let done = Completion {
+                    instance: None,
+                    failure: None,
+                    lines,
+                };
+                return Invocation::failed(failure, done);
+            }
+        };
+        self.store.data_mut().limiter.hit = false;
+        self.store.set_epoch_deadline(deadline_ticks(timeout));
+        let timeout_ms = timeout.as_millis() as u64;
+        let task = tokio::spawn(async move {
+            let call = self
+                .proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut self.store, request, out);
+            let result = tokio::time::timeout(timeout, call).await;
+            let lines = self.capture.take();
+            let failure = match result {
+                Ok(Ok(())) => None,
+                Err(_elapsed) => Some(Failure::Timeout { timeout_ms }),
+                Ok(Err(error)) => Some(classify_trap(
+                    &error,
+                    self.store.data().limiter.hit,
+                    self.memory_mb,
+                    timeout_ms,
+                )),
+            };
+            // An instance that failed in any way may hold broken state: never reuse it.
+            let instance = failure.is_none().then_some(self);
+            Completion {
+                instance,
+                failure,
+                lines,
+            }
+        });
+        let mut completion = Box::pin(async move {
+            task.await.unwrap_or_else(|join| Completion {
+                instance: None,
+                failure: Some(Failure::Trap(join.to_string())),
+                lines: Vec::new(),
+            })
+        });
+        let response = tokio::select! {
+            biased;
+            set = receiver => match set {
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(code)) => Err(Failure::GuestError(format!("{code:?}"))),
+                // The outparam was dropped unset: the handler ended, so its outcome says why.
+                Err(_) => {
+                    let done = (&mut completion).await;
+                    let failure = done.failure.clone().unwrap_or(Failure::NoResponse);
+                    return Invocation::failed(failure, done);
+                }
+            },
+            // A trapped guest keeps the outparam in its (now dead) store, so the channel
+            // alone would never say that no response is coming.
+            done = &mut completion => {
+                let failure = done.failure.clone().unwrap_or(Failure::NoResponse);
+                return Invocation::failed(failure, done);
+            }
+        };
+        Invocation {
+            response,
+            completion,
+        }
+    }
+}
+
+impl Invocation {
+    fn failed(failure: Failure, mut done: Completion) -> Self {
+        done.failure = Some(failure.clone());
+        done.instance = None;
+        Invocation {
+            response: Err(failure),
+            completion: Box::pin(std::future::ready(done)),
+        }
+    }
+}
+
+fn classify_trap(error: &wasmtime::Error, memory_hit: bool, memory_mb: u32, timeout_ms: u64) -> Failure {
+    if let Some(trap) = error.downcast_ref::<wasmtime::Trap>()
+        && *trap == wasmtime::Trap::Interrupt
+    {
+        return Failure::Timeout { timeout_ms };
+    }
+    if memory_hit {
+        return Failure::MemoryLimit { memory_mb };
+    }
+    Failure::Trap(format!("{error:#}"))
+}
+
+fn deadline_ticks(timeout: Duration) -> u64 {
+    (timeout.as_nanos() / EPOCH_TICK.as_nanos()) as u64 + 1
+}
+

@@ -1,0 +1,48 @@
+CREATE TABLE functions (
+    name TEXT PRIMARY KEY,
+    created_at_ms BIGINT NOT NULL,
+    latest_version BIGINT NOT NULL
+);
+CREATE TABLE versions (
+    function TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+    version BIGINT NOT NULL,
+    artifact_hash TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (function, version)
+);
+CREATE TABLE aliases (
+    function TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+    alias TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    PRIMARY KEY (function, alias)
+);
+CREATE TABLE artifacts (
+    hash TEXT PRIMARY KEY,
+    bytes BYTEA NOT NULL,
+    size BIGINT NOT NULL,
+    created_at_ms BIGINT NOT NULL
+);
+CREATE TABLE invocations (
+    id TEXT PRIMARY KEY,
+    function TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    started_at_ms BIGINT NOT NULL,
+    duration_us BIGINT NOT NULL,
+    status BIGINT NOT NULL,
+    outcome TEXT NOT NULL,
+    cold_start BIGINT NOT NULL,
+    memory_mb BIGINT NOT NULL
+);
+CREATE INDEX invocations_by_function ON invocations (function, started_at_ms);
+CREATE TABLE logs (
+    seq BIGSERIAL PRIMARY KEY,
+    invocation_id TEXT NOT NULL,
+    function TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    ts_ms BIGINT NOT NULL,
+    stream TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX logs_by_function ON logs (function, seq);
+CREATE INDEX logs_by_invocation ON logs (invocation_id);

@@ -1,0 +1,10 @@
+//! Telemetry leaves the request path without waiting on disk: log lines and invocation
+//! records go into a bounded channel and a background writer stores them in batches;
+//! shutdown drains the channel so nothing handed over is lost. Metrics are in-memory
+//! Prometheus counters and histograms.
+
+mod metrics;
+mod writer;
+
+pub use metrics::{FunctionLabels, Metrics, OutcomeLabels};
+pub use writer::{Telemetry, TelemetryWriter, WriterSettings, start};

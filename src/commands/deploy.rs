@@ -1,0 +1,37 @@
+//! `gureum deploy`: validate the manifest locally, upload it with its artifact.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+/// Arguments of `gureum deploy`.
+#[derive(Debug, clap::Args)]
+pub struct DeployArgs {
+    /// Directory containing gureum.toml, or the toml file itself.
+    #[arg(default_value = ".")]
+    path: PathBuf,
+}
+
+pub async fn run(
+    client: &gureum_client::Client,
+    args: DeployArgs,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    // Validating here first gives the same field-by-field errors without an upload.
+    let loaded = gureum_manifest::load(&args.path)?;
+    let artifact = std::fs::read(&loaded.artifact_path).with_context(|| {
+        format!("reading the artifact {}", loaded.artifact_path.display())
+    })?;
+    let deployed = client.deploy(loaded.text, artifact).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&deployed)?);
+    } else {
+        println!("deployed {} version {}", deployed.name, deployed.version);
+        println!("  url:    {}", deployed.url);
+        for route in &deployed.routes {
+            println!("  route:  {route}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,252 @@
+//! `gureum up`: open the store, start the engine, the invoker, both listeners, deploy
+//! the examples into an empty platform, and shut down gracefully on SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use gureum_gateway::GatewaySettings;
+use gureum_invoke::{Invoker, InvokerParts};
+use gureum_runtime_wasm::{WasmEngine, WasmEngineConfig};
+use gureum_telemetry::{Metrics, WriterSettings};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = ".gureum";
+/// The admin token's file name inside the data directory.
+pub const TOKEN_FILE: &str = "admin.token";
+
+/// Arguments of `gureum up`; every flag also reads a `GUREUM_*` environment variable.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Data directory: SQLite store, compiled-code cache, admin token.
+    #[arg(long, env = "GUREUM_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// Public listener: functions, WebSockets, data/auth APIs.
+    #[arg(long, env = "GUREUM_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Admin listener: control API, /metrics, console.
+    #[arg(long, env = "GUREUM_ADMIN_LISTEN", default_value = "127.0.0.1:8081")]
+    admin_listen: SocketAddr,
+    /// Store URL: sqlite://PATH or postgres://…; default sqlite://DATA_DIR/gureum.db.
+    #[arg(long, env = "GUREUM_STORE")]
+    store: Option<String>,
+    /// Do not deploy the examples into an empty platform.
+    #[arg(long, env = "GUREUM_NO_EXAMPLES")]
+    no_examples: bool,
+    /// Where the example functions are (each subdirectory with a gureum.toml).
+    #[arg(long, env = "GUREUM_EXAMPLES_DIR", default_value = "examples")]
+    examples_dir: PathBuf,
+    /// Largest request body the gateway accepts, in bytes.
+    #[arg(long, env = "GUREUM_MAX_BODY_BYTES", default_value_t = gureum_gateway::DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: u64,
+    /// How long in-flight requests may finish after SIGTERM/SIGINT, e.g. 10s.
+    #[arg(long, env = "GUREUM_SHUTDOWN_GRACE", default_value = "10s")]
+    shutdown_grace: humantime::Duration,
+    /// Server log format: text or json (filter with RUST_LOG).
+    #[arg(long, env = "GUREUM_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
+    init_tracing(&args.log_format);
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
+    let token_path = args.data_dir.join(TOKEN_FILE);
+    let token = admin_token(&token_path)?;
+    let store_url = match &args.store {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}", args.data_dir.join("gureum.db").display()),
+    };
+    let store = gureum_store::Store::open(&store_url)
+        .await
+        .with_context(|| format!("opening the store {}", redact(&store_url)))?;
+
+    let public_listener = TcpListener::bind(args.listen).await.with_context(|| {
+        format!("binding the public listener to {}; pass --listen ADDR to use another", args.listen)
+    })?;
+    let admin_listener = TcpListener::bind(args.admin_listen).await.with_context(|| {
+        format!("binding the admin listener to {}; pass --admin-listen ADDR to use another", args.admin_listen)
+    })?;
+    let public_url = format!("http://{}", public_listener.local_addr()?);
+    let admin_url = format!("http://{}", admin_listener.local_addr()?);
+
+    let metrics = Arc::new(Metrics::new());
+    let (telemetry, telemetry_writer) = gureum_telemetry::start(store.clone(), WriterSettings::default());
+    let engine = WasmEngine::new(&WasmEngineConfig {
+        cache_dir: args.data_dir.join("cache"),
+        pool_instances: gureum_runtime_wasm::DEFAULT_POOL_INSTANCES,
+    })?;
+    let invoker = Invoker::new(InvokerParts {
+        store: store.clone(),
+        engine,
+        telemetry,
+        metrics: metrics.clone(),
+        platform_env: vec![("GUREUM_API".into(), public_url.clone())],
+    });
+    let loaded = invoker.load().await?;
+    let reaper = invoker.spawn_reaper();
+    if loaded == 0 && !args.no_examples {
+        deploy_examples(&invoker, &args.examples_dir, &public_url).await;
+    }
+
+    let gateway = GatewaySettings {
+        max_body_bytes: args.max_body_bytes,
+    };
+    let (stop_sender, stop) = watch::channel(false);
+    let grace: Duration = args.shutdown_grace.into();
+    let public = tokio::spawn(gureum_gateway::serve_connections(
+        public_listener,
+        invoker.clone(),
+        gateway,
+        wait_for(stop.clone()),
+        grace,
+    ));
+    let admin_router = gureum_control_api::router(gureum_control_api::AdminState {
+        invoker: invoker.clone(),
+        store: store.clone(),
+        metrics,
+        token: Arc::new(token),
+        public_url: Arc::new(public_url.clone()),
+        gateway,
+    });
+    let admin = tokio::spawn(async move {
+        axum::serve(admin_listener, admin_router)
+            .with_graceful_shutdown(wait_for(stop))
+            .await
+    });
+
+    println!("gureum is up");
+    println!("  functions:   {public_url}   (GET /fn/NAME/…)");
+    println!("  control API: {admin_url}/api/v1   (token in {})", token_path.display());
+    println!("  metrics:     {admin_url}/metrics");
+    if loaded == 0 && !args.no_examples {
+        println!("try:");
+        println!("  curl {public_url}/fn/hello");
+        println!("  curl {public_url}/greet/alice");
+    }
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
+    let _ = stop_sender.send(true);
+    let _ = public.await;
+    if tokio::time::timeout(grace, admin).await.is_err() {
+        tracing::warn!("admin listener did not stop within the grace period");
+    }
+    reaper.abort();
+    telemetry_writer.shutdown().await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn deploy_examples(invoker: &Invoker, examples_dir: &Path, public_url: &str) {
+    let Ok(entries) = std::fs::read_dir(examples_dir) else {
+        tracing::info!(dir = %examples_dir.display(), "no examples directory; nothing to deploy");
+        return;
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.join(gureum_manifest::MANIFEST_FILE).is_file())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let deployed = async {
+            let loaded = gureum_manifest::load(&dir)?;
+            let artifact = std::fs::read(&loaded.artifact_path).with_context(|| {
+                format!("reading {} (run `cargo xtask build-fixtures` to build it)", loaded.artifact_path.display())
+            })?;
+            anyhow::Ok(invoker.deploy(&loaded.text, artifact).await?)
+        }
+        .await;
+        match deployed {
+            Ok(deployed) => println!(
+                "deployed example {} version {} at {public_url}/fn/{}",
+                deployed.function, deployed.version, deployed.function
+            ),
+            Err(error) => eprintln!("skipped example {}: {error:#}", dir.display()),
+        }
+    }
+}
+
+fn admin_token(path: &Path) -> anyhow::Result<String> {
+    if let Ok(token) = std::fs::read_to_string(path) {
+        let token = token.trim().to_string();
+        if !token.is_empty() {
+            return Ok(token);
+        }
+    }
+    let token: String = {
+        use rand::Rng;
+        let bytes: [u8; 32] = rand::rng().random();
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    };
+    write_private(path, &token)
+        .with_context(|| format!("writing the admin token to {}", path.display()))?;
+    Ok(token)
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+fn redact(url: &str) -> String {
+    // Hide a password in postgres://user:password@host/db.
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn wait_for(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

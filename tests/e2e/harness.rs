@@ -1,0 +1,194 @@
+//! Starting and stopping a real `gureum up`, running the CLI, deploying fixtures.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+
+/// A running `gureum up`.
+pub struct Server {
+    child: Child,
+    pub public_url: String,
+    pub admin_url: String,
+    pub token: String,
+    pub data_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts a server on a fresh temp data dir with SQLite.
+    pub fn start() -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let data_dir = temp.path().join("data");
+        let mut server = Server::start_in(&data_dir, None);
+        server._temp = Some(temp);
+        server
+    }
+
+    /// Starts a server on `data_dir` (kept by the caller), optionally on another store.
+    pub fn start_in(data_dir: &Path, store: Option<&str>) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gureum"));
+        command
+            .arg("up")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--no-examples"])
+            .args(["--shutdown-grace", "5s"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(store) = store {
+            command.arg("--store").arg(store);
+        }
+        let mut child = command.spawn().expect("spawning gureum up");
+        let stdout = child.stdout.take().expect("stdout");
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        let mut public_url = None;
+        let mut admin_url = None;
+        while public_url.is_none() || admin_url.is_none() {
+            let line = receiver
+                .recv_timeout(Duration::from_secs(60))
+                .expect("gureum up did not print its URLs within 60 s");
+            if let Some(rest) = line.trim().strip_prefix("functions:") {
+                public_url = rest.split_whitespace().next().map(str::to_string);
+            }
+            if let Some(rest) = line.trim().strip_prefix("control API:") {
+                admin_url = rest
+                    .split_whitespace()
+                    .next()
+                    .map(|url| url.trim_end_matches("/api/v1").to_string());
+            }
+        }
+        let token = std::fs::read_to_string(data_dir.join("admin.token"))
+            .expect("admin token")
+            .trim()
+            .to_string();
+        Server {
+            child,
+            public_url: public_url.unwrap(),
+            admin_url: admin_url.unwrap(),
+            token,
+            data_dir: data_dir.to_path_buf(),
+            _temp: None,
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the exit status code.
+    pub fn stop(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..300 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        None
+    }
+
+    /// Runs the CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> CliOutput {
+        let output = Command::new(env!("CARGO_BIN_EXE_gureum"))
+            .args(["--url", &self.admin_url, "--token", &self.token])
+            .args(args)
+            .output()
+            .expect("running the gureum CLI");
+        CliOutput {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// A control API client.
+    pub fn client(&self) -> gureum_client::Client {
+        gureum_client::Client::new(&self.admin_url, &self.token)
+    }
+
+    /// GET on the public listener.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        http()
+            .get(format!("{}{path}", self.public_url))
+            .send()
+            .await
+            .expect("public request")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a CLI run printed.
+#[derive(Debug)]
+pub struct CliOutput {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// One HTTP client for the tests.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// The server shared by tests that only need isolation by name.
+pub async fn shared() -> &'static Server {
+    static SERVER: OnceCell<Server> = OnceCell::const_new();
+    SERVER.get_or_init(|| async { Server::start() }).await
+}
+
+/// Path of a guest built by `cargo xtask build-fixtures`.
+pub fn fixture(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let path = target.join("fixtures").join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask build-fixtures` first",
+        path.display()
+    );
+    path
+}
+
+/// Writes a function directory: `gureum.toml` (with `extra` appended) and the testbed
+/// component as `fn.wasm`. Returns the directory (kept alive by the returned guard).
+pub fn function_dir(name: &str, extra: &str) -> tempfile::TempDir {
+    function_dir_with(name, extra, &fixture("testbed"))
+}
+
+/// Like [`function_dir`] with another artifact.
+pub fn function_dir_with(name: &str, extra: &str, artifact: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(artifact, dir.path().join("fn.wasm")).unwrap();
+    std::fs::write(
+        dir.path().join("gureum.toml"),
+        format!("name = \"{name}\"\nruntime = \"wasm\"\nartifact = \"fn.wasm\"\n{extra}\n"),
+    )
+    .unwrap();
+    dir
+}
+
+/// Deploys with the CLI and asserts success.
+pub fn deploy(server: &Server, name: &str, extra: &str) -> tempfile::TempDir {
+    let dir = function_dir(name, extra);
+    let output = server.cli(&["deploy", dir.path().to_str().unwrap()]);
+    assert!(output.success, "deploy {name} failed: {output:?}");
+    dir
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: the real `gureum` binary on ephemeral ports with a temp data dir,
+//! driven by the real CLI and an HTTP client. One binary (one link on 2 cores); tests
+//! share a server per store and isolate by function name.
+
+mod harness;
+mod lifecycle;
+mod restart;
+mod validation;
+
+pub use harness::*;

@@ -1,0 +1,231 @@
+//! `testbed`: the end-to-end test fixture.
+//!
+//! One `wasi:http/incoming-handler` component whose behaviour is chosen by
+//! the last segment of the request path (so `/echo`, `/fn/tb/echo` with the
+//! prefix stripped, and a manifest route `/tb/echo` all reach `echo`):
+//!
+//! | route            | behaviour |
+//! |------------------|-----------|
+//! | `/echo[?env=V]`  | JSON: method, path (with query), headers (name → values), body length, body (lossy UTF-8), `env_value` of env var `V` |
+//! | `/body`          | streams the request body back unchanged, frame by frame (≤ 64 KiB each) |
+//! | `/count`         | bumps a process-global counter and answers its new value: 1, 2, 3… on a reused instance, always 1 on fresh ones |
+//! | `/log?n=N`       | N lines `stdout line i` on stdout and N lines `stderr line i` on stderr, answers `logged N` |
+//! | `/sleep?ms=N`    | waits N ms on the WASI monotonic clock (async, no busy wait), answers `slept N` |
+//! | `/spin`          | burns CPU forever (for timeouts) |
+//! | `/hog?mb=N`      | allocates and touches N MiB (default 10 000) in 1 MiB chunks, answers `allocated N` (for memory limits) |
+//! | `/panic`         | panics with `testbed panic requested` (a trap for the host) |
+//! | `/fetch?url=U`   | outbound GET of U: answers with the upstream status and body, or 599 and the error text |
+//! | `/status?code=N` | answers status N with body `status N` |
+//! | `/headers`       | answers with `x-testbed: yes` and two `set-cookie` headers |
+//! | anything else    | 404 `no such testbed route` |
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{Map, Value, json};
+use wstd::http::body::{Body, HttpBody as _};
+use wstd::http::{Client, Error, Request, Response, StatusCode};
+
+/// Requests served by this instance through `/count`.
+static COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// One MiB.
+const MIB: usize = 1 << 20;
+
+#[wstd::http_server]
+async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
+    let route = request
+        .uri()
+        .path()
+        .rsplit('/')
+        .find(|s| !s.is_empty())
+        .unwrap_or("")
+        .to_owned();
+    let query = request.uri().query().unwrap_or("").to_owned();
+    match route.as_str() {
+        "echo" => echo(request, &query).await,
+        "body" => body(request),
+        "count" => {
+            let n = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
+            text(StatusCode::OK, n.to_string())
+        }
+        "log" => {
+            let n = number(&query, "n").unwrap_or(1);
+            for i in 0..n {
+                println!("stdout line {i}");
+            }
+            for i in 0..n {
+                eprintln!("stderr line {i}");
+            }
+            text(StatusCode::OK, format!("logged {n}"))
+        }
+        "sleep" => {
+            let ms = number(&query, "ms").unwrap_or(0);
+            wstd::task::sleep(wstd::time::Duration::from_millis(ms)).await;
+            text(StatusCode::OK, format!("slept {ms}"))
+        }
+        "spin" => spin(),
+        "hog" => {
+            let mb = number(&query, "mb").unwrap_or(10_000);
+            let mut kept: Vec<Vec<u8>> = Vec::new();
+            for i in 0..mb {
+                // A non-zero fill writes every page, so the memory is really used.
+                kept.push(vec![(i as u8) | 1; MIB]);
+            }
+            let total: usize = std::hint::black_box(&kept).iter().map(Vec::len).sum();
+            text(StatusCode::OK, format!("allocated {}", total / MIB))
+        }
+        "panic" => panic!("testbed panic requested"),
+        "fetch" => fetch(&query).await,
+        "status" => match number(&query, "code").and_then(|c| u16::try_from(c).ok()) {
+            Some(code) => match StatusCode::from_u16(code) {
+                Ok(status) => text(status, format!("status {code}")),
+                Err(_) => text(StatusCode::BAD_REQUEST, format!("invalid status {code}")),
+            },
+            None => text(StatusCode::BAD_REQUEST, "status needs ?code=N".to_owned()),
+        },
+        "headers" => Ok(Response::builder()
+            .header("content-type", "text/plain; charset=utf-8")
+            .header("x-testbed", "yes")
+            .header("set-cookie", "a=1; Path=/")
+            .header("set-cookie", "b=2; Path=/; HttpOnly")
+            .body(Body::from("headers"))?),
+        _ => text(StatusCode::NOT_FOUND, "no such testbed route".to_owned()),
+    }
+}
+
+/// `/echo`: describes the request as JSON.
+async fn echo(mut request: Request<Body>, query: &str) -> Result<Response<Body>, Error> {
+    let mut headers = Map::new();
+    for name in request.headers().keys() {
+        let values = request
+            .headers()
+            .get_all(name)
+            .iter()
+            .map(|v| Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        headers.insert(name.as_str().to_owned(), Value::Array(values));
+    }
+    let env_value = query_param(query, "env").and_then(|name| std::env::var(name).ok());
+    let method = request.method().to_string();
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str().to_owned())
+        .unwrap_or_else(|| "/".to_owned());
+    let body = request.body_mut().contents().await?;
+    let doc = json!({
+        "method": method,
+        "path": path,
+        "headers": headers,
+        "body_len": body.len(),
+        "body": String::from_utf8_lossy(body),
+        "env_value": env_value,
+    });
+    Ok(Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from(doc.to_string()))?)
+}
+
+/// `/body`: streams the request body back. Each frame read from the incoming
+/// body (at most 64 KiB) is written out before the next one is read, so the
+/// body is never held whole in guest memory.
+fn body(request: Request<Body>) -> Result<Response<Body>, Error> {
+    let incoming = request.into_body().into_boxed_body();
+    let mut response = Response::builder().header("content-type", "application/octet-stream");
+    if let Some(len) = incoming.size_hint().exact() {
+        response = response.header("content-length", len);
+    }
+    Ok(response.body(Body::from_http_body(incoming))?)
+}
+
+/// `/spin`: a CPU loop the optimiser cannot remove; never returns.
+fn spin() -> ! {
+    let mut x = 0u64;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+/// `/fetch?url=U`: outbound GET through `wasi:http/outgoing-handler`.
+async fn fetch(query: &str) -> Result<Response<Body>, Error> {
+    let Some(url) = query_param(query, "url") else {
+        return text(StatusCode::BAD_REQUEST, "fetch needs ?url=URL".to_owned());
+    };
+    let failed = |e: Error| {
+        text(
+            StatusCode::from_u16(599).expect("599 is valid"),
+            format!("fetch failed: {e:#}"),
+        )
+    };
+    let request = match Request::get(url.as_str()).body(Body::empty()) {
+        Ok(r) => r,
+        Err(e) => return failed(e.into()),
+    };
+    let response = match Client::new().send(request).await {
+        Ok(r) => r,
+        Err(e) => return failed(e),
+    };
+    let (parts, mut upstream) = response.into_parts();
+    let content = match upstream.contents().await {
+        Ok(c) => c.to_vec(),
+        Err(e) => return failed(e),
+    };
+    let mut out = Response::builder().status(parts.status);
+    if let Some(ct) = parts.headers.get("content-type") {
+        out = out.header("content-type", ct);
+    }
+    Ok(out.body(Body::from(content))?)
+}
+
+/// A plain-text response.
+fn text(status: StatusCode, body: String) -> Result<Response<Body>, Error> {
+    Ok(Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(Body::from(body))?)
+}
+
+/// Query parameter `name` as a number.
+fn number(query: &str, name: &str) -> Option<u64> {
+    query_param(query, name)?.trim().parse().ok()
+}
+
+/// The first value of query parameter `name`, percent-decoded.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k) == name).then(|| percent_decode(v))
+    })
+}
+
+/// Decodes `%XX` escapes and `+` (as a space); invalid escapes are kept as-is.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The value of one hex digit.
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
