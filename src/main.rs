@@ -17,7 +17,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    let result = runtime.block_on(commands::run(cli));
+    // A blocking stdin reader (see `up --exit-on-stdin-close`) never returns on its own;
+    // everything that matters has been flushed by now.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");

@@ -47,6 +47,10 @@ pub struct UpArgs {
     /// How long in-flight requests may finish after SIGTERM/SIGINT, e.g. 10s.
     #[arg(long, env = "GUREUM_SHUTDOWN_GRACE", default_value = "10s")]
     shutdown_grace: humantime::Duration,
+    /// Shut down when standard input closes (lets a supervising process, e.g. a test
+    /// harness, stop the server by exiting).
+    #[arg(long, hide = true)]
+    exit_on_stdin_close: bool,
     /// Server log format: text or json (filter with RUST_LOG).
     #[arg(long, env = "GUREUM_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -130,7 +134,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         println!("  curl {public_url}/greet/alice");
     }
 
-    shutdown_signal().await;
+    if args.exit_on_stdin_close {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = stdin_closed() => {}
+        }
+    } else {
+        shutdown_signal().await;
+    }
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
     let _ = stop_sender.send(true);
     let _ = public.await;
@@ -215,6 +226,17 @@ fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    }
+}
+
+async fn stdin_closed() {
+    use tokio::io::AsyncReadExt;
+    let mut stdin = tokio::io::stdin();
+    let mut buffer = [0u8; 64];
+    while let Ok(read) = stdin.read(&mut buffer).await {
+        if read == 0 {
+            return;
+        }
     }
 }
 

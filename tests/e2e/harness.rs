@@ -36,7 +36,8 @@ impl Server {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--no-examples"])
-            .args(["--shutdown-grace", "5s"])
+            .args(["--shutdown-grace", "5s", "--exit-on-stdin-close"])
+            .stdin(Stdio::piped())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

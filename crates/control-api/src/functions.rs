@@ -172,8 +172,10 @@ pub async fn invoke(State(state): State<AdminState>, request: Request) -> Respon
     let (mut parts, body) = request.into_parts();
     let original = parts.uri.path().to_string();
     // /api/v1/functions/NAME/invoke[/rest] → /fn/NAME[/rest]: the gateway's own path.
+    // Inside the nested router the `/api/v1` prefix is already gone.
     let rest = original
         .strip_prefix("/api/v1/functions/")
+        .or_else(|| original.strip_prefix("/functions/"))
         .unwrap_or_default();
     let (name, tail) = rest.split_once("/invoke").unwrap_or((rest, ""));
     let mut target = format!("/fn/{name}{tail}");

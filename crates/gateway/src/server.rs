@@ -22,6 +22,11 @@ use crate::body::LimitedBody;
 /// Default request body limit (API Gateway's payload limit for Lambda is 6 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 6 * 1024 * 1024;
 
+/// Most bytes of a refused body read before answering 413.
+pub const MAX_DRAIN_BYTES: u64 = 64 * 1024 * 1024;
+/// Longest time spent reading a refused body.
+pub const MAX_DRAIN_TIME: Duration = Duration::from_secs(10);
+
 /// Body type of every gateway response.
 pub type ResponseBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -141,6 +146,7 @@ where
         .and_then(|value| value.parse::<u64>().ok())
         && length > settings.max_body_bytes
     {
+        drain(request.into_body()).await;
         return too_large(settings.max_body_bytes);
     }
 
@@ -175,6 +181,25 @@ where
         HeaderValue::from_static(if answer.cold_start { "1" } else { "0" }),
     );
     response
+}
+
+/// Reads and discards a refused body (bounded in bytes and time) so that the client,
+/// still sending, gets to read the 413 instead of a reset connection.
+async fn drain<B>(body: B)
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+{
+    let mut body = body;
+    let mut drained = 0u64;
+    let _ = tokio::time::timeout(MAX_DRAIN_TIME, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            drained += frame.data_ref().map_or(0, |data| data.len() as u64);
+            if drained > MAX_DRAIN_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// A JSON error `{"error": {"code", "message"}}` with the code also in `x-gureum-error`.

@@ -218,7 +218,10 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WasmError> {
         path: path.display().to_string(),
         message: e.to_string(),
     };
-    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per process and call: two deploys of the same artifact may compile at once.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let unique = NEXT.fetch_add(1, Ordering::Relaxed);
+    let temporary = path.with_extension(format!("tmp{}-{unique}", std::process::id()));
     std::fs::write(&temporary, bytes).map_err(cache_error)?;
     std::fs::rename(&temporary, path).map_err(cache_error)
 }

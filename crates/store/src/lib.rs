@@ -1,35 +1,66 @@
 //! Persistence for gureum behind one API with two real backends: embedded SQLite (the
-//! default, a file under the data dir) and PostgreSQL (shared by several nodes). Both run
-//! through sqlx's `Any` driver with one portable SQL text (`$N` placeholders, BIGINT
-//! integers, ms timestamps), so every query exists once; only the migrations differ per
-//! backend (BLOB vs BYTEA, AUTOINCREMENT vs BIGSERIAL). The store never sees HTTP, wasm
-//! or processes.
+//! default, one WAL-mode file under the data dir) and PostgreSQL (shared by several nodes).
+//!
+//! Design choice: both backends run through sqlx's `Any` driver with one portable SQL text
+//! (`$N` placeholders, which sqlx's SQLite driver also maps; BIGINT integers; times as ms
+//! since the epoch; `ON CONFLICT` upserts and `RETURNING`, which both databases speak), so
+//! every query exists once and the same test suite covers both. Only the embedded
+//! migrations differ per backend (BLOB vs BYTEA, AUTOINCREMENT vs BIGSERIAL). A trait with
+//! two implementations would have duplicated every query for no feature we need. Where the
+//! backends do differ in behaviour, the code branches on [`Backend`] (write transactions
+//! on SQLite start with `BEGIN IMMEDIATE` so they queue on the lock instead of failing).
+//!
+//! Log sequence numbers come from the database (AUTOINCREMENT / BIGSERIAL), so they
+//! increase in insertion order; on PostgreSQL with several nodes writing at once, a line
+//! may commit after a line with a larger number, which a tail polling `after_seq` can miss.
 
+mod connect;
+mod rows;
 pub mod testing;
 
-use std::borrow::Cow;
-use std::str::FromStr;
-use std::time::Duration;
-
 use gureum_model::{
-    FunctionName, FunctionSummary, FunctionVersion, InvocationOutcome, InvocationRecord, LogLine,
-    LogStream, VersionNumber,
+    FunctionName, FunctionSummary, FunctionVersion, InvocationRecord, LIVE_ALIAS, LogLine,
+    VersionNumber,
 };
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, Row};
+use sqlx::{Any, AnyPool, Transaction};
 
-/// Rows per multi-row INSERT (well under both backends' parameter limits).
-const INSERT_CHUNK: usize = 200;
+use crate::rows::{
+    INSERT_CHUNK_ROWS, function_name, invocation_from_row, log_from_row, multi_row_insert,
+    u32_column, version_from_row,
+};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The URL names no supported backend.
     #[error(
-        "unsupported store URL {0:?}: use sqlite://PATH (embedded, the default) or postgres://USER@HOST:PORT/DATABASE"
+        "unsupported store URL {0:?}: use sqlite://PATH (embedded, the default) or postgres://USER@HOST:PORT/DATABASE (postgresql:// works too)"
     )]
     UnsupportedUrl(String),
+    /// The URL names a supported backend but cannot be used as written.
+    #[error("invalid store URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// A file-system step of opening a SQLite store failed.
+    #[error("preparing the SQLite store at {}: {source}", path.display())]
+    Io {
+        /// The path involved.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The database could not be reached or opened.
+    #[error("connecting to the store at {target}: {source}")]
+    Connect {
+        /// The URL (password hidden) or SQLite file.
+        target: String,
+        /// The underlying error.
+        source: sqlx::Error,
+    },
     /// A referenced row does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -39,13 +70,13 @@ pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-    /// A stored value is not what this version of gureum wrote.
+    /// A stored value is not what this version of gureum writes.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
 }
 
 /// Which database backs the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
     /// Embedded SQLite.
     Sqlite,
@@ -53,73 +84,44 @@ pub enum Backend {
     Postgres,
 }
 
-/// A log query; `None` fields do not filter.
-#[derive(Debug, Clone, Default)]
+/// A log query; `None` fields do not filter, and every given filter must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogQuery {
     /// Only this function's lines.
     pub function: Option<String>,
     /// Only this invocation's lines.
     pub invocation_id: Option<String>,
-    /// Only lines at or after this time (ms).
+    /// Only lines produced at or after this time (ms since the Unix epoch).
     pub since_ms: Option<i64>,
-    /// Only lines with a larger sequence number.
+    /// Only lines with a larger sequence number (for paging and tailing).
     pub after_seq: Option<i64>,
-    /// At most this many lines.
+    /// At most this many lines (0 returns none).
     pub limit: u32,
 }
 
-/// The store: a connection pool and the backend it talks to. Cheap to clone.
-#[derive(Clone)]
+/// The store: a connection pool and the backend it talks to. Cheap to clone; clones
+/// share the pool.
+#[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
 }
 
+const VERSION_COLUMNS: &str = "function, version, artifact_hash, manifest, created_at_ms";
+const INVOCATION_COLUMNS: &str =
+    "id, function, version, started_at_ms, duration_us, status, outcome, cold_start, memory_mb";
+const LOG_COLUMNS: &str = "seq, invocation_id, function, version, ts_ms, stream, message";
+
 impl Store {
-    /// Opens (creating if needed) the store at `url` and applies migrations.
+    /// Opens the store at `url` and applies pending migrations.
+    ///
+    /// `sqlite://PATH` opens (creating it and its parent directories if missing) a SQLite
+    /// file; a relative PATH is relative to the working directory, `sqlite:///abs/path`
+    /// is absolute. `postgres://…` or `postgresql://…` connects to an existing database.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        sqlx::any::install_default_drivers();
-        let (backend, connect_url, connections) = if let Some(path) = url.strip_prefix("sqlite://") {
-            if let Some(parent) = std::path::Path::new(path).parent()
-                && !parent.as_os_str().is_empty()
-            {
-                std::fs::create_dir_all(parent)
-                    .map_err(|error| StoreError::Database(sqlx::Error::Io(error)))?;
-            }
-            // Validate the path through the SQLite options parser before connecting.
-            sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
-            (Backend::Sqlite, format!("{url}?mode=rwc"), 4)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Backend::Postgres, url.to_string(), 8)
-        } else {
-            return Err(StoreError::UnsupportedUrl(url.to_string()));
-        };
-        let pool = AnyPoolOptions::new()
-            .max_connections(connections)
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |connection, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the batch writer; busy_timeout makes
-                        // concurrent writers wait instead of failing; foreign keys give the
-                        // cascading deletes.
-                        for pragma in [
-                            "PRAGMA journal_mode = WAL",
-                            "PRAGMA synchronous = NORMAL",
-                            "PRAGMA busy_timeout = 10000",
-                            "PRAGMA foreign_keys = ON",
-                        ] {
-                            sqlx::query(pragma).execute(&mut *connection).await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&connect_url)
-            .await?;
-        let store = Store { pool, backend };
-        store.migrator().run(&store.pool).await?;
-        Ok(store)
+        let target = connect::parse_url(url)?;
+        let (pool, backend) = connect::connect(&target).await?;
+        Ok(Store { pool, backend })
     }
 
     /// The backend in use.
@@ -127,37 +129,40 @@ impl Store {
         self.backend
     }
 
-    /// Closes every connection.
+    /// Closes every connection, waiting for queries in flight; later calls fail.
     pub async fn close(&self) {
         self.pool.close().await;
     }
 
-    /// Stores an artifact under its content hash; storing it again is a no-op.
+    /// Stores an artifact under its content hash (hex SHA-256, computed by the caller);
+    /// storing the same hash again is a no-op.
     pub async fn put_artifact(&self, hash: &str, bytes: &[u8]) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO artifacts (hash, bytes, size, created_at_ms) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (hash) DO NOTHING",
         )
         .bind(hash)
-        .bind(bytes.to_vec())
-        .bind(bytes.len() as i64)
+        .bind(bytes)
+        .bind(i64::try_from(bytes.len()).unwrap_or(i64::MAX))
         .bind(gureum_model::now_ms())
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// The artifact with this hash.
+    /// The artifact stored under `hash`.
     pub async fn get_artifact(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let row = sqlx::query("SELECT bytes FROM artifacts WHERE hash = $1")
             .bind(hash)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|row| row.get::<Vec<u8>, _>(0)))
+        row.map(|row| rows::column(&row, 0)).transpose()
     }
 
     /// Creates the next version of `function` (creating the function if new) and points
-    /// `live` at it, in one transaction. Numbers are never reused.
+    /// `live` at it, in one transaction. The number is the previous highest plus one and
+    /// is never reused, even after a rollback; concurrent deploys, also from other nodes,
+    /// each get their own number.
     pub async fn create_version(
         &self,
         function: &FunctionName,
@@ -165,7 +170,7 @@ impl Store {
         manifest: &str,
         now_ms: i64,
     ) -> Result<FunctionVersion, StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO functions (name, created_at_ms, latest_version) VALUES ($1, $2, 0) \
              ON CONFLICT (name) DO NOTHING",
@@ -174,32 +179,31 @@ impl Store {
         .bind(now_ms)
         .execute(&mut *transaction)
         .await?;
-        // The UPDATE takes the row's write lock, so concurrent deploys (also from other
-        // nodes on PostgreSQL) are serialized and each gets its own number.
-        let version: i64 = sqlx::query(
+        // The UPDATE holds the function row's write lock until commit, so concurrent
+        // deploys are serialized and each reads the counter its predecessor committed.
+        let row = sqlx::query(
             "UPDATE functions SET latest_version = latest_version + 1 WHERE name = $1 \
              RETURNING latest_version",
         )
         .bind(function.as_str())
         .fetch_one(&mut *transaction)
-        .await?
-        .get(0);
-        sqlx::query(
-            "INSERT INTO versions (function, version, artifact_hash, manifest, created_at_ms) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
+        .await?;
+        let version = u32_column(&row, 0, "functions.latest_version")?;
+        sqlx::query(&format!(
+            "INSERT INTO versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
+        ))
         .bind(function.as_str())
-        .bind(version)
+        .bind(i64::from(version))
         .bind(artifact_hash)
         .bind(manifest)
         .bind(now_ms)
         .execute(&mut *transaction)
         .await?;
-        upsert_alias(&mut transaction, function.as_str(), gureum_model::LIVE_ALIAS, version).await?;
+        upsert_alias(&mut transaction, function, LIVE_ALIAS, version).await?;
         transaction.commit().await?;
         Ok(FunctionVersion {
             function: function.clone(),
-            version: version as VersionNumber,
+            version,
             artifact_hash: artifact_hash.to_string(),
             manifest: manifest.to_string(),
             created_at_ms: now_ms,
@@ -212,54 +216,52 @@ impl Store {
         function: &FunctionName,
         version: VersionNumber,
     ) -> Result<Option<FunctionVersion>, StoreError> {
-        let row = sqlx::query(
-            "SELECT function, version, artifact_hash, manifest, created_at_ms FROM versions \
-             WHERE function = $1 AND version = $2",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM versions WHERE function = $1 AND version = $2"
+        ))
         .bind(function.as_str())
         .bind(i64::from(version))
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| version_from_row(&row)).transpose()
+        row.as_ref().map(version_from_row).transpose()
     }
 
-    /// Every version of a function, oldest first.
+    /// Every version of a function, oldest first (empty for an unknown function).
     pub async fn list_versions(
         &self,
         function: &FunctionName,
     ) -> Result<Vec<FunctionVersion>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT function, version, artifact_hash, manifest, created_at_ms FROM versions \
-             WHERE function = $1 ORDER BY version",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM versions WHERE function = $1 ORDER BY version"
+        ))
         .bind(function.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(version_from_row).collect()
     }
 
-    /// Every function with its live version, by name.
+    /// Every function with its live and latest version, ordered by name.
     pub async fn list_functions(&self) -> Result<Vec<FunctionSummary>, StoreError> {
         let rows = sqlx::query(
             "SELECT f.name, a.version, f.latest_version, f.created_at_ms FROM functions f \
              JOIN aliases a ON a.function = f.name AND a.alias = $1 ORDER BY f.name",
         )
-        .bind(gureum_model::LIVE_ALIAS)
+        .bind(LIVE_ALIAS)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|row| {
                 Ok(FunctionSummary {
-                    name: function_name(row.get(0))?,
-                    live_version: row.get::<i64, _>(1) as VersionNumber,
-                    latest_version: row.get::<i64, _>(2) as VersionNumber,
-                    created_at_ms: row.get(3),
+                    name: function_name(rows::column(row, 0)?)?,
+                    live_version: u32_column(row, 1, "aliases.version")?,
+                    latest_version: u32_column(row, 2, "functions.latest_version")?,
+                    created_at_ms: rows::column(row, 3)?,
                 })
             })
             .collect()
     }
 
-    /// The version an alias points at.
+    /// The version `alias` of `function` points at.
     pub async fn get_alias(
         &self,
         function: &FunctionName,
@@ -270,37 +272,45 @@ impl Store {
             .bind(alias)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|row| row.get::<i64, _>(0) as VersionNumber))
+        row.map(|row| u32_column(&row, 0, "aliases.version"))
+            .transpose()
     }
 
-    /// Points an alias at an existing version.
+    /// Points `alias` (e.g. `live`, for a rollback) at an existing version; a missing
+    /// function or version is [`StoreError::NotFound`].
     pub async fn set_alias(
         &self,
         function: &FunctionName,
         alias: &str,
         version: VersionNumber,
     ) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin().await?;
-        let exists = sqlx::query("SELECT 1 FROM versions WHERE function = $1 AND version = $2")
-            .bind(function.as_str())
-            .bind(i64::from(version))
-            .fetch_optional(&mut *transaction)
-            .await?;
-        if exists.is_none() {
+        // One statement that only writes when the version exists: no read-then-write
+        // window for a concurrent delete, and no lock upgrade for SQLite to refuse.
+        let written = sqlx::query(
+            "INSERT INTO aliases (function, alias, version) \
+             SELECT function, $2, version FROM versions WHERE function = $1 AND version = $3 \
+             ON CONFLICT (function, alias) DO UPDATE SET version = excluded.version",
+        )
+        .bind(function.as_str())
+        .bind(alias)
+        .bind(i64::from(version))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if written == 0 {
             return Err(StoreError::NotFound(format!(
                 "function {:?} has no version {version}",
                 function.as_str()
             )));
         }
-        upsert_alias(&mut transaction, function.as_str(), alias, i64::from(version)).await?;
-        transaction.commit().await?;
         Ok(())
     }
 
-    /// Deletes a function with its versions, aliases, invocations and logs. Artifacts
-    /// stay: they are content-addressed and may be shared.
+    /// Deletes a function with its versions, aliases, invocations and logs; `false` if it
+    /// did not exist. Artifacts stay: they are content-addressed and may be shared. A
+    /// function created again later starts over at version 1.
     pub async fn delete_function(&self, function: &FunctionName) -> Result<bool, StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_write().await?;
         for statement in [
             "DELETE FROM logs WHERE function = $1",
             "DELETE FROM invocations WHERE function = $1",
@@ -321,34 +331,40 @@ impl Store {
         Ok(deleted > 0)
     }
 
-    /// Every function's live version, for loading the routing table.
+    /// Every function's live version record, ordered by name, for loading the routing
+    /// table at start.
     pub async fn live_versions(&self) -> Result<Vec<FunctionVersion>, StoreError> {
         let rows = sqlx::query(
             "SELECT v.function, v.version, v.artifact_hash, v.manifest, v.created_at_ms \
              FROM versions v JOIN aliases a ON a.function = v.function AND a.version = v.version \
              WHERE a.alias = $1 ORDER BY v.function",
         )
-        .bind(gureum_model::LIVE_ALIAS)
+        .bind(LIVE_ALIAS)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(version_from_row).collect()
     }
 
-    /// Stores invocation records in one transaction.
+    /// Stores a batch of invocation records in one transaction (multi-row INSERTs). A
+    /// record whose id is already stored is skipped, so retrying a batch is safe.
     pub async fn insert_invocations(&self, records: &[InvocationRecord]) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin().await?;
-        for chunk in records.chunks(INSERT_CHUNK) {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut transaction = self.begin_write().await?;
+        for chunk in records.chunks(INSERT_CHUNK_ROWS) {
             let sql = multi_row_insert(
-                "INSERT INTO invocations (id, function, version, started_at_ms, duration_us, status, outcome, cold_start, memory_mb) VALUES ",
+                &format!("INSERT INTO invocations ({INVOCATION_COLUMNS}) VALUES "),
                 9,
                 chunk.len(),
                 " ON CONFLICT (id) DO NOTHING",
             );
-            let mut query = sqlx::query(&sql);
+            // Only full chunks repeat often enough to deserve a cached prepared statement.
+            let mut query = sqlx::query(&sql).persistent(chunk.len() == INSERT_CHUNK_ROWS);
             for record in chunk {
                 query = query
-                    .bind(record.id.clone())
-                    .bind(record.function.clone())
+                    .bind(record.id.as_str())
+                    .bind(record.function.as_str())
                     .bind(i64::from(record.version))
                     .bind(record.started_at_ms)
                     .bind(record.duration_us)
@@ -363,16 +379,19 @@ impl Store {
         Ok(())
     }
 
-    /// One invocation record.
+    /// One invocation record by id.
     pub async fn get_invocation(&self, id: &str) -> Result<Option<InvocationRecord>, StoreError> {
-        let row = sqlx::query(&format!("{INVOCATION_COLUMNS} WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| invocation_from_row(&row)).transpose()
+        let row = sqlx::query(&format!(
+            "SELECT {INVOCATION_COLUMNS} FROM invocations WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(invocation_from_row).transpose()
     }
 
-    /// A function's invocations since a time, newest first.
+    /// A function's invocations started at or after `since_ms`, newest first, at most
+    /// `limit`.
     pub async fn list_invocations(
         &self,
         function: &str,
@@ -380,7 +399,8 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<InvocationRecord>, StoreError> {
         let rows = sqlx::query(&format!(
-            "{INVOCATION_COLUMNS} WHERE function = $1 AND started_at_ms >= $2 \
+            "SELECT {INVOCATION_COLUMNS} FROM invocations \
+             WHERE function = $1 AND started_at_ms >= $2 \
              ORDER BY started_at_ms DESC, id DESC LIMIT $3"
         ))
         .bind(function)
@@ -391,25 +411,29 @@ impl Store {
         rows.iter().map(invocation_from_row).collect()
     }
 
-    /// Stores log lines in one transaction; the store assigns their sequence numbers.
+    /// Stores a batch of log lines in one transaction (multi-row INSERTs). The store
+    /// assigns each line's `seq` in input order; the input `seq` is ignored.
     pub async fn insert_logs(&self, lines: &[LogLine]) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin().await?;
-        for chunk in lines.chunks(INSERT_CHUNK) {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let mut transaction = self.begin_write().await?;
+        for chunk in lines.chunks(INSERT_CHUNK_ROWS) {
             let sql = multi_row_insert(
                 "INSERT INTO logs (invocation_id, function, version, ts_ms, stream, message) VALUES ",
                 6,
                 chunk.len(),
                 "",
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(&sql).persistent(chunk.len() == INSERT_CHUNK_ROWS);
             for line in chunk {
                 query = query
-                    .bind(line.invocation_id.clone())
-                    .bind(line.function.clone())
+                    .bind(line.invocation_id.as_str())
+                    .bind(line.function.as_str())
                     .bind(i64::from(line.version))
                     .bind(line.ts_ms)
                     .bind(line.stream.as_str())
-                    .bind(line.message.clone());
+                    .bind(line.message.as_str());
             }
             query.execute(&mut *transaction).await?;
         }
@@ -417,126 +441,77 @@ impl Store {
         Ok(())
     }
 
-    /// Log lines matching `query`, ascending by sequence number.
+    /// Log lines matching every filter of `query`, ascending by `seq`, at most
+    /// `query.limit`.
     pub async fn query_logs(&self, query: &LogQuery) -> Result<Vec<LogLine>, StoreError> {
-        // Every filter is always bound; a NULL parameter switches it off, which keeps one
-        // statement text (and one prepared statement) for every combination.
-        let rows = sqlx::query(
-            "SELECT seq, invocation_id, function, version, ts_ms, stream, message FROM logs \
-             WHERE ($1 IS NULL OR function = $1) AND ($2 IS NULL OR invocation_id = $2) \
-             AND ($3 IS NULL OR ts_ms >= $3) AND ($4 IS NULL OR seq > $4) \
-             ORDER BY seq LIMIT $5",
-        )
-        .bind(query.function.clone())
-        .bind(query.invocation_id.clone())
-        .bind(query.since_ms)
-        .bind(query.after_seq)
-        .bind(i64::from(query.limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let stream: String = row.get(5);
-                Ok(LogLine {
-                    seq: row.get(0),
-                    invocation_id: row.get(1),
-                    function: row.get(2),
-                    version: row.get::<i64, _>(3) as VersionNumber,
-                    ts_ms: row.get(4),
-                    stream: LogStream::parse(&stream)
-                        .ok_or_else(|| StoreError::Corrupt(format!("log stream {stream:?}")))?,
-                    message: row.get(6),
-                })
-            })
-            .collect()
+        // Only the given filters go into the SQL (at most 16 statement texts), so each
+        // combination gets a plan that uses its index; `x IS NULL OR` tricks would not.
+        let mut sql = format!("SELECT {LOG_COLUMNS} FROM logs WHERE 1 = 1");
+        let mut parameters = 0;
+        let mut filter = |sql: &mut String, condition: &str| {
+            parameters += 1;
+            sql.push_str(&format!(" AND {condition} ${parameters}"));
+        };
+        if query.function.is_some() {
+            filter(&mut sql, "function =");
+        }
+        if query.invocation_id.is_some() {
+            filter(&mut sql, "invocation_id =");
+        }
+        if query.since_ms.is_some() {
+            filter(&mut sql, "ts_ms >=");
+        }
+        if query.after_seq.is_some() {
+            filter(&mut sql, "seq >");
+        }
+        sql.push_str(&format!(" ORDER BY seq LIMIT ${}", parameters + 1));
+        // Bind in the same order the filters were added.
+        let mut statement = sqlx::query(&sql);
+        if let Some(function) = &query.function {
+            statement = statement.bind(function.as_str());
+        }
+        if let Some(invocation_id) = &query.invocation_id {
+            statement = statement.bind(invocation_id.as_str());
+        }
+        if let Some(since_ms) = query.since_ms {
+            statement = statement.bind(since_ms);
+        }
+        if let Some(after_seq) = query.after_seq {
+            statement = statement.bind(after_seq);
+        }
+        let rows = statement
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(log_from_row).collect()
     }
 
-    fn migrator(&self) -> Migrator {
-        let sql = match self.backend {
-            Backend::Sqlite => include_str!("../migrations/sqlite/0001_init.sql"),
-            Backend::Postgres => include_str!("../migrations/postgres/0001_init.sql"),
-        };
-        Migrator {
-            migrations: Cow::Owned(vec![Migration::new(
-                1,
-                Cow::Borrowed("init"),
-                MigrationType::Simple,
-                Cow::Borrowed(sql),
-                false,
-            )]),
-            ignore_missing: false,
-            locking: true,
-            no_tx: false,
-        }
+    /// Begins a transaction that will write. SQLite's default deferred BEGIN takes the
+    /// write lock only at the first write, and a transaction that read first then fails
+    /// at once (busy_timeout cannot help); `BEGIN IMMEDIATE` queues on the lock up front.
+    async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 }
 
-const INVOCATION_COLUMNS: &str = "SELECT id, function, version, started_at_ms, duration_us, status, \
-     outcome, cold_start, memory_mb FROM invocations";
-
+/// Points `alias` at `version` inside a transaction that already checked the version.
 async fn upsert_alias(
-    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
-    function: &str,
+    transaction: &mut Transaction<'static, Any>,
+    function: &FunctionName,
     alias: &str,
-    version: i64,
+    version: VersionNumber,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO aliases (function, alias, version) VALUES ($1, $2, $3) \
          ON CONFLICT (function, alias) DO UPDATE SET version = excluded.version",
     )
-    .bind(function)
+    .bind(function.as_str())
     .bind(alias)
-    .bind(version)
+    .bind(i64::from(version))
     .execute(&mut **transaction)
     .await?;
     Ok(())
 }
-
-fn multi_row_insert(head: &str, columns: usize, rows: usize, tail: &str) -> String {
-    let mut sql = String::from(head);
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..columns {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("${}", row * columns + column + 1));
-        }
-        sql.push(')');
-    }
-    sql.push_str(tail);
-    sql
-}
-
-fn function_name(name: String) -> Result<FunctionName, StoreError> {
-    FunctionName::new(name).map_err(|error| StoreError::Corrupt(error.to_string()))
-}
-
-fn version_from_row(row: &AnyRow) -> Result<FunctionVersion, StoreError> {
-    Ok(FunctionVersion {
-        function: function_name(row.get(0))?,
-        version: row.get::<i64, _>(1) as VersionNumber,
-        artifact_hash: row.get(2),
-        manifest: row.get(3),
-        created_at_ms: row.get(4),
-    })
-}
-
-fn invocation_from_row(row: &AnyRow) -> Result<InvocationRecord, StoreError> {
-    let outcome: String = row.get(6);
-    Ok(InvocationRecord {
-        id: row.get(0),
-        function: row.get(1),
-        version: row.get::<i64, _>(2) as VersionNumber,
-        started_at_ms: row.get(3),
-        duration_us: row.get(4),
-        status: row.get::<i64, _>(5) as u16,
-        outcome: InvocationOutcome::parse(&outcome)
-            .ok_or_else(|| StoreError::Corrupt(format!("invocation outcome {outcome:?}")))?,
-        cold_start: row.get::<i64, _>(7) != 0,
-        memory_mb: row.get::<i64, _>(8) as u32,
-    })
-}
-
-#[cfg(test)]
-mod tests;

@@ -1,0 +1,114 @@
+//! Row decoding and batch-statement building shared by the store's queries. Decoding
+//! never panics: a stored value this code did not write becomes [`StoreError::Corrupt`].
+
+use gureum_model::{
+    FunctionName, FunctionVersion, InvocationOutcome, InvocationRecord, LogLine, LogStream,
+};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Decode, Row, Type};
+
+use crate::StoreError;
+
+/// Rows per multi-row INSERT: big batches in few round trips, while 500 rows × 9 columns
+/// stay far below SQLite's (32,766) and PostgreSQL's (65,535) parameter limits.
+pub(crate) const INSERT_CHUNK_ROWS: usize = 500;
+
+/// `head` followed by `rows` groups of `columns` placeholders, numbered from `$1`, and `tail`.
+pub(crate) fn multi_row_insert(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 7);
+    sql.push_str(head);
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * columns + column + 1));
+        }
+        sql.push(')');
+    }
+    sql.push_str(tail);
+    sql
+}
+
+/// Column `index` decoded as `T`; a mismatch is an error, not a panic.
+pub(crate) fn column<'r, T>(row: &'r AnyRow, index: usize) -> Result<T, StoreError>
+where
+    T: Decode<'r, Any> + Type<Any>,
+{
+    Ok(row.try_get(index)?)
+}
+
+/// A BIGINT column that holds a `u32` (versions, memory sizes).
+pub(crate) fn u32_column(row: &AnyRow, index: usize, what: &str) -> Result<u32, StoreError> {
+    let value: i64 = column(row, index)?;
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} = {value}")))
+}
+
+/// A stored function name, validated again.
+pub(crate) fn function_name(name: String) -> Result<FunctionName, StoreError> {
+    FunctionName::new(name).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+/// A row of `VERSION_COLUMNS`.
+pub(crate) fn version_from_row(row: &AnyRow) -> Result<FunctionVersion, StoreError> {
+    Ok(FunctionVersion {
+        function: function_name(column(row, 0)?)?,
+        version: u32_column(row, 1, "versions.version")?,
+        artifact_hash: column(row, 2)?,
+        manifest: column(row, 3)?,
+        created_at_ms: column(row, 4)?,
+    })
+}
+
+/// A row of `INVOCATION_COLUMNS`.
+pub(crate) fn invocation_from_row(row: &AnyRow) -> Result<InvocationRecord, StoreError> {
+    let outcome: String = column(row, 6)?;
+    let status: i64 = column(row, 5)?;
+    Ok(InvocationRecord {
+        id: column(row, 0)?,
+        function: column(row, 1)?,
+        version: u32_column(row, 2, "invocations.version")?,
+        started_at_ms: column(row, 3)?,
+        duration_us: column(row, 4)?,
+        status: u16::try_from(status)
+            .map_err(|_| StoreError::Corrupt(format!("invocations.status = {status}")))?,
+        outcome: InvocationOutcome::parse(&outcome)
+            .ok_or_else(|| StoreError::Corrupt(format!("invocations.outcome = {outcome:?}")))?,
+        cold_start: column::<i64>(row, 7)? != 0,
+        memory_mb: u32_column(row, 8, "invocations.memory_mb")?,
+    })
+}
+
+/// A row of `LOG_COLUMNS`.
+pub(crate) fn log_from_row(row: &AnyRow) -> Result<LogLine, StoreError> {
+    let stream: String = column(row, 5)?;
+    Ok(LogLine {
+        seq: column(row, 0)?,
+        invocation_id: column(row, 1)?,
+        function: column(row, 2)?,
+        version: u32_column(row, 3, "logs.version")?,
+        ts_ms: column(row, 4)?,
+        stream: LogStream::parse(&stream)
+            .ok_or_else(|| StoreError::Corrupt(format!("logs.stream = {stream:?}")))?,
+        message: column(row, 6)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_row_inserts_number_placeholders_across_rows() {
+        assert_eq!(
+            multi_row_insert(
+                "INSERT INTO t (a, b) VALUES ",
+                2,
+                3,
+                " ON CONFLICT DO NOTHING"
+            ),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4), ($5, $6) ON CONFLICT DO NOTHING"
+        );
+    }
+}

@@ -1,0 +1,711 @@
+//! The store's behaviour suite, written once and run against both real backends: SQLite in
+//! a temp dir and a fresh PostgreSQL database per test (which fails, never skips, when
+//! PostgreSQL is unreachable).
+
+use std::future::Future;
+
+use gureum_model::{
+    FunctionName, InvocationOutcome, InvocationRecord, LIVE_ALIAS, LogLine, LogStream,
+};
+use gureum_store::{Backend, LogQuery, Store, StoreError, testing};
+use sqlx::Connection;
+
+/// What each test gets: an open store and its URL, to open it again as a second node.
+struct Ctx {
+    store: Store,
+    url: String,
+}
+
+/// Runs `test` on a SQLite store in a fresh temp dir (with a nested, not yet existing
+/// directory whose name needs URL escaping).
+async fn run_sqlite<F, Fut>(test: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let dir = tempfile::tempdir().expect("creating a temp dir");
+    let url = format!("sqlite://{}/nested dir #1/gureum.db", dir.path().display());
+    let store = Store::open(&url).await.expect("opening the SQLite store");
+    assert_eq!(store.backend(), Backend::Sqlite);
+    let outcome = tokio::spawn(test(Ctx {
+        store: store.clone(),
+        url,
+    }))
+    .await;
+    store.close().await;
+    drop(dir);
+    rethrow(outcome);
+}
+
+/// Runs `test` on a fresh PostgreSQL database and drops it afterwards, also when the
+/// test panics (the body runs in its own task so the panic can be caught and re-raised).
+async fn run_postgres<F, Fut>(test: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let url = testing::fresh_postgres_url().await;
+    let store = match Store::open(&url).await {
+        Ok(store) => store,
+        Err(error) => {
+            testing::drop_postgres(&url).await;
+            panic!("opening the PostgreSQL store at {url}: {error}");
+        }
+    };
+    assert_eq!(store.backend(), Backend::Postgres);
+    let outcome = tokio::spawn(test(Ctx {
+        store: store.clone(),
+        url: url.clone(),
+    }))
+    .await;
+    store.close().await;
+    testing::drop_postgres(&url).await;
+    rethrow(outcome);
+}
+
+fn rethrow(outcome: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = outcome {
+        if error.is_panic() {
+            std::panic::resume_unwind(error.into_panic());
+        }
+        panic!("test task failed: {error}");
+    }
+}
+
+/// Instantiates every listed test once per backend: `sqlite::NAME` and `postgres::NAME`.
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::run_sqlite(super::$test).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::run_postgres(super::$test).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    versions_increment_and_are_immutable,
+    deploys_move_the_live_alias,
+    set_alias_rolls_back_and_numbers_are_never_reused,
+    set_alias_to_a_missing_version_is_not_found,
+    racing_deploys_from_two_nodes_get_distinct_numbers,
+    delete_function_removes_all_but_artifacts,
+    live_versions_and_list_functions_cover_every_function,
+    artifacts_are_content_addressed_and_idempotent,
+    invocations_round_trip,
+    logs_are_batch_inserted_and_filtered,
+    reopening_keeps_data_and_migrations_run_once,
+);
+
+fn name(name: &str) -> FunctionName {
+    FunctionName::new(name).expect("a valid test function name")
+}
+
+fn invocation(id: &str, function: &str, started_at_ms: i64) -> InvocationRecord {
+    InvocationRecord {
+        id: id.to_string(),
+        function: function.to_string(),
+        version: 1,
+        started_at_ms,
+        duration_us: 1_234,
+        status: 200,
+        outcome: InvocationOutcome::Ok,
+        cold_start: false,
+        memory_mb: 128,
+    }
+}
+
+fn log_line(invocation_id: &str, function: &str, ts_ms: i64, message: &str) -> LogLine {
+    LogLine {
+        // The store assigns seq; a made-up input value must be ignored.
+        seq: 999,
+        invocation_id: invocation_id.to_string(),
+        function: function.to_string(),
+        version: 1,
+        ts_ms,
+        stream: LogStream::Stdout,
+        message: message.to_string(),
+    }
+}
+
+fn logs_query(limit: u32) -> LogQuery {
+    LogQuery {
+        limit,
+        ..LogQuery::default()
+    }
+}
+
+/// A number from a table, read with a separate raw connection (what a second tool sees).
+async fn raw_count(url: &str, sql: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let mut connection = sqlx::AnyConnection::connect(url)
+        .await
+        .expect("raw connection");
+    let count: i64 = sqlx::query_scalar(sql)
+        .fetch_one(&mut connection)
+        .await
+        .expect("raw count");
+    connection
+        .close()
+        .await
+        .expect("closing the raw connection");
+    count
+}
+
+async fn versions_increment_and_are_immutable(ctx: Ctx) {
+    let store = &ctx.store;
+    let hello = name("hello");
+    let v1 = store.create_version(&hello, "h1", "m1", 10).await.unwrap();
+    let v2 = store.create_version(&hello, "h2", "m2", 20).await.unwrap();
+    assert_eq!((v1.version, v2.version), (1, 2));
+    assert_eq!(
+        (v1.function.as_str(), v1.artifact_hash.as_str()),
+        ("hello", "h1")
+    );
+    assert_eq!((v1.manifest.as_str(), v1.created_at_ms), ("m1", 10));
+    // Version 1 is unchanged by the later deploy.
+    assert_eq!(
+        store.get_version(&hello, 1).await.unwrap(),
+        Some(v1.clone())
+    );
+    assert_eq!(
+        store.get_version(&hello, 2).await.unwrap(),
+        Some(v2.clone())
+    );
+    assert_eq!(store.get_version(&hello, 3).await.unwrap(), None);
+    assert_eq!(store.get_version(&name("other"), 1).await.unwrap(), None);
+    assert_eq!(store.list_versions(&hello).await.unwrap(), vec![v1, v2]);
+    assert!(
+        store
+            .list_versions(&name("other"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Another function numbers its versions independently.
+    let other = store
+        .create_version(&name("other"), "h1", "m", 30)
+        .await
+        .unwrap();
+    assert_eq!(other.version, 1);
+}
+
+async fn deploys_move_the_live_alias(ctx: Ctx) {
+    let store = &ctx.store;
+    let hello = name("hello");
+    assert_eq!(store.get_alias(&hello, LIVE_ALIAS).await.unwrap(), None);
+    store.create_version(&hello, "h1", "m1", 10).await.unwrap();
+    assert_eq!(store.get_alias(&hello, LIVE_ALIAS).await.unwrap(), Some(1));
+    store.create_version(&hello, "h2", "m2", 20).await.unwrap();
+    assert_eq!(store.get_alias(&hello, LIVE_ALIAS).await.unwrap(), Some(2));
+    assert_eq!(store.get_alias(&hello, "canary").await.unwrap(), None);
+}
+
+async fn set_alias_rolls_back_and_numbers_are_never_reused(ctx: Ctx) {
+    let store = &ctx.store;
+    let hello = name("hello");
+    for (hash, now) in [("h1", 1), ("h2", 2), ("h3", 3)] {
+        store.create_version(&hello, hash, "m", now).await.unwrap();
+    }
+    store.set_alias(&hello, LIVE_ALIAS, 1).await.unwrap();
+    assert_eq!(store.get_alias(&hello, LIVE_ALIAS).await.unwrap(), Some(1));
+    let summary = &store.list_functions().await.unwrap()[0];
+    assert_eq!((summary.live_version, summary.latest_version), (1, 3));
+    // Other aliases are independent of live.
+    store.set_alias(&hello, "canary", 3).await.unwrap();
+    assert_eq!(store.get_alias(&hello, "canary").await.unwrap(), Some(3));
+    assert_eq!(store.get_alias(&hello, LIVE_ALIAS).await.unwrap(), Some(1));
+    // The next deploy continues after the highest number, not after the live one.
+    let next = store.create_version(&hello, "h4", "m", 4).await.unwrap();
+    assert_eq!(next.version, 4);
+    assert_eq!(store.get_alias(&hello, LIVE_ALIAS).await.unwrap(), Some(4));
+    assert_eq!(store.get_alias(&hello, "canary").await.unwrap(), Some(3));
+}
+
+async fn set_alias_to_a_missing_version_is_not_found(ctx: Ctx) {
+    let store = &ctx.store;
+    let hello = name("hello");
+    store.create_version(&hello, "h1", "m", 1).await.unwrap();
+    let error = store.set_alias(&hello, LIVE_ALIAS, 7).await.unwrap_err();
+    assert!(matches!(error, StoreError::NotFound(_)), "{error:?}");
+    assert!(error.to_string().contains("no version 7"), "{error}");
+    assert_eq!(store.get_alias(&hello, LIVE_ALIAS).await.unwrap(), Some(1));
+    let error = store
+        .set_alias(&name("ghost"), LIVE_ALIAS, 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::NotFound(_)), "{error:?}");
+    assert_eq!(
+        store.get_alias(&name("ghost"), LIVE_ALIAS).await.unwrap(),
+        None
+    );
+}
+
+async fn racing_deploys_from_two_nodes_get_distinct_numbers(ctx: Ctx) {
+    // Two stores on one database are two nodes with separate connection pools.
+    let node_b = Store::open(&ctx.url).await.unwrap();
+    let hello = name("hello");
+    let mut racers = Vec::new();
+    for task in 0..8 {
+        let store = if task % 2 == 0 {
+            ctx.store.clone()
+        } else {
+            node_b.clone()
+        };
+        let hello = hello.clone();
+        racers.push(tokio::spawn(async move {
+            let mut numbers = Vec::new();
+            for deploy in 0..3 {
+                let hash = format!("h{task}-{deploy}");
+                numbers.push(
+                    store
+                        .create_version(&hello, &hash, "m", 1)
+                        .await
+                        .unwrap()
+                        .version,
+                );
+            }
+            numbers
+        }));
+    }
+    let mut numbers = Vec::new();
+    for racer in racers {
+        numbers.extend(racer.await.unwrap());
+    }
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=24).collect::<Vec<_>>());
+    assert_eq!(ctx.store.list_versions(&hello).await.unwrap().len(), 24);
+    // Each deploy moved live inside its own transaction, so the last one wins.
+    assert_eq!(
+        node_b.get_alias(&hello, LIVE_ALIAS).await.unwrap(),
+        Some(24)
+    );
+    node_b.close().await;
+}
+
+async fn delete_function_removes_all_but_artifacts(ctx: Ctx) {
+    let store = &ctx.store;
+    let (doomed, kept) = (name("doomed"), name("kept"));
+    store.put_artifact("shared", b"wasm").await.unwrap();
+    for function in [&doomed, &kept] {
+        store
+            .create_version(function, "shared", "m", 1)
+            .await
+            .unwrap();
+        store
+            .create_version(function, "shared", "m", 2)
+            .await
+            .unwrap();
+        store
+            .insert_invocations(&[invocation(&format!("{function}-inv"), function.as_str(), 5)])
+            .await
+            .unwrap();
+        store
+            .insert_logs(&[log_line(
+                &format!("{function}-inv"),
+                function.as_str(),
+                5,
+                "hi",
+            )])
+            .await
+            .unwrap();
+    }
+    store.set_alias(&doomed, "canary", 1).await.unwrap();
+
+    assert!(store.delete_function(&doomed).await.unwrap());
+    assert!(!store.delete_function(&doomed).await.unwrap());
+    assert!(!store.delete_function(&name("never")).await.unwrap());
+    assert!(store.list_versions(&doomed).await.unwrap().is_empty());
+    assert_eq!(store.get_alias(&doomed, LIVE_ALIAS).await.unwrap(), None);
+    assert_eq!(store.get_alias(&doomed, "canary").await.unwrap(), None);
+    assert_eq!(store.get_invocation("doomed-inv").await.unwrap(), None);
+    assert!(
+        store
+            .list_invocations("doomed", 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let doomed_logs = LogQuery {
+        function: Some("doomed".into()),
+        ..logs_query(10)
+    };
+    assert!(store.query_logs(&doomed_logs).await.unwrap().is_empty());
+    // The artifact and the other function are untouched.
+    assert_eq!(
+        store.get_artifact("shared").await.unwrap(),
+        Some(b"wasm".to_vec())
+    );
+    assert_eq!(store.list_versions(&kept).await.unwrap().len(), 2);
+    assert!(store.get_invocation("kept-inv").await.unwrap().is_some());
+    assert_eq!(store.query_logs(&logs_query(10)).await.unwrap().len(), 1);
+    let names: Vec<_> = store
+        .list_functions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(names, vec![kept]);
+    // A function created again under the same name is a new function.
+    let again = store
+        .create_version(&doomed, "shared", "m", 9)
+        .await
+        .unwrap();
+    assert_eq!(again.version, 1);
+}
+
+async fn live_versions_and_list_functions_cover_every_function(ctx: Ctx) {
+    let store = &ctx.store;
+    assert!(store.live_versions().await.unwrap().is_empty());
+    assert!(store.list_functions().await.unwrap().is_empty());
+    let zeta = name("zeta");
+    let alpha = name("alpha");
+    store.create_version(&zeta, "z1", "zm1", 100).await.unwrap();
+    let zeta2 = store.create_version(&zeta, "z2", "zm2", 200).await.unwrap();
+    let alpha1 = store
+        .create_version(&alpha, "a1", "am1", 300)
+        .await
+        .unwrap();
+    store
+        .create_version(&alpha, "a2", "am2", 400)
+        .await
+        .unwrap();
+    store.set_alias(&alpha, LIVE_ALIAS, 1).await.unwrap();
+
+    assert_eq!(store.live_versions().await.unwrap(), vec![alpha1, zeta2]);
+    let summaries = store.list_functions().await.unwrap();
+    let view: Vec<_> = summaries
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.live_version,
+                s.latest_version,
+                s.created_at_ms,
+            )
+        })
+        .collect();
+    assert_eq!(view, vec![("alpha", 1, 2, 300), ("zeta", 2, 2, 100)]);
+}
+
+async fn artifacts_are_content_addressed_and_idempotent(ctx: Ctx) {
+    let store = &ctx.store;
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    store.put_artifact("big", &big).await.unwrap();
+    store.put_artifact("big", &big).await.unwrap();
+    store.put_artifact("empty", b"").await.unwrap();
+    store.put_artifact("zeros", &[0, 0, 255, 0]).await.unwrap();
+    assert_eq!(store.get_artifact("big").await.unwrap(), Some(big));
+    assert_eq!(store.get_artifact("empty").await.unwrap(), Some(Vec::new()));
+    assert_eq!(
+        store.get_artifact("zeros").await.unwrap(),
+        Some(vec![0, 0, 255, 0])
+    );
+    assert_eq!(store.get_artifact("missing").await.unwrap(), None);
+}
+
+async fn invocations_round_trip(ctx: Ctx) {
+    let store = &ctx.store;
+    store.insert_invocations(&[]).await.unwrap();
+    let outcomes = [
+        InvocationOutcome::Ok,
+        InvocationOutcome::Error,
+        InvocationOutcome::Timeout,
+        InvocationOutcome::Throttled,
+    ];
+    // More than one multi-row chunk, in one batch.
+    let records: Vec<InvocationRecord> = (0..1_100)
+        .map(|i| InvocationRecord {
+            version: if i == 7 { u32::MAX } else { 3 },
+            duration_us: i64::from(i) * 1_000_003,
+            status: [200, 502, 504, 429][i as usize % 4],
+            outcome: outcomes[i as usize % 4],
+            cold_start: i % 3 == 0,
+            memory_mb: if i == 8 { 4_096 } else { 128 },
+            ..invocation(&format!("inv-{i:04}"), "busy", 1_000 + i64::from(i))
+        })
+        .collect();
+    store.insert_invocations(&records).await.unwrap();
+    store
+        .insert_invocations(&[invocation("quiet-1", "quiet", 1_500)])
+        .await
+        .unwrap();
+    for record in [&records[0], &records[7], &records[8], &records[1_099]] {
+        assert_eq!(
+            store.get_invocation(&record.id).await.unwrap().as_ref(),
+            Some(record)
+        );
+    }
+    assert_eq!(store.get_invocation("nope").await.unwrap(), None);
+
+    let all = store.list_invocations("busy", 0, 5_000).await.unwrap();
+    let mut newest_first = records.clone();
+    newest_first.reverse();
+    assert_eq!(all, newest_first);
+    let since = store.list_invocations("busy", 2_000, 5_000).await.unwrap();
+    assert_eq!(since.len(), 100);
+    assert!(since.iter().all(|record| record.started_at_ms >= 2_000));
+    let limited = store.list_invocations("busy", 0, 3).await.unwrap();
+    let ids: Vec<_> = limited.iter().map(|record| record.id.as_str()).collect();
+    assert_eq!(ids, ["inv-1099", "inv-1098", "inv-1097"]);
+    assert_eq!(
+        store.list_invocations("quiet", 0, 10).await.unwrap().len(),
+        1
+    );
+    assert!(
+        store
+            .list_invocations("none", 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Retrying a batch the writer already flushed skips the stored records.
+    store.insert_invocations(&records[..10]).await.unwrap();
+    assert_eq!(
+        store
+            .list_invocations("busy", 0, 5_000)
+            .await
+            .unwrap()
+            .len(),
+        1_100
+    );
+}
+
+async fn logs_are_batch_inserted_and_filtered(ctx: Ctx) {
+    let store = &ctx.store;
+    store.insert_logs(&[]).await.unwrap();
+    let streams = [LogStream::Stdout, LogStream::Stderr, LogStream::Platform];
+    let lines: Vec<LogLine> = (0..1_200)
+        .map(|i| LogLine {
+            stream: streams[i % 3],
+            ..log_line(
+                if i < 800 { "a-1" } else { "a-2" },
+                "fn-a",
+                1_000 + i as i64,
+                &format!("line {i}"),
+            )
+        })
+        .collect();
+    store.insert_logs(&lines[..600]).await.unwrap();
+    store
+        .insert_logs(&[
+            log_line("b-1", "fn-b", 1_100, "ünïcödé ☁️ 구름"),
+            log_line("b-1", "fn-b", 1_101, ""),
+        ])
+        .await
+        .unwrap();
+    store.insert_logs(&lines[600..]).await.unwrap();
+
+    let function_a = LogQuery {
+        function: Some("fn-a".into()),
+        ..logs_query(5_000)
+    };
+    let all_a = store.query_logs(&function_a).await.unwrap();
+    assert_eq!(all_a.len(), 1_200);
+    assert!(all_a.windows(2).all(|pair| pair[0].seq < pair[1].seq));
+    for (stored, sent) in all_a.iter().zip(&lines) {
+        assert_eq!(
+            LogLine {
+                seq: 999,
+                ..stored.clone()
+            },
+            *sent
+        );
+    }
+    let b_lines = store
+        .query_logs(&LogQuery {
+            function: Some("fn-b".into()),
+            ..logs_query(10)
+        })
+        .await
+        .unwrap();
+    let b_messages: Vec<_> = b_lines.iter().map(|line| line.message.as_str()).collect();
+    assert_eq!(b_messages, ["ünïcödé ☁️ 구름", ""]);
+    // Sequence numbers follow insertion order across batches and functions.
+    assert!(all_a[599].seq < b_lines[0].seq && b_lines[1].seq < all_a[600].seq);
+
+    let count = |query: LogQuery| async move { store.query_logs(&query).await.unwrap().len() };
+    assert_eq!(count(logs_query(5_000)).await, 1_202);
+    let by_invocation = LogQuery {
+        invocation_id: Some("a-2".into()),
+        ..logs_query(5_000)
+    };
+    assert_eq!(count(by_invocation.clone()).await, 400);
+    let mismatched = LogQuery {
+        function: Some("fn-b".into()),
+        ..by_invocation
+    };
+    assert_eq!(count(mismatched).await, 0);
+    let since = LogQuery {
+        since_ms: Some(2_190),
+        ..function_a.clone()
+    };
+    assert_eq!(count(since).await, 10);
+    assert_eq!(count(logs_query(7)).await, 7);
+    assert_eq!(count(logs_query(0)).await, 0);
+    let after = store
+        .query_logs(&LogQuery {
+            after_seq: Some(all_a[99].seq),
+            ..LogQuery {
+                limit: 3,
+                ..function_a.clone()
+            }
+        })
+        .await
+        .unwrap();
+    let messages: Vec<_> = after.iter().map(|line| line.message.as_str()).collect();
+    assert_eq!(messages, ["line 100", "line 101", "line 102"]);
+    let everything = LogQuery {
+        function: Some("fn-a".into()),
+        invocation_id: Some("a-1".into()),
+        since_ms: Some(1_500),
+        after_seq: Some(all_a[549].seq),
+        limit: 1_000,
+    };
+    let narrowed = store.query_logs(&everything).await.unwrap();
+    assert_eq!(narrowed.len(), 250);
+    assert_eq!(narrowed[0].message, "line 550");
+
+    // Paging with after_seq visits every line once, in order.
+    let mut paged = Vec::new();
+    let mut page = LogQuery {
+        limit: 128,
+        ..function_a
+    };
+    loop {
+        let lines = store.query_logs(&page).await.unwrap();
+        let Some(last) = lines.last() else { break };
+        page.after_seq = Some(last.seq);
+        paged.extend(lines);
+    }
+    assert_eq!(paged, all_a);
+}
+
+async fn reopening_keeps_data_and_migrations_run_once(ctx: Ctx) {
+    let hello = name("hello");
+    ctx.store.put_artifact("kept", b"bytes").await.unwrap();
+    ctx.store
+        .create_version(&hello, "kept", "m", 1)
+        .await
+        .unwrap();
+    ctx.store
+        .insert_logs(&[log_line("i", "hello", 1, "before")])
+        .await
+        .unwrap();
+    ctx.store.close().await;
+    for _ in 0..2 {
+        let reopened = Store::open(&ctx.url).await.unwrap();
+        assert_eq!(
+            reopened.get_artifact("kept").await.unwrap(),
+            Some(b"bytes".to_vec())
+        );
+        assert_eq!(
+            reopened.get_alias(&hello, LIVE_ALIAS).await.unwrap(),
+            Some(1)
+        );
+        assert_eq!(reopened.query_logs(&logs_query(10)).await.unwrap().len(), 1);
+        reopened.close().await;
+    }
+    let reopened = Store::open(&ctx.url).await.unwrap();
+    let next = reopened
+        .create_version(&hello, "kept", "m", 2)
+        .await
+        .unwrap();
+    assert_eq!(next.version, 2);
+    reopened.close().await;
+    let applied = raw_count(&raw_url(&ctx.url), "SELECT COUNT(*) FROM _sqlx_migrations").await;
+    assert_eq!(applied, 1, "one migration, recorded once");
+}
+
+/// The URL a raw sqlx connection accepts: SQLite needs `mode` and an escaped path.
+fn raw_url(url: &str) -> String {
+    match url.strip_prefix("sqlite://") {
+        Some(path) => format!(
+            "sqlite://{}?mode=ro",
+            path.replace(' ', "%20").replace('#', "%23")
+        ),
+        None => url.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nodes_starting_together_migrate_once() {
+    let url = testing::fresh_postgres_url().await;
+    let url_for_task = url.clone();
+    let outcome = tokio::spawn(async move {
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url_for_task.clone();
+                tokio::spawn(async move { Store::open(&url).await })
+            })
+            .collect();
+        for open in opens {
+            let store = open.await.unwrap().expect("every node opens the store");
+            store.close().await;
+        }
+        assert_eq!(
+            raw_count(&url_for_task, "SELECT COUNT(*) FROM _sqlx_migrations").await,
+            1
+        );
+    })
+    .await;
+    testing::drop_postgres(&url).await;
+    rethrow(outcome);
+}
+
+#[tokio::test]
+async fn sqlite_files_use_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/gureum.db");
+    let store = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    store.put_artifact("h", b"x").await.unwrap();
+    assert!(path.exists());
+    assert!(
+        dir.path().join("a/b/gureum.db-wal").exists(),
+        "WAL file beside the database"
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn bad_urls_get_errors_that_say_what_works() {
+    for url in ["mysql://localhost/x", "gureum.db", "", "http://example.com"] {
+        let error = Store::open(url).await.unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(error, StoreError::UnsupportedUrl(_)),
+            "{url}: {error:?}"
+        );
+        assert!(
+            message.contains("sqlite://PATH") && message.contains("postgres://"),
+            "{message}"
+        );
+    }
+    let error = Store::open("sqlite://").await.unwrap_err();
+    assert!(error.to_string().contains("path is empty"), "{error}");
+    // An unreachable server is reported at once, naming where it looked.
+    let error = Store::open("postgres://postgres:pw@127.0.0.1:1/nothing")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Connect { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains("postgres://postgres:***@127.0.0.1:1/nothing"),
+        "{message}"
+    );
+}
