@@ -34,7 +34,10 @@ pub async fn versions(
         println!("{}", serde_json::to_string_pretty(&versions)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:>7}  {:<4} {:<24}  ARTIFACT", "VERSION", "LIVE", "CREATED");
+    println!(
+        "{:>7}  {:<4} {:<24}  ARTIFACT",
+        "VERSION", "LIVE", "CREATED"
+    );
     for version in versions {
         println!(
             "{:>7}  {:<4} {:<24}  {}",

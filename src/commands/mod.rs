@@ -17,7 +17,12 @@ use clap::{Parser, Subcommand};
 #[command(name = "gureum", version, about)]
 pub struct Cli {
     /// Control API URL of a running `gureum up`.
-    #[arg(long, global = true, env = "GUREUM_URL", default_value = "http://127.0.0.1:8081")]
+    #[arg(
+        long,
+        global = true,
+        env = "GUREUM_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
     url: String,
     /// Admin token; default: the admin.token file in ./.gureum.
     #[arg(long, global = true, env = "GUREUM_TOKEN", hide_env_values = true)]

@@ -71,16 +71,25 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("opening the store {}", redact(&store_url)))?;
 
     let public_listener = TcpListener::bind(args.listen).await.with_context(|| {
-        format!("binding the public listener to {}; pass --listen ADDR to use another", args.listen)
+        format!(
+            "binding the public listener to {}; pass --listen ADDR to use another",
+            args.listen
+        )
     })?;
-    let admin_listener = TcpListener::bind(args.admin_listen).await.with_context(|| {
-        format!("binding the admin listener to {}; pass --admin-listen ADDR to use another", args.admin_listen)
-    })?;
+    let admin_listener = TcpListener::bind(args.admin_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "binding the admin listener to {}; pass --admin-listen ADDR to use another",
+                args.admin_listen
+            )
+        })?;
     let public_url = format!("http://{}", public_listener.local_addr()?);
     let admin_url = format!("http://{}", admin_listener.local_addr()?);
 
     let metrics = Arc::new(Metrics::new());
-    let (telemetry, telemetry_writer) = gureum_telemetry::start(store.clone(), WriterSettings::default());
+    let (telemetry, telemetry_writer) =
+        gureum_telemetry::start(store.clone(), WriterSettings::default());
     let engine = WasmEngine::new(&WasmEngineConfig {
         cache_dir: args.data_dir.join("cache"),
         pool_instances: gureum_runtime_wasm::DEFAULT_POOL_INSTANCES,
@@ -126,7 +135,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
 
     println!("gureum is up");
     println!("  functions:   {public_url}   (GET /fn/NAME/…)");
-    println!("  control API: {admin_url}/api/v1   (token in {})", token_path.display());
+    println!(
+        "  control API: {admin_url}/api/v1   (token in {})",
+        token_path.display()
+    );
     println!("  metrics:     {admin_url}/metrics");
     if loaded == 0 && !args.no_examples {
         println!("try:");
@@ -170,7 +182,10 @@ async fn deploy_examples(invoker: &Invoker, examples_dir: &Path, public_url: &st
         let deployed = async {
             let loaded = gureum_manifest::load(&dir)?;
             let artifact = std::fs::read(&loaded.artifact_path).with_context(|| {
-                format!("reading {} (run `cargo xtask build-fixtures` to build it)", loaded.artifact_path.display())
+                format!(
+                    "reading {} (run `cargo xtask build-fixtures` to build it)",
+                    loaded.artifact_path.display()
+                )
             })?;
             anyhow::Ok(invoker.deploy(&loaded.text, artifact).await?)
         }

@@ -11,9 +11,13 @@ use tokio::sync::OnceCell;
 /// A running `gureum up`.
 pub struct Server {
     child: Child,
+    /// Base URL of the public listener.
     pub public_url: String,
+    /// Base URL of the admin listener.
     pub admin_url: String,
+    /// The admin token.
     pub token: String,
+    /// The data directory.
     pub data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
 }
@@ -35,7 +39,13 @@ impl Server {
             .arg("up")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--no-examples"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--no-examples",
+            ])
             .args(["--shutdown-grace", "5s", "--exit-on-stdin-close"])
             .stdin(Stdio::piped())
             .env("RUST_LOG", "warn")
@@ -135,8 +145,11 @@ impl Drop for Server {
 /// What a CLI run printed.
 #[derive(Debug)]
 pub struct CliOutput {
+    /// Whether it exited 0.
     pub success: bool,
+    /// Its standard output.
     pub stdout: String,
+    /// Its standard error.
     pub stderr: String,
 }
 

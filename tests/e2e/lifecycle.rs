@@ -18,7 +18,10 @@ async fn deploy_redeploy_rollback_and_pinned_versions_serve_the_right_code() {
     assert_eq!(body(first).await, "one");
 
     let _v2 = deploy(server, "versions", "[env]\nTAG = \"two\"");
-    assert_eq!(body(server.get("/fn/versions/echo?env=TAG").await).await, "two");
+    assert_eq!(
+        body(server.get("/fn/versions/echo?env=TAG").await).await,
+        "two"
+    );
 
     let rolled = server.cli(&["rollback", "versions"]);
     assert!(rolled.success, "{rolled:?}");
@@ -42,7 +45,10 @@ async fn deploy_redeploy_rollback_and_pinned_versions_serve_the_right_code() {
 
     let rolled_to = server.cli(&["rollback", "versions", "--to", "2"]);
     assert!(rolled_to.success, "{rolled_to:?}");
-    assert_eq!(body(server.get("/fn/versions/echo?env=TAG").await).await, "two");
+    assert_eq!(
+        body(server.get("/fn/versions/echo?env=TAG").await).await,
+        "two"
+    );
 }
 
 #[tokio::test]
@@ -58,7 +64,11 @@ async fn the_mount_prefix_is_stripped_and_manifest_routes_pass_unchanged() {
     assert_eq!(stripped["path"], "/echo?a=1&b=2");
     assert_eq!(stripped["headers"]["x-forwarded-prefix"][0], "/fn/paths");
     let routed = server.get("/paths-route/x").await;
-    assert_eq!(routed.status(), 404, "testbed answers 404 for unknown paths");
+    assert_eq!(
+        routed.status(),
+        404,
+        "testbed answers 404 for unknown paths"
+    );
     assert_eq!(routed.text().await.unwrap(), "no such testbed route");
     let unknown = server.get("/fn/nobody-here/").await;
     assert_eq!(unknown.status(), 404);
@@ -84,7 +94,10 @@ async fn logs_show_the_invocations_stdout_and_stderr() {
             assert!(output.stdout.contains(&id));
             break;
         }
-        assert!(Instant::now() < deadline, "log lines never arrived: {output:?}");
+        assert!(
+            Instant::now() < deadline,
+            "log lines never arrived: {output:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The CLI's invoke prints the body.
@@ -108,7 +121,10 @@ async fn a_looping_function_is_stopped_with_504_at_its_timeout() {
     let error: serde_json::Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "function_timeout");
     // The instance was discarded; the function still serves.
-    assert_eq!(server.get("/fn/spinner/status?code=200").await.status(), 200);
+    assert_eq!(
+        server.get("/fn/spinner/status?code=200").await.status(),
+        200
+    );
     // The CLI exits non-zero on a function error.
     let invoked = server.cli(&["invoke", "spinner", "--path", "/spin"]);
     assert!(!invoked.success);
@@ -142,7 +158,10 @@ async fn a_trap_gives_502_and_the_next_request_succeeds() {
     assert_eq!(response.status(), 502);
     let error: serde_json::Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "function_error");
-    assert_eq!(server.get("/fn/panicker/status?code=201").await.status(), 201);
+    assert_eq!(
+        server.get("/fn/panicker/status?code=201").await.status(),
+        201
+    );
 }
 
 #[tokio::test]
@@ -170,7 +189,10 @@ async fn concurrency_over_max_instances_gets_429_with_retry_after() {
         }
     }
     assert!(ok >= 1, "at least one request runs");
-    assert!(throttled >= 1, "requests beyond the slot and queue are throttled");
+    assert!(
+        throttled >= 1,
+        "requests beyond the slot and queue are throttled"
+    );
 }
 
 #[tokio::test]
@@ -185,7 +207,10 @@ async fn warm_instances_are_reused_and_reuse_can_be_turned_off() {
 
     let _fresh = deploy(server, "fresh", "reuse_instances = false");
     for _ in 0..3 {
-        assert_eq!(server.get("/fn/fresh/count").await.text().await.unwrap(), "1");
+        assert_eq!(
+            server.get("/fn/fresh/count").await.text().await.unwrap(),
+            "1"
+        );
     }
 }
 
@@ -199,7 +224,11 @@ async fn after_the_idle_ttl_the_next_request_is_a_cold_start() {
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     let again = server.get("/fn/sleepy/count").await;
     assert_eq!(cold(&again), "1");
-    assert_eq!(again.text().await.unwrap(), "1", "a new instance starts from scratch");
+    assert_eq!(
+        again.text().await.unwrap(),
+        "1",
+        "a new instance starts from scratch"
+    );
 }
 
 #[tokio::test]

@@ -49,7 +49,10 @@ async fn survives_a_restart(store: Option<&str>) {
         metrics.contains("gureum_wasm_compilations_total 0"),
         "a restart must not recompile: {metrics}"
     );
-    assert!(metrics.contains("gureum_wasm_cache_loads_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("gureum_wasm_cache_loads_total 1"),
+        "{metrics}"
+    );
     assert_eq!(server.stop(), Some(0));
 }
 

@@ -23,16 +23,25 @@ async fn bad_manifests_are_refused_naming_the_field_and_the_old_version_serves()
     // A bad name and a missing artifact.
     let dir = function_dir("Bad_Name", "");
     let output = server.cli(&["deploy", dir.path().to_str().unwrap()]);
-    assert!(!output.success && output.stderr.contains("name"), "{output:?}");
+    assert!(
+        !output.success && output.stderr.contains("name"),
+        "{output:?}"
+    );
     let dir = function_dir("guarded", "");
     std::fs::remove_file(dir.path().join("fn.wasm")).unwrap();
     let output = server.cli(&["deploy", dir.path().to_str().unwrap()]);
-    assert!(!output.success && output.stderr.contains("fn.wasm"), "{output:?}");
+    assert!(
+        !output.success && output.stderr.contains("fn.wasm"),
+        "{output:?}"
+    );
 
     // The server validates too (a client that skips local checks).
     let refused = server
         .client()
-        .deploy("name = \"guarded\"\nartifact = \"x.wasm\"\nbogus = 1\n".into(), vec![])
+        .deploy(
+            "name = \"guarded\"\nartifact = \"x.wasm\"\nbogus = 1\n".into(),
+            vec![],
+        )
         .await
         .unwrap_err();
     assert!(refused.to_string().contains("bogus"), "{refused}");
@@ -90,7 +99,11 @@ async fn a_route_owned_by_another_function_is_refused() {
     let output = server.cli(&["deploy", dir.path().to_str().unwrap()]);
     assert!(!output.success);
     assert!(output.stderr.contains("route-owner"), "{output:?}");
-    assert_eq!(server.get("/owned").await.status(), 404, "testbed: no such route");
+    assert_eq!(
+        server.get("/owned").await.status(),
+        404,
+        "testbed: no such route"
+    );
     let via_route = server.get("/owned/echo").await;
     assert_eq!(via_route.status(), 200);
 }

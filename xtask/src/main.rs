@@ -5,6 +5,10 @@
 //!   the components where the examples and the end-to-end tests expect them:
 //!   `examples/hello/hello.wasm`, `examples/greet/greet.wasm`,
 //!   `target/fixtures/testbed.wasm`, `target/fixtures/not-handler.wasm`.
+//! * `ci` — everything CI checks: PostgreSQL ready, fmt, clippy, fixtures, all tests.
+//! * `up` — builds the release binary and the examples and runs `gureum up`.
+
+mod ci;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -39,6 +43,16 @@ enum Cmd {
     /// Build the guest functions (wasm32-wasip2 components) and copy them to
     /// examples/*/NAME.wasm and TARGET_DIR/fixtures/.
     BuildFixtures,
+    /// Run everything CI checks (what `.ci/run` calls): PostgreSQL, fmt, clippy,
+    /// fixtures, unit and end-to-end tests on SQLite and PostgreSQL.
+    Ci,
+    /// Build the release binary and the examples, then run `gureum up` with the
+    /// examples deployed (extra arguments are passed to `gureum up`).
+    Up {
+        /// Arguments for `gureum up`, e.g. `-- --listen 0.0.0.0:8080`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -46,15 +60,17 @@ fn main() -> Result<()> {
     let ws = Workspace::locate()?;
     match cli.command {
         Cmd::BuildFixtures => build_fixtures(&ws).map(|_| ()),
+        Cmd::Ci => ci::ci(&ws),
+        Cmd::Up { args } => ci::up(&ws, &args),
     }
 }
 
 /// Where things are.
-struct Workspace {
+pub(crate) struct Workspace {
     /// The workspace root (the parent of xtask's manifest directory).
-    root: PathBuf,
+    pub(crate) root: PathBuf,
     /// Cargo's target directory: `$CARGO_TARGET_DIR` or `ROOT/target`.
-    target_dir: PathBuf,
+    pub(crate) target_dir: PathBuf,
 }
 
 impl Workspace {
@@ -81,7 +97,7 @@ impl Workspace {
 
     /// A `cargo` command run from the workspace root, on the same toolchain
     /// as the one running xtask.
-    fn cargo(&self) -> Command {
+    pub(crate) fn cargo(&self) -> Command {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
         let mut cmd = Command::new(cargo);
         cmd.current_dir(&self.root)
@@ -91,7 +107,7 @@ impl Workspace {
 }
 
 /// `cargo xtask build-fixtures`; returns the paths written.
-fn build_fixtures(ws: &Workspace) -> Result<Vec<PathBuf>> {
+pub(crate) fn build_fixtures(ws: &Workspace) -> Result<Vec<PathBuf>> {
     ensure_wasm_target()?;
 
     let mut build = ws.cargo();
@@ -176,7 +192,7 @@ fn check_component(path: &Path) -> Result<()> {
 }
 
 /// Runs `cmd`, echoing it, and fails on a non-zero exit.
-fn run(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     let shown = std::iter::once(cmd.get_program())
         .chain(cmd.get_args())
         .map(|s| s.to_string_lossy())

@@ -3,8 +3,8 @@
 
 use futures::{Stream, StreamExt};
 use gureum_api_types::{
-    DeployResponse, ErrorBody, FunctionInfo, InvocationView, LogLineView, Problem,
-    RollbackRequest, RollbackResponse, VersionInfo,
+    DeployResponse, ErrorBody, FunctionInfo, InvocationView, LogLineView, Problem, RollbackRequest,
+    RollbackResponse, VersionInfo,
 };
 use serde::de::DeserializeOwned;
 
@@ -24,7 +24,9 @@ pub enum ClientError {
         problems: Vec<Problem>,
     },
     /// The server could not be reached.
-    #[error("cannot reach the gureum control API at {url}: {source}; is `gureum up` running? (--url / GUREUM_URL)")]
+    #[error(
+        "cannot reach the gureum control API at {url}: {source}; is `gureum up` running? (--url / GUREUM_URL)"
+    )]
     Connect {
         /// The URL tried.
         url: String,
@@ -93,7 +95,8 @@ impl Client {
 
     /// Lists deployed functions.
     pub async fn list(&self) -> Result<Vec<FunctionInfo>, ClientError> {
-        self.json(self.http.get(self.url("/api/v1/functions"))).await
+        self.json(self.http.get(self.url("/api/v1/functions")))
+            .await
     }
 
     /// Lists a function's versions.
@@ -139,7 +142,10 @@ impl Client {
         let path = if path == "/" { "" } else { path };
         let mut request = self
             .http
-            .request(method, self.url(&format!("/api/v1/functions/{name}/invoke{path}")))
+            .request(
+                method,
+                self.url(&format!("/api/v1/functions/{name}/invoke{path}")),
+            )
             .body(body);
         for (key, value) in headers {
             request = request.header(key, value);

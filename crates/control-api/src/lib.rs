@@ -47,10 +47,7 @@ pub struct AdminState {
 pub fn router(state: AdminState) -> Router {
     let api = Router::new()
         .route("/openapi.json", get(openapi::document))
-        .route(
-            "/functions",
-            get(functions::list).post(functions::deploy),
-        )
+        .route("/functions", get(functions::list).post(functions::deploy))
         .route(
             "/functions/{name}",
             get(functions::show).delete(functions::remove),

@@ -53,7 +53,10 @@ pub async fn logs(
         invocation_id: params.invocation,
         since_ms: params.since_ms,
         after_seq: params.after,
-        limit: params.limit.unwrap_or(DEFAULT_LOG_LIMIT).min(DEFAULT_LOG_LIMIT),
+        limit: params
+            .limit
+            .unwrap_or(DEFAULT_LOG_LIMIT)
+            .min(DEFAULT_LOG_LIMIT),
     };
     if !params.follow {
         let lines = state.store.query_logs(&query).await?;
@@ -116,7 +119,10 @@ pub async fn invocations(
         .list_invocations(
             &name,
             params.since_ms.unwrap_or(0),
-            params.limit.unwrap_or(DEFAULT_LOG_LIMIT).min(DEFAULT_LOG_LIMIT),
+            params
+                .limit
+                .unwrap_or(DEFAULT_LOG_LIMIT)
+                .min(DEFAULT_LOG_LIMIT),
         )
         .await?;
     Ok(Json(

@@ -56,7 +56,9 @@ where
                     let length = data.len() as u64;
                     if length > this.remaining {
                         this.exceeded.store(true, Ordering::Release);
-                        return Poll::Ready(Some(Err(BodyTooLarge { limit: this.limit }.to_string())));
+                        return Poll::Ready(Some(Err(
+                            BodyTooLarge { limit: this.limit }.to_string()
+                        )));
                     }
                     this.remaining -= length;
                 }

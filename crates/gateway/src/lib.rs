@@ -5,5 +5,8 @@
 mod body;
 mod server;
 
-pub use body::{LimitedBody, BodyTooLarge};
-pub use server::{GatewaySettings, DEFAULT_MAX_BODY_BYTES, ResponseBody, error_response, serve_connections, handle};
+pub use body::{BodyTooLarge, LimitedBody};
+pub use server::{
+    DEFAULT_MAX_BODY_BYTES, GatewaySettings, ResponseBody, error_response, handle,
+    serve_connections,
+};

@@ -87,8 +87,14 @@ pub async fn serve_connections(
         }
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!(?grace, "in-flight requests still running after the shutdown grace period");
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?grace,
+            "in-flight requests still running after the shutdown grace period"
+        );
     }
 }
 
@@ -117,7 +123,9 @@ where
                         return error_response(
                             StatusCode::BAD_REQUEST,
                             "bad_version",
-                            &format!("{version:?} is not a version number; use /fn/NAME@VERSION, e.g. /fn/{name}@1"),
+                            &format!(
+                                "{version:?} is not a version number; use /fn/NAME@VERSION, e.g. /fn/{name}@1"
+                            ),
                         );
                     }
                 },
@@ -246,7 +254,9 @@ fn text_response(status: StatusCode, text: &'static str) -> Response<ResponseBod
 }
 
 fn full(body: impl Into<Bytes>) -> ResponseBody {
-    Full::new(body.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// `/fn/NAME/rest?query` → `/rest?query` (with an authority for wasi:http).

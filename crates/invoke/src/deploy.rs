@@ -64,7 +64,8 @@ impl Invoker {
         let spec = gureum_manifest::parse(manifest)?;
         if spec.runtime == Runtime::Lambda {
             return Err(DeployError::Unsupported(
-                "runtime = \"lambda\" is not served by this build yet; use runtime = \"wasm\"".into(),
+                "runtime = \"lambda\" is not served by this build yet; use runtime = \"wasm\""
+                    .into(),
             ));
         }
         let function = spec.name.to_string();
@@ -72,10 +73,11 @@ impl Invoker {
 
         let engine = self.parts.engine.clone();
         let compile_hash = hash.clone();
-        let (component, artifact) =
-            tokio::task::spawn_blocking(move || (engine.compile(&compile_hash, &artifact), artifact))
-                .await
-                .map_err(|error| DeployError::Internal(error.to_string()))?;
+        let (component, artifact) = tokio::task::spawn_blocking(move || {
+            (engine.compile(&compile_hash, &artifact), artifact)
+        })
+        .await
+        .map_err(|error| DeployError::Internal(error.to_string()))?;
         let component = component?;
         self.parts.metrics.compilations.inc();
 
@@ -154,7 +156,10 @@ impl Invoker {
             })?;
         let spec = gureum_manifest::parse(&stored.manifest)?;
         self.check_routes(function, &spec.routes)?;
-        self.parts.store.set_alias(&name, LIVE_ALIAS, target).await?;
+        self.parts
+            .store
+            .set_alias(&name, LIVE_ALIAS, target)
+            .await?;
         self.swap_live(
             function,
             Some(LiveFunction {

@@ -125,10 +125,13 @@ pub struct InvokerParts {
 pub struct Invoker {
     parts: InvokerParts,
     state: RwLock<Registry>,
-    loaded: Mutex<HashMap<(String, VersionNumber), Arc<OnceCell<Arc<LoadedVersion>>>>>,
+    loaded: Mutex<HashMap<(String, VersionNumber), LoadSlot>>,
     // Serializes deploy/rollback/remove so route checks and swaps do not interleave.
     control: tokio::sync::Mutex<()>,
 }
+
+/// A version's loaded code, filled once by the first request that needs it.
+type LoadSlot = Arc<OnceCell<Arc<LoadedVersion>>>;
 
 #[derive(Default)]
 struct Registry {
@@ -288,11 +291,17 @@ impl Invoker {
             }
         };
         if cold_start {
-            self.parts.metrics.cold_starts.get_or_create(&loaded.labels).inc();
+            self.parts
+                .metrics
+                .cold_starts
+                .get_or_create(&loaded.labels)
+                .inc();
         }
 
         let invocation = instance.handle(request, timeout).await;
-        let response = invocation.response.map_err(|failure| failure_error(&failure));
+        let response = invocation
+            .response
+            .map_err(|failure| failure_error(&failure));
         let status = match &response {
             Ok(response) => response.status().as_u16(),
             Err(error) => error.status(),
@@ -559,7 +568,8 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 }
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

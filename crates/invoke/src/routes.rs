@@ -18,7 +18,9 @@ impl RouteTable {
         for (function, routes) in functions {
             for route in routes {
                 match route.strip_suffix('*') {
-                    Some(prefix) => table.prefixes.push((prefix.to_string(), function.to_string())),
+                    Some(prefix) => table
+                        .prefixes
+                        .push((prefix.to_string(), function.to_string())),
                     None => {
                         table.exact.insert(route.clone(), function.to_string());
                     }

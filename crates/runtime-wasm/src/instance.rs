@@ -14,10 +14,10 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
+use crate::WasmError;
 use crate::engine::{CompiledComponent, EPOCH_TICK, WasmEngine};
 use crate::host::{HostState, MemoryLimiter, OutboundPolicy};
 use crate::logs::{CapturedLine, LogCapture};
-use crate::WasmError;
 use gureum_model::LogStream;
 
 /// Why an invocation produced no (complete) response.
@@ -166,10 +166,10 @@ impl WasmInstance {
         self.store.set_epoch_deadline(deadline_ticks(timeout));
         let timeout_ms = timeout.as_millis() as u64;
         let task = tokio::spawn(async move {
-            let call = self
-                .proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut self.store, request, out);
+            let call =
+                self.proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut self.store, request, out);
             let result = tokio::time::timeout(timeout, call).await;
             let lines = self.capture.take();
             let failure = match result {
@@ -234,7 +234,12 @@ impl Invocation {
     }
 }
 
-fn classify_trap(error: &wasmtime::Error, memory_hit: bool, memory_mb: u32, timeout_ms: u64) -> Failure {
+fn classify_trap(
+    error: &wasmtime::Error,
+    memory_hit: bool,
+    memory_mb: u32,
+    timeout_ms: u64,
+) -> Failure {
     if let Some(trap) = error.downcast_ref::<wasmtime::Trap>()
         && *trap == wasmtime::Trap::Interrupt
     {
@@ -249,4 +254,3 @@ fn classify_trap(error: &wasmtime::Error, memory_hit: bool, memory_mb: u32, time
 fn deadline_ticks(timeout: Duration) -> u64 {
     (timeout.as_nanos() / EPOCH_TICK.as_nanos()) as u64 + 1
 }
-

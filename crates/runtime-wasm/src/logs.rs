@@ -109,7 +109,9 @@ impl LogCapture {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Capture> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -1,0 +1,122 @@
+//! `cargo xtask ci` and `cargo xtask up`: the two commands the README promises.
+
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{Workspace, build_fixtures, run};
+
+/// Address of the PostgreSQL the tests use (trust auth, user `postgres`).
+const POSTGRES_HOST: &str = "127.0.0.1";
+const POSTGRES_PORT: &str = "5432";
+
+/// fmt, clippy, fixtures, then every test (unit, store suite on both backends, e2e).
+pub fn ci(ws: &Workspace) -> Result<()> {
+    ensure_postgres()?;
+    run(ws.cargo().args(["fmt", "--all", "--", "--check"]))
+        .context("formatting differs: run `cargo fmt --all`")?;
+    run(ws
+        .cargo()
+        .args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    build_fixtures(ws)?;
+    run(ws.cargo().args(["test", "--no-fail-fast"]))?;
+    println!("ci: all checks passed");
+    Ok(())
+}
+
+/// Builds the release binary and the examples and runs `gureum up` in the workspace
+/// root, so `./examples` is deployed into an empty `./.gureum`.
+pub fn up(ws: &Workspace, args: &[String]) -> Result<()> {
+    build_fixtures(ws)?;
+    run(ws.cargo().args(["build", "--release", "-p", "gureum"]))?;
+    let binary = ws.target_dir.join("release").join("gureum");
+    let mut command = Command::new(&binary);
+    command.current_dir(&ws.root).arg("up").args(args);
+    run(&mut command)
+}
+
+/// Makes sure PostgreSQL answers on 127.0.0.1:5432 with trust auth for `postgres`:
+/// starts the installed cluster, or installs Debian's package and configures it.
+fn ensure_postgres() -> Result<()> {
+    if postgres_ready() {
+        return Ok(());
+    }
+    eprintln!("PostgreSQL is not answering on {POSTGRES_HOST}:{POSTGRES_PORT}; starting it");
+    if !has_program("pg_ctlcluster") {
+        run(Command::new("apt-get").arg("update"))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends", "postgresql"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        trust_local_connections()?;
+    }
+    // Start every installed cluster (Debian's layout); fall back to the service.
+    let clusters = Command::new("pg_lsclusters").arg("-h").output();
+    if let Ok(output) = clusters {
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() >= 2 {
+                let _ = Command::new("pg_ctlcluster")
+                    .args([fields[0], fields[1], "start"])
+                    .status();
+            }
+        }
+    }
+    if !postgres_ready() {
+        let _ = Command::new("service")
+            .args(["postgresql", "start"])
+            .status();
+    }
+    for _ in 0..60 {
+        if postgres_ready() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    bail!(
+        "PostgreSQL did not become ready on {POSTGRES_HOST}:{POSTGRES_PORT}; the store and end-to-end tests need it (trust auth, user postgres)"
+    )
+}
+
+fn postgres_ready() -> bool {
+    Command::new("psql")
+        .args([
+            "-h",
+            POSTGRES_HOST,
+            "-p",
+            POSTGRES_PORT,
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-tAc",
+            "SELECT 1",
+        ])
+        .output()
+        .map(|output| output.status.success())
+        .unwrap_or(false)
+}
+
+/// A freshly installed cluster asks for passwords on TCP; the tests connect as
+/// `postgres` without one, as on the development machines.
+fn trust_local_connections() -> Result<()> {
+    let configs = std::fs::read_dir("/etc/postgresql").context("listing /etc/postgresql")?;
+    for version in configs.filter_map(Result::ok) {
+        let hba = version.path().join("main").join("pg_hba.conf");
+        if hba.exists() {
+            let current = std::fs::read_to_string(&hba)?;
+            let trusted = format!(
+                "host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\nlocal all all trust\n{current}"
+            );
+            std::fs::write(&hba, trusted)?;
+        }
+    }
+    Ok(())
+}
+
+fn has_program(name: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .map(|output| output.status.success())
+        .unwrap_or(false)
+}
