@@ -485,6 +485,15 @@ impl Invoker {
         env.push(("GUREUM_FUNCTION_VERSION".into(), version.to_string()));
         env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         let limits = spec.limits;
+        // The platform API is always reachable (INTERFACE: "GUREUM_API is always allowed").
+        let mut allowed_outbound_hosts = spec.allowed_outbound_hosts.clone();
+        allowed_outbound_hosts.extend(
+            self.parts
+                .platform_env
+                .iter()
+                .filter(|(key, _)| key == "GUREUM_API")
+                .map(|(_, url)| url.clone()),
+        );
         LoadedVersion {
             function: function.to_string(),
             version,
@@ -497,7 +506,7 @@ impl Invoker {
             settings: InstanceSettings {
                 env,
                 memory_mb: limits.memory_mb,
-                allowed_outbound_hosts: Arc::new(spec.allowed_outbound_hosts.clone()),
+                allowed_outbound_hosts: Arc::new(allowed_outbound_hosts),
             },
             labels: FunctionLabels {
                 function: function.to_string(),
