@@ -14,8 +14,9 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::WasmError;
 use crate::host::HostState;
 
-/// How often the epoch advances; timeouts are enforced at this granularity.
-pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// How often the epoch advances: a running guest yields to the executor this often
+/// and timeouts are enforced at this granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Component instances the pooling allocator keeps slots for, across all functions.
 pub const DEFAULT_POOL_INSTANCES: u32 = 1_000;
 

@@ -17,6 +17,8 @@ pub struct HostState {
     pub(crate) config: WasiConfigVariables,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) outbound: OutboundPolicy,
+    /// When the running invocation must stop (checked on every epoch tick).
+    pub(crate) deadline: std::time::Instant,
 }
 
 impl WasiView for HostState {

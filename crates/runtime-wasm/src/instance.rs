@@ -1,12 +1,12 @@
 //! One component instance and the run of one request on it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body::Body;
-use wasmtime::Store;
 use wasmtime::component::ResourceTable;
+use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_config::WasiConfigVariables;
 use wasmtime_wasi_http::p2::bindings::Proxy;
@@ -15,7 +15,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
 use crate::WasmError;
-use crate::engine::{CompiledComponent, EPOCH_TICK, WasmEngine};
+use crate::engine::{CompiledComponent, WasmEngine};
 use crate::host::{HostState, MemoryLimiter, OutboundPolicy};
 use crate::logs::{CapturedLine, LogCapture};
 use gureum_model::LogStream;
@@ -107,11 +107,22 @@ impl WasmEngine {
             outbound: OutboundPolicy {
                 allowed: settings.allowed_outbound_hosts.clone(),
             },
+            deadline: Instant::now() + timeout,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(deadline_ticks(timeout));
-        store.epoch_deadline_trap();
+        // On every epoch tick the guest yields to the executor: a guest that spins (a
+        // CPU loop, or a busy poll loop) must not starve tasks queued on its worker
+        // thread, such as the connection task that drains its own response body. Past
+        // the invocation's deadline the tick traps instead.
+        store.epoch_deadline_callback(|context| {
+            if Instant::now() >= context.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store.set_epoch_deadline(1);
         let proxy = component
             .pre
             .instantiate_async(&mut store)
@@ -163,7 +174,8 @@ impl WasmInstance {
             }
         };
         self.store.data_mut().limiter.hit = false;
-        self.store.set_epoch_deadline(deadline_ticks(timeout));
+        self.store.data_mut().deadline = Instant::now() + timeout;
+        self.store.set_epoch_deadline(1);
         let timeout_ms = timeout.as_millis() as u64;
         let task = tokio::spawn(async move {
             let call =
@@ -249,8 +261,4 @@ fn classify_trap(
         return Failure::MemoryLimit { memory_mb };
     }
     Failure::Trap(format!("{error:#}"))
-}
-
-fn deadline_ticks(timeout: Duration) -> u64 {
-    (timeout.as_nanos() / EPOCH_TICK.as_nanos()) as u64 + 1
 }
