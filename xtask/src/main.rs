@@ -9,6 +9,7 @@
 //! * `up` — builds the release binary and the examples and runs `gureum up`.
 
 mod ci;
+mod tidy;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

@@ -92,17 +92,17 @@ impl Invoker {
 
         let spec = Arc::new(spec);
         let loaded = Arc::new(self.assemble(&function, stored.version, spec.clone(), component));
-        lock(&self.loaded).insert(
-            (function.clone(), stored.version),
-            Arc::new(OnceCell::new_with(Some(loaded))),
-        );
+        lock(&self.loaded)
+            .entry(function.clone())
+            .or_default()
+            .insert(stored.version, Arc::new(OnceCell::new_with(Some(loaded))));
         self.swap_live(
             &function,
-            Some(LiveFunction {
+            Some(Arc::new(LiveFunction {
                 version: stored.version,
                 spec: spec.clone(),
                 artifact_hash: hash.clone(),
-            }),
+            })),
         );
         tracing::info!(%function, version = stored.version, "deployed");
         Ok(Deployed {
@@ -162,11 +162,11 @@ impl Invoker {
             .await?;
         self.swap_live(
             function,
-            Some(LiveFunction {
+            Some(Arc::new(LiveFunction {
                 version: target,
                 spec: Arc::new(spec),
                 artifact_hash: stored.artifact_hash,
-            }),
+            })),
         );
         tracing::info!(%function, from = current, to = target, "rolled back");
         Ok((current, target))
@@ -180,7 +180,7 @@ impl Invoker {
             return Err(not_deployed(function));
         }
         self.swap_live(function, None);
-        lock(&self.loaded).retain(|(loaded_function, _), _| loaded_function != function);
+        lock(&self.loaded).remove(function);
         tracing::info!(%function, "removed");
         Ok(())
     }
@@ -200,9 +200,10 @@ impl Invoker {
         Ok(())
     }
 
-    fn swap_live(&self, function: &str, live: Option<LiveFunction>) {
+    fn swap_live(&self, function: &str, live: Option<Arc<LiveFunction>>) {
         let mut state = write(&self.state);
-        let mut functions: HashMap<String, LiveFunction> = std::mem::take(&mut state.functions);
+        let mut functions: HashMap<String, Arc<LiveFunction>> =
+            std::mem::take(&mut state.functions);
         match live {
             Some(live) => {
                 functions.insert(function.to_string(), live);

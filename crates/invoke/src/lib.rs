@@ -24,6 +24,9 @@ use gureum_runtime_wasm::{
 };
 use gureum_store::Store;
 use gureum_telemetry::{FunctionLabels, Metrics, OutcomeLabels, Telemetry};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::OnceCell;
 
 pub use deploy::{DeployError, Deployed};
@@ -125,7 +128,9 @@ pub struct InvokerParts {
 pub struct Invoker {
     parts: InvokerParts,
     state: RwLock<Registry>,
-    loaded: Mutex<HashMap<(String, VersionNumber), LoadSlot>>,
+    // Keyed by function, then version, so a lookup borrows the name instead of
+    // allocating a key on every request.
+    loaded: Mutex<HashMap<String, HashMap<VersionNumber, LoadSlot>>>,
     // Serializes deploy/rollback/remove so route checks and swaps do not interleave.
     control: tokio::sync::Mutex<()>,
 }
@@ -135,7 +140,7 @@ type LoadSlot = Arc<OnceCell<Arc<LoadedVersion>>>;
 
 #[derive(Default)]
 struct Registry {
-    functions: HashMap<String, LiveFunction>,
+    functions: HashMap<String, Arc<LiveFunction>>,
     routes: RouteTable,
 }
 
@@ -153,7 +158,54 @@ struct LoadedVersion {
     component: CompiledComponent,
     pool: InstancePool<WasmInstance>,
     settings: InstanceSettings,
-    labels: FunctionLabels,
+    metrics: VersionMetrics,
+}
+
+/// Metric handles resolved once per loaded version, so the request path does not look
+/// up (and allocate) label sets.
+struct VersionMetrics {
+    ok: Counter,
+    error: Counter,
+    timeout: Counter,
+    throttled: Counter,
+    cold_starts: Counter,
+    duration: Histogram,
+    warm: Gauge,
+}
+
+impl VersionMetrics {
+    fn new(metrics: &Metrics, function: &str) -> Self {
+        let labels = FunctionLabels {
+            function: function.to_string(),
+        };
+        let outcome = |outcome: InvocationOutcome| {
+            metrics
+                .invocations
+                .get_or_create(&OutcomeLabels {
+                    function: function.to_string(),
+                    outcome: outcome.as_str().to_string(),
+                })
+                .clone()
+        };
+        Self {
+            ok: outcome(InvocationOutcome::Ok),
+            error: outcome(InvocationOutcome::Error),
+            timeout: outcome(InvocationOutcome::Timeout),
+            throttled: outcome(InvocationOutcome::Throttled),
+            cold_starts: metrics.cold_starts.get_or_create(&labels).clone(),
+            duration: metrics.duration_seconds.get_or_create(&labels).clone(),
+            warm: metrics.warm_instances.get_or_create(&labels).clone(),
+        }
+    }
+
+    fn outcome(&self, outcome: InvocationOutcome) -> &Counter {
+        match outcome {
+            InvocationOutcome::Ok => &self.ok,
+            InvocationOutcome::Error => &self.error,
+            InvocationOutcome::Timeout => &self.timeout,
+            InvocationOutcome::Throttled => &self.throttled,
+        }
+    }
 }
 
 impl Invoker {
@@ -176,11 +228,11 @@ impl Invoker {
                 Ok(spec) => {
                     functions.insert(
                         version.function.to_string(),
-                        LiveFunction {
+                        Arc::new(LiveFunction {
                             version: version.version,
                             spec: Arc::new(spec),
                             artifact_hash: version.artifact_hash,
-                        },
+                        }),
                     );
                 }
                 Err(error) => {
@@ -291,11 +343,7 @@ impl Invoker {
             }
         };
         if cold_start {
-            self.parts
-                .metrics
-                .cold_starts
-                .get_or_create(&loaded.labels)
-                .inc();
+            loaded.metrics.cold_starts.inc();
         }
 
         let invocation = instance.handle(request, timeout).await;
@@ -310,7 +358,6 @@ impl Invoker {
         // streaming); accounting happens then, off the request's path.
         let completion = invocation.completion;
         let telemetry = self.parts.telemetry.clone();
-        let metrics = self.parts.metrics.clone();
         let id = invocation_id.clone();
         let loaded_for_task = loaded.clone();
         tokio::spawn(async move {
@@ -347,17 +394,8 @@ impl Invoker {
                     message: failure_error(failure).to_string(),
                 });
             }
-            metrics
-                .invocations
-                .get_or_create(&OutcomeLabels {
-                    function: loaded.function.clone(),
-                    outcome: outcome.as_str().to_string(),
-                })
-                .inc();
-            metrics
-                .duration_seconds
-                .get_or_create(&loaded.labels)
-                .observe(duration.as_secs_f64());
+            loaded.metrics.outcome(outcome).inc();
+            loaded.metrics.duration.observe(duration.as_secs_f64());
             telemetry.logs(lines).await;
             telemetry
                 .invocation(InvocationRecord {
@@ -385,17 +423,16 @@ impl Invoker {
     /// their TTL (scale to zero).
     pub fn reap(&self, now: Instant) {
         let mut map = lock(&self.loaded);
-        map.retain(|_, cell| {
-            let Some(loaded) = cell.get() else {
-                return true;
-            };
-            loaded.pool.reap(now);
-            self.parts
-                .metrics
-                .warm_instances
-                .get_or_create(&loaded.labels)
-                .set(loaded.pool.idle_count() as i64);
-            !loaded.pool.is_expired(now)
+        map.retain(|_, versions| {
+            versions.retain(|_, cell| {
+                let Some(loaded) = cell.get() else {
+                    return true;
+                };
+                loaded.pool.reap(now);
+                loaded.metrics.warm.set(loaded.pool.idle_count() as i64);
+                !loaded.pool.is_expired(now)
+            });
+            !versions.is_empty()
         });
     }
 
@@ -406,10 +443,21 @@ impl Invoker {
         version: VersionNumber,
         live: &LiveFunction,
     ) -> Result<(Arc<LoadedVersion>, bool), InvokeError> {
-        let cell = lock(&self.loaded)
-            .entry((function.to_string(), version))
-            .or_default()
-            .clone();
+        let cell = {
+            let mut map = lock(&self.loaded);
+            match map
+                .get(function)
+                .and_then(|versions| versions.get(&version))
+            {
+                Some(cell) => cell.clone(),
+                None => map
+                    .entry(function.to_string())
+                    .or_default()
+                    .entry(version)
+                    .or_default()
+                    .clone(),
+            }
+        };
         if let Some(loaded) = cell.get() {
             return Ok((loaded.clone(), false));
         }
@@ -508,9 +556,7 @@ impl Invoker {
                 memory_mb: limits.memory_mb,
                 allowed_outbound_hosts: Arc::new(allowed_outbound_hosts),
             },
-            labels: FunctionLabels {
-                function: function.to_string(),
-            },
+            metrics: VersionMetrics::new(&self.parts.metrics, function),
             spec,
         }
     }
@@ -522,14 +568,7 @@ impl Invoker {
         started_at_ms: i64,
         started: Instant,
     ) {
-        self.parts
-            .metrics
-            .invocations
-            .get_or_create(&OutcomeLabels {
-                function: loaded.function.clone(),
-                outcome: InvocationOutcome::Throttled.as_str().to_string(),
-            })
-            .inc();
+        loaded.metrics.throttled.inc();
         let telemetry = self.parts.telemetry.clone();
         let record = InvocationRecord {
             id: invocation_id.to_string(),
@@ -564,7 +603,7 @@ fn failure_error(failure: &Failure) -> InvokeError {
     }
 }
 
-fn route_table(functions: &HashMap<String, LiveFunction>) -> RouteTable {
+fn route_table(functions: &HashMap<String, Arc<LiveFunction>>) -> RouteTable {
     RouteTable::build(
         functions
             .iter()
