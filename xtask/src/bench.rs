@@ -202,7 +202,8 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
 
     let table = render(&rows, &extra);
     println!("{table}");
-    if !args.quick {
+    // Only a full run may replace the committed table.
+    if !args.quick && args.only.is_none() {
         let document = benchmarks_document(&table, args, &gureum, wasmtime.as_deref());
         std::fs::write(ws.root.join("BENCHMARKS.md"), document)?;
         println!("wrote BENCHMARKS.md");
