@@ -8,6 +8,12 @@ use gureum_client::LogParams;
 
 use super::format_time;
 
+/// Lines per page of the control API's logs endpoint.
+const PAGE_SIZE: usize = 1_000;
+
+/// How far back `gureum logs` looks by default.
+const DEFAULT_SINCE: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Arguments of `gureum logs`.
 #[derive(Debug, clap::Args)]
 pub struct LogsArgs {
@@ -16,7 +22,8 @@ pub struct LogsArgs {
     /// Keep printing new lines as they arrive.
     #[arg(short = 'f', long)]
     follow: bool,
-    /// Only lines newer than this, e.g. 10m, 2h, 1d.
+    /// Only lines newer than this, e.g. 30s, 2h, 1d; default 10m unless --invocation is
+    /// given (like `aws logs tail`).
     #[arg(long)]
     since: Option<humantime::Duration>,
     /// Only lines of this invocation id.
@@ -29,10 +36,13 @@ pub async fn run(
     args: LogsArgs,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
+    let since = match (args.since, &args.invocation) {
+        (Some(since), _) => Some(since.as_millis() as i64),
+        (None, None) => Some(DEFAULT_SINCE.as_millis() as i64),
+        (None, Some(_)) => None,
+    };
     let params = LogParams {
-        since_ms: args
-            .since
-            .map(|since| gureum_model::now_ms() - since.as_millis() as i64),
+        since_ms: since.map(|since| gureum_model::now_ms() - since),
         invocation: args.invocation,
         after: None,
     };
@@ -43,8 +53,17 @@ pub async fn run(
         }
         return Ok(ExitCode::SUCCESS);
     }
-    for line in client.logs(&args.name, &params).await? {
-        print_line(&line, json)?;
+    // Page through the window: the API returns at most 1000 lines per call.
+    let mut params = params;
+    loop {
+        let lines = client.logs(&args.name, &params).await?;
+        for line in &lines {
+            print_line(line, json)?;
+        }
+        match lines.last() {
+            Some(last) if lines.len() >= PAGE_SIZE => params.after = Some(last.seq),
+            _ => break,
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
