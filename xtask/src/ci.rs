@@ -19,9 +19,51 @@ pub fn ci(ws: &Workspace) -> Result<()> {
         .cargo()
         .args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
     build_fixtures(ws)?;
-    run(ws.cargo().args(["test", "--no-fail-fast"]))?;
-    println!("ci: all checks passed");
+    let (passed, failed) = run_tests(ws)?;
+    // One closing line for the whole suite, so the total is not hidden behind the
+    // last test binary's own summary.
+    println!("ci: {passed} passed, {failed} failed");
+    if failed > 0 || passed == 0 {
+        bail!("the test suite failed ({failed} failed, {passed} passed)");
+    }
     Ok(())
+}
+
+/// Runs every test (all targets, no doc tests: there are none), echoing the output,
+/// and adds up the `test result:` lines.
+fn run_tests(ws: &Workspace) -> Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader};
+    let mut child = ws
+        .cargo()
+        .args(["test", "--no-fail-fast", "--all-targets"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running cargo test")?;
+    let stdout = child.stdout.take().context("cargo test stdout")?;
+    let (mut passed, mut failed) = (0, 0);
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(summary) = line.strip_prefix("test result: ") {
+            passed += count_before(summary, " passed");
+            failed += count_before(summary, " failed");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() && failed == 0 {
+        bail!("cargo test failed ({status}) before reporting a failed test");
+    }
+    Ok((passed, failed))
+}
+
+/// In `ok. 18 passed; 0 failed; …`, the number before `label`.
+fn count_before(summary: &str, label: &str) -> u64 {
+    summary
+        .split(';')
+        .find(|part| part.trim_end().ends_with(label.trim()))
+        .and_then(|part| part.split_whitespace().rev().nth(1))
+        .and_then(|number| number.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Builds the release binary and the examples and runs `gureum up` in the workspace
@@ -119,4 +161,14 @@ fn has_program(name: &str) -> bool {
         .output()
         .map(|output| output.status.success())
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_are_read_from_a_test_result_line() {
+        let summary = "ok. 18 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out";
+        assert_eq!(super::count_before(summary, " passed"), 18);
+        assert_eq!(super::count_before(summary, " failed"), 2);
+    }
 }
