@@ -96,7 +96,15 @@ impl WasiHttpHooks for OutboundPolicy {
         let port = uri.port_u16();
         if !gureum_manifest::outbound_allowed(&self.allowed, &scheme, &host, port) {
             tracing::debug!(%scheme, %host, ?port, "outbound request denied by allowed_outbound_hosts");
-            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+            // Guests commonly write the request body before awaiting the response;
+            // dropping the body at once would surface as "stream closed" there and hide
+            // the reason. Draining it first lets the guest see HttpRequestDenied.
+            return Box::new(async move {
+                use http_body_util::BodyExt;
+                let mut body = request.into_body();
+                while let Some(Ok(_)) = body.frame().await {}
+                Err(wasmtime_wasi_http::Error::HttpRequestDenied)
+            });
         }
         let mut default_hooks = DefaultHooks;
         default_hooks.send_request(request, options, fut)
