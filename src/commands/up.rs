@@ -103,6 +103,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     });
     let loaded = invoker.load().await?;
     let reaper = invoker.spawn_reaper();
+    let registry_sync = invoker.spawn_registry_sync();
     if loaded == 0 && !args.no_examples {
         deploy_examples(&invoker, &args.examples_dir, &public_url).await;
     }
@@ -161,6 +162,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         tracing::warn!("admin listener did not stop within the grace period");
     }
     reaper.abort();
+    registry_sync.abort();
     telemetry_writer.shutdown().await;
     store.close().await;
     tracing::info!("stopped");

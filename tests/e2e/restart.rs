@@ -78,3 +78,53 @@ async fn deploy_to_first_200_is_quick() {
     // measures the real figure.
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+/// Polls `url` on `server` until the JSON `env_value` equals `expected` (or, for `None`,
+/// until the function is gone), within a few registry poll intervals.
+async fn wait_for_tag(server: &Server, path: &str, expected: Option<&str>) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let response = server.get(path).await;
+        let status = response.status().as_u16();
+        let seen = match status {
+            200 => response
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|json| json["env_value"].as_str().map(str::to_string)),
+            _ => None,
+        };
+        match expected {
+            Some(tag) if seen.as_deref() == Some(tag) => return,
+            None if status == 404 => return,
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node never saw {expected:?} at {path} (last status {status}, tag {seen:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_nodes_sharing_postgres_follow_each_others_deploys_rollbacks_and_removals() {
+    let url = gureum_store::testing::fresh_postgres_url().await;
+    let temp = tempfile::tempdir().unwrap();
+    let node_a = Server::start_in(&temp.path().join("a"), Some(&url));
+    let node_b = Server::start_in(&temp.path().join("b"), Some(&url));
+    let path = "/fn/multi/echo?env=TAG";
+
+    let _v1 = deploy(&node_a, "multi", "[env]\nTAG = \"one\"");
+    wait_for_tag(&node_b, path, Some("one")).await;
+    let _v2 = deploy(&node_b, "multi", "[env]\nTAG = \"two\"");
+    wait_for_tag(&node_a, path, Some("two")).await;
+    assert!(node_a.cli(&["rollback", "multi"]).success);
+    wait_for_tag(&node_b, path, Some("one")).await;
+    assert!(node_b.cli(&["rm", "multi"]).success);
+    wait_for_tag(&node_a, path, None).await;
+
+    assert_eq!(node_a.stop(), Some(0));
+    assert_eq!(node_b.stop(), Some(0));
+    gureum_store::testing::drop_postgres(&url).await;
+}

@@ -5,10 +5,12 @@
 //! waiting on the store. Deploy and rollback commit to the store first and then swap the
 //! in-memory state, so a request sees either the old or the new version, never a mix.
 
+mod body;
 mod deploy;
 mod routes;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -32,6 +34,8 @@ use tokio::sync::OnceCell;
 pub use deploy::{DeployError, Deployed};
 pub use routes::RouteTable;
 
+/// How often a node checks whether another node changed what is live.
+pub const REGISTRY_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// How often idle instances and unused code are looked for.
 pub const REAP_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -131,8 +135,10 @@ pub struct Invoker {
     // Keyed by function, then version, so a lookup borrows the name instead of
     // allocating a key on every request.
     loaded: Mutex<HashMap<String, HashMap<VersionNumber, LoadSlot>>>,
-    // Serializes deploy/rollback/remove so route checks and swaps do not interleave.
+    // Serializes deploy/rollback/remove/reload so route checks and swaps do not interleave.
     control: tokio::sync::Mutex<()>,
+    // The store's registry generation the in-memory registry reflects.
+    generation: AtomicI64,
 }
 
 /// A version's loaded code, filled once by the first request that needs it.
@@ -216,18 +222,61 @@ impl Invoker {
             state: RwLock::new(Registry::default()),
             loaded: Mutex::new(HashMap::new()),
             control: tokio::sync::Mutex::new(()),
+            generation: AtomicI64::new(i64::MIN),
         })
     }
 
     /// Loads every function's live version from the store into the routing table.
     pub async fn load(&self) -> Result<usize, DeployError> {
+        let _control = self.control.lock().await;
+        self.load_locked().await
+    }
+
+    /// Starts the background task that picks up deploys, rollbacks and removals made by
+    /// other nodes sharing the store (a cheap generation read; a reload only on change).
+    pub fn spawn_registry_sync(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let invoker = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REGISTRY_POLL_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(invoker) = invoker.upgrade() else {
+                    return;
+                };
+                let changed = match invoker.parts.store.registry_generation().await {
+                    Ok(generation) => generation != invoker.generation.load(Ordering::Acquire),
+                    Err(error) => {
+                        tracing::warn!(%error, "reading the registry generation failed");
+                        false
+                    }
+                };
+                if changed && let Err(error) = invoker.load().await {
+                    tracing::warn!(%error, "reloading the registry failed");
+                }
+            }
+        })
+    }
+
+    async fn load_locked(&self) -> Result<usize, DeployError> {
+        // Read the generation first: a change committed while loading bumps it again
+        // and the next poll reloads.
+        let generation = self.parts.store.registry_generation().await?;
         let versions = self.parts.store.live_versions().await?;
+        let current = read(&self.state).functions.clone();
         let mut functions = HashMap::new();
         for version in versions {
+            let name = version.function.to_string();
+            if let Some(live) = current.get(&name)
+                && live.version == version.version
+            {
+                functions.insert(name, live.clone());
+                continue;
+            }
             match gureum_manifest::parse(&version.manifest) {
                 Ok(spec) => {
                     functions.insert(
-                        version.function.to_string(),
+                        name,
                         Arc::new(LiveFunction {
                             version: version.version,
                             spec: Arc::new(spec),
@@ -241,9 +290,12 @@ impl Invoker {
             }
         }
         let count = functions.len();
+        lock(&self.loaded).retain(|function, _| functions.contains_key(function));
         let mut state = write(&self.state);
         state.routes = route_table(&functions);
         state.functions = functions;
+        drop(state);
+        self.generation.store(generation, Ordering::Release);
         Ok(count)
     }
 
@@ -347,9 +399,13 @@ impl Invoker {
         }
 
         let invocation = instance.handle(request, timeout).await;
-        let response = invocation
-            .response
-            .map_err(|failure| failure_error(&failure));
+        let (released_sender, released) = tokio::sync::oneshot::channel();
+        let invocation_response = invocation.response.map(|response| {
+            response.map(|body| {
+                http_body_util::BodyExt::boxed_unsync(body::HoldEnd::new(body, released))
+            })
+        });
+        let response = invocation_response.map_err(|failure| failure_error(&failure));
         let status = match &response {
             Ok(response) => response.status().as_u16(),
             Err(error) => error.status(),
@@ -364,6 +420,7 @@ impl Invoker {
             let done = completion.await;
             let loaded = loaded_for_task;
             loaded.pool.release(lease, done.instance);
+            let _ = released_sender.send(());
             let duration = started.elapsed();
             let outcome = match &done.failure {
                 None => InvocationOutcome::Ok,

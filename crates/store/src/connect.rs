@@ -29,18 +29,32 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 type Embedded = (i64, &'static str, &'static str);
 
 /// SQLite migrations, oldest first; same versions and descriptions as [`POSTGRES_MIGRATIONS`].
-pub(crate) const SQLITE_MIGRATIONS: &[Embedded] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
+pub(crate) const SQLITE_MIGRATIONS: &[Embedded] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "registry generation",
+        include_str!("../migrations/sqlite/0002_registry_generation.sql"),
+    ),
+];
 
 /// PostgreSQL migrations, oldest first; same versions and descriptions as [`SQLITE_MIGRATIONS`].
-pub(crate) const POSTGRES_MIGRATIONS: &[Embedded] = &[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+pub(crate) const POSTGRES_MIGRATIONS: &[Embedded] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "registry generation",
+        include_str!("../migrations/postgres/0002_registry_generation.sql"),
+    ),
+];
 
 /// Where a store URL points.
 #[derive(Debug, PartialEq, Eq)]

@@ -200,6 +200,7 @@ impl Store {
         .execute(&mut *transaction)
         .await?;
         upsert_alias(&mut transaction, function, LIVE_ALIAS, version).await?;
+        bump_generation(&mut transaction).await?;
         transaction.commit().await?;
         Ok(FunctionVersion {
             function: function.clone(),
@@ -286,6 +287,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         // One statement that only writes when the version exists: no read-then-write
         // window for a concurrent delete, and no lock upgrade for SQLite to refuse.
+        let mut transaction = self.begin_write().await?;
         let written = sqlx::query(
             "INSERT INTO aliases (function, alias, version) \
              SELECT function, $2, version FROM versions WHERE function = $1 AND version = $3 \
@@ -294,7 +296,7 @@ impl Store {
         .bind(function.as_str())
         .bind(alias)
         .bind(i64::from(version))
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await?
         .rows_affected();
         if written == 0 {
@@ -303,6 +305,8 @@ impl Store {
                 function.as_str()
             )));
         }
+        bump_generation(&mut transaction).await?;
+        transaction.commit().await?;
         Ok(())
     }
 
@@ -327,8 +331,20 @@ impl Store {
             .execute(&mut *transaction)
             .await?
             .rows_affected();
+        if deleted > 0 {
+            bump_generation(&mut transaction).await?;
+        }
         transaction.commit().await?;
         Ok(deleted > 0)
+    }
+
+    /// A number that changes whenever what is live changes (deploy, rollback, removal)
+    /// on any node sharing this store.
+    pub async fn registry_generation(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT generation FROM registry_generation WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        rows::column(&row, 0)
     }
 
     /// Every function's live version record, ordered by name, for loading the routing
@@ -513,5 +529,13 @@ async fn upsert_alias(
     .bind(i64::from(version))
     .execute(&mut **transaction)
     .await?;
+    Ok(())
+}
+
+/// Marks a change of what is live, inside the caller's transaction.
+async fn bump_generation(transaction: &mut Transaction<'static, Any>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE registry_generation SET generation = generation + 1 WHERE id = 1")
+        .execute(&mut **transaction)
+        .await?;
     Ok(())
 }

@@ -73,6 +73,9 @@ fn rethrow(outcome: Result<(), tokio::task::JoinError>) {
 }
 
 /// Instantiates every listed test once per backend: `sqlite::NAME` and `postgres::NAME`.
+/// Migrations each backend has (the files under migrations/<backend>/).
+const MIGRATIONS: i64 = 2;
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -106,6 +109,7 @@ on_both_backends!(
     invocations_round_trip,
     logs_are_batch_inserted_and_filtered,
     reopening_keeps_data_and_migrations_run_once,
+    every_change_of_what_is_live_bumps_the_registry_generation,
 );
 
 fn name(name: &str) -> FunctionName {
@@ -627,7 +631,7 @@ async fn reopening_keeps_data_and_migrations_run_once(ctx: Ctx) {
     assert_eq!(next.version, 2);
     reopened.close().await;
     let applied = raw_count(&raw_url(&ctx.url), "SELECT COUNT(*) FROM _sqlx_migrations").await;
-    assert_eq!(applied, 1, "one migration, recorded once");
+    assert_eq!(applied, MIGRATIONS, "every migration recorded once");
 }
 
 /// The URL a raw sqlx connection accepts: SQLite needs `mode` and an escaped path.
@@ -658,7 +662,7 @@ async fn postgres_nodes_starting_together_migrate_once() {
         }
         assert_eq!(
             raw_count(&url_for_task, "SELECT COUNT(*) FROM _sqlx_migrations").await,
-            1
+            MIGRATIONS
         );
     })
     .await;
@@ -708,4 +712,23 @@ async fn bad_urls_get_errors_that_say_what_works() {
         message.contains("postgres://postgres:***@127.0.0.1:1/nothing"),
         "{message}"
     );
+}
+
+async fn every_change_of_what_is_live_bumps_the_registry_generation(ctx: Ctx) {
+    let store = &ctx.store;
+    let hello = name("hello");
+    let start = store.registry_generation().await.unwrap();
+    store.create_version(&hello, "h1", "m", 1).await.unwrap();
+    let deployed = store.registry_generation().await.unwrap();
+    assert!(deployed > start);
+    store.create_version(&hello, "h2", "m", 2).await.unwrap();
+    store.set_alias(&hello, LIVE_ALIAS, 1).await.unwrap();
+    let rolled_back = store.registry_generation().await.unwrap();
+    assert!(rolled_back > deployed + 1);
+    // Reads, logs and failed changes do not count.
+    store.put_artifact("h3", b"x").await.unwrap();
+    assert!(store.set_alias(&hello, LIVE_ALIAS, 9).await.is_err());
+    assert_eq!(store.registry_generation().await.unwrap(), rolled_back);
+    assert!(store.delete_function(&hello).await.unwrap());
+    assert!(store.registry_generation().await.unwrap() > rolled_back);
 }
