@@ -25,35 +25,44 @@ pub struct Server {
 impl Server {
     /// Starts a server on a fresh temp data dir with SQLite.
     pub fn start() -> Server {
-        let temp = tempfile::tempdir().expect("temp dir");
-        let data_dir = temp.path().join("data");
-        let mut server = Server::start_in(&data_dir, None);
-        server._temp = Some(temp);
-        server
+        Server::start_with(&["--no-examples"])
     }
 
     /// Starts a server on `data_dir` (kept by the caller), optionally on another store.
     pub fn start_in(data_dir: &Path, store: Option<&str>) -> Server {
+        let mut args = vec!["--no-examples"];
+        if let Some(store) = store {
+            args.extend(["--store", store]);
+        }
+        Server::start_in_with(data_dir, &args)
+    }
+
+    /// Starts a server on a fresh temp data dir with SQLite and exactly these extra
+    /// `gureum up` arguments: unlike [`Server::start`], without `--no-examples` unless
+    /// `args` has it.
+    pub fn start_with(args: &[&str]) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let data_dir = temp.path().join("data");
+        let mut server = Server::start_in_with(&data_dir, args);
+        server._temp = Some(temp);
+        server
+    }
+
+    /// Starts a server on `data_dir` (kept by the caller) with these extra `gureum up`
+    /// arguments (ports, grace period and stdin handling are set here).
+    pub fn start_in_with(data_dir: &Path, args: &[&str]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_gureum"));
         command
             .arg("up")
             .arg("--data-dir")
             .arg(data_dir)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--no-examples",
-            ])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .args(["--shutdown-grace", "5s", "--exit-on-stdin-close"])
+            .args(args)
             .stdin(Stdio::piped())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        if let Some(store) = store {
-            command.arg("--store").arg(store);
-        }
         let mut child = command.spawn().expect("spawning gureum up");
         let stdout = child.stdout.take().expect("stdout");
         let (sender, receiver) = mpsc::channel();
@@ -106,11 +115,20 @@ impl Server {
         None
     }
 
+    /// The CLI with this server's `--url` and `--token` and then `args`, not yet run
+    /// (for commands that keep running, such as `logs -f`).
+    pub fn cli_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gureum"));
+        command
+            .args(["--url", &self.admin_url, "--token", &self.token])
+            .args(args);
+        command
+    }
+
     /// Runs the CLI against this server.
     pub fn cli(&self, args: &[&str]) -> CliOutput {
-        let output = Command::new(env!("CARGO_BIN_EXE_gureum"))
-            .args(["--url", &self.admin_url, "--token", &self.token])
-            .args(args)
+        let output = self
+            .cli_command(args)
             .output()
             .expect("running the gureum CLI");
         CliOutput {

@@ -4,6 +4,7 @@
 
 mod harness;
 mod lifecycle;
+mod operations;
 mod restart;
 mod validation;
 
