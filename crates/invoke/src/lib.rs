@@ -398,8 +398,15 @@ impl Invoker {
             loaded.metrics.cold_starts.inc();
         }
 
-        let invocation = instance.handle(request, timeout).await;
         let (released_sender, released) = tokio::sync::oneshot::channel();
+        let release = {
+            let loaded = loaded.clone();
+            move |instance| {
+                loaded.pool.release(lease, instance);
+                let _ = released_sender.send(());
+            }
+        };
+        let invocation = instance.handle(request, timeout, release).await;
         let invocation_response = invocation.response.map(|response| {
             response.map(|body| {
                 http_body_util::BodyExt::boxed_unsync(body::HoldEnd::new(body, released))
@@ -419,8 +426,7 @@ impl Invoker {
         tokio::spawn(async move {
             let done = completion.await;
             let loaded = loaded_for_task;
-            loaded.pool.release(lease, done.instance);
-            let _ = released_sender.send(());
+
             let duration = started.elapsed();
             let outcome = match &done.failure {
                 None => InvocationOutcome::Ok,

@@ -65,15 +65,12 @@ pub struct WasmInstance {
 pub struct Invocation {
     /// The response, or why there is none.
     pub response: Result<http::Response<HyperOutgoingBody>, Failure>,
-    /// Resolves when the handler returned (or failed); yields the instance back when it
-    /// is healthy enough to serve again.
+    /// Resolves when the handler returned (or failed), after the instance was released.
     pub completion: std::pin::Pin<Box<dyn Future<Output = Completion> + Send>>,
 }
 
 /// How the guest's handler ended.
 pub struct Completion {
-    /// The instance, when it can serve another request.
-    pub instance: Option<WasmInstance>,
     /// Why it failed, if it did (also after a response was sent, e.g. mid-body).
     pub failure: Option<Failure>,
     /// The stdout/stderr lines written during the invocation.
@@ -140,7 +137,16 @@ impl WasmEngine {
 impl WasmInstance {
     /// Runs one request with a wall-clock `timeout` covering the whole handler,
     /// including a streamed response body.
-    pub async fn handle<B>(mut self, request: http::Request<B>, timeout: Duration) -> Invocation
+    ///
+    /// `release` receives the instance (or `None` when it must not serve again) the moment
+    /// the handler returns, on the task that ran it: the caller's pool gets it back
+    /// before anything else is scheduled.
+    pub async fn handle<B>(
+        mut self,
+        request: http::Request<B>,
+        timeout: Duration,
+        release: impl FnOnce(Option<WasmInstance>) + Send + 'static,
+    ) -> Invocation
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: std::fmt::Display,
@@ -165,8 +171,8 @@ impl WasmInstance {
             Err(error) => {
                 let failure = Failure::Trap(format!("{error:#}"));
                 let lines = self.capture.take();
+                release(None);
                 let done = Completion {
-                    instance: None,
                     failure: None,
                     lines,
                 };
@@ -195,16 +201,11 @@ impl WasmInstance {
                 )),
             };
             // An instance that failed in any way may hold broken state: never reuse it.
-            let instance = failure.is_none().then_some(self);
-            Completion {
-                instance,
-                failure,
-                lines,
-            }
+            release(failure.is_none().then_some(self));
+            Completion { failure, lines }
         });
         let mut completion = Box::pin(async move {
             task.await.unwrap_or_else(|join| Completion {
-                instance: None,
                 failure: Some(Failure::Trap(join.to_string())),
                 lines: Vec::new(),
             })
@@ -238,7 +239,6 @@ impl WasmInstance {
 impl Invocation {
     fn failed(failure: Failure, mut done: Completion) -> Self {
         done.failure = Some(failure.clone());
-        done.instance = None;
         Invocation {
             response: Err(failure),
             completion: Box::pin(std::future::ready(done)),
