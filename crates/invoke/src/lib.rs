@@ -319,14 +319,6 @@ impl Invoker {
         read(&self.state).routes.lookup(path).map(str::to_string)
     }
 
-    /// The live version of `function`, if it exists.
-    pub fn live_version(&self, function: &str) -> Option<VersionNumber> {
-        read(&self.state)
-            .functions
-            .get(function)
-            .map(|live| live.version)
-    }
-
     /// Runs one request on `function`.
     pub async fn invoke<B>(
         &self,

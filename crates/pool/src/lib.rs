@@ -90,11 +90,6 @@ impl<I> InstancePool<I> {
         }
     }
 
-    /// The pool's settings.
-    pub fn settings(&self) -> &PoolSettings {
-        &self.settings
-    }
-
     /// Takes a slot, waiting in the bounded queue when all are busy.
     pub async fn acquire(&self) -> Result<Lease<I>, PoolError> {
         let throttled = PoolError::Throttled {

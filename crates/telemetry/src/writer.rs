@@ -1,8 +1,6 @@
 //! The batching writer: one task drains the channel, groups records and writes each
 //! group in one store transaction.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use gureum_model::{InvocationRecord, LogLine};
@@ -48,7 +46,6 @@ enum Record {
 #[derive(Clone)]
 pub struct Telemetry {
     sender: mpsc::Sender<Record>,
-    waited: Arc<AtomicU64>,
 }
 
 /// Owner of the background writer; [`TelemetryWriter::shutdown`] flushes everything.
@@ -64,7 +61,6 @@ pub fn start(store: Store, settings: WriterSettings) -> (Telemetry, TelemetryWri
     (
         Telemetry {
             sender: sender.clone(),
-            waited: Arc::new(AtomicU64::new(0)),
         },
         TelemetryWriter { sender, task },
     )
@@ -88,26 +84,12 @@ impl Telemetry {
         self.send(Record::Invocation(record)).await;
     }
 
-    /// Waits until everything handed over before this call is stored.
-    pub async fn flush(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.sender.send(Record::Flush(done)).await.is_ok() {
-            let _ = wait.await;
-        }
-    }
-
-    /// How often a sender found the channel full and had to wait (back-pressure).
-    pub fn backpressure_waits(&self) -> u64 {
-        self.waited.load(Ordering::Relaxed)
-    }
-
     async fn send(&self, record: Record) {
         // The fast path never waits; a full channel means the store is behind, and the
         // request then waits instead of dropping what it produced.
         match self.sender.try_send(record) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(record)) => {
-                self.waited.fetch_add(1, Ordering::Relaxed);
                 let _ = self.sender.send(record).await;
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
