@@ -107,8 +107,38 @@ impl WasiHttpHooks for OutboundPolicy {
             });
         }
         let mut default_hooks = DefaultHooks;
-        default_hooks.send_request(request, options, fut)
+        default_hooks.send_request(detach_body(request), options, fut)
     }
+}
+
+/// Puts a relay between the guest's request body and the HTTP client. The client may
+/// drop the body as soon as the upstream has answered (e.g. a GET whose response came
+/// back before the guest called `finish`); the guest would then see its own body stream
+/// closed and report "connection reset" instead of the response. The relay keeps
+/// accepting (and discarding) the guest's writes after the client is gone.
+fn detach_body(
+    request: http::Request<wasmtime_wasi_http::WasiBody>,
+) -> http::Request<wasmtime_wasi_http::WasiBody> {
+    use http_body_util::BodyExt;
+    let (parts, mut body) = request.into_parts();
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut sender = Some(sender);
+        while let Some(frame) = body.frame().await {
+            if let Some(open) = &sender
+                && open.send(frame).await.is_err()
+            {
+                sender = None;
+            }
+        }
+    });
+    let frames = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|frame| (frame, receiver))
+    });
+    http::Request::from_parts(
+        parts,
+        http_body_util::StreamBody::new(frames).boxed_unsync(),
+    )
 }
 
 /// The crate's default behaviour, reached through the trait's provided method.
