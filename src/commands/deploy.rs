@@ -20,7 +20,7 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     // Validating here first gives the same field-by-field errors without an upload.
     let loaded = gureum_manifest::load(&args.path)?;
-    let artifact = std::fs::read(&loaded.artifact_path)
+    let artifact = super::read_artifact(&loaded)
         .with_context(|| format!("reading the artifact {}", loaded.artifact_path.display()))?;
     let deployed = client.deploy(loaded.text, artifact).await?;
     if json {

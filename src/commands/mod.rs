@@ -109,3 +109,14 @@ fn format_time(ms: i64) -> String {
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(time).to_string()
 }
+
+/// The bytes to upload for a manifest's artifact: a wasm component as it is; for a
+/// lambda function, its code directory or file packed as a zip (a .zip is kept).
+pub fn read_artifact(loaded: &gureum_manifest::LoadedManifest) -> anyhow::Result<Vec<u8>> {
+    Ok(match loaded.spec.runtime {
+        gureum_model::Runtime::Wasm => std::fs::read(&loaded.artifact_path)?,
+        gureum_model::Runtime::Lambda => {
+            gureum_runtime_lambda::package::pack(&loaded.artifact_path)?
+        }
+    })
+}

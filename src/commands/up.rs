@@ -97,6 +97,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let invoker = Invoker::new(InvokerParts {
         store: store.clone(),
         engine,
+        lambda: Arc::new(gureum_runtime_lambda::LambdaRuntime::new(&args.data_dir)),
         telemetry,
         metrics: metrics.clone(),
         platform_env: vec![("GUREUM_API".into(), public_url.clone())],
@@ -129,9 +130,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         gateway,
     });
     let admin = tokio::spawn(async move {
-        axum::serve(admin_listener, admin_router)
-            .with_graceful_shutdown(wait_for(stop))
-            .await
+        axum::serve(
+            admin_listener,
+            admin_router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(wait_for(stop))
+        .await
     });
 
     println!("gureum is up");
@@ -183,7 +187,7 @@ async fn deploy_examples(invoker: &Invoker, examples_dir: &Path, public_url: &st
     for dir in dirs {
         let deployed = async {
             let loaded = gureum_manifest::load(&dir)?;
-            let artifact = std::fs::read(&loaded.artifact_path).with_context(|| {
+            let artifact = super::read_artifact(&loaded).with_context(|| {
                 format!(
                     "reading {} (run `cargo xtask build-fixtures` to build it)",
                     loaded.artifact_path.display()

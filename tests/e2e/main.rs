@@ -3,6 +3,7 @@
 //! share a server per store and isolate by function name.
 
 mod harness;
+mod lambda;
 mod lifecycle;
 mod operations;
 mod restart;

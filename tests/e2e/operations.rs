@@ -468,6 +468,17 @@ async fn a_fresh_platform_deploys_the_examples() {
     let greet = server.get("/greet/alice").await;
     assert_eq!(greet.status(), 200);
     assert_eq!(greet.text().await.unwrap(), "hello, alice!");
+    for (route, language) in [
+        ("/hello-lambda-rust?name=ada", "Rust"),
+        ("/hello-lambda-python?name=ada", "Python"),
+    ] {
+        let response = server.get(route).await;
+        assert_eq!(response.status(), 200, "{route}");
+        assert_eq!(
+            response.text().await.unwrap(),
+            format!("Hello, ada, from a {language} Lambda function on gureum!")
+        );
+    }
 
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(data_dir.join("admin.token"))
@@ -489,7 +500,11 @@ async fn a_fresh_platform_deploys_the_examples() {
         .iter()
         .map(|function| function["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["hello"], "{listed:?}");
+    assert_eq!(
+        names,
+        ["hello", "hello-lambda-python", "hello-lambda-rust"],
+        "{listed:?}"
+    );
     assert_eq!(functions[0]["latest_version"], 1, "{listed:?}");
     assert_eq!(server.stop(), Some(0));
 }

@@ -18,6 +18,13 @@ pub fn ci(ws: &Workspace) -> Result<()> {
     run(ws
         .cargo()
         .args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    // The native lambda guests are workspace members outside the default set.
+    let mut guests = ws.cargo();
+    guests.arg("clippy");
+    for (package, _) in crate::lambda::RUST_LAMBDAS {
+        guests.args(["-p", package]);
+    }
+    run(guests.args(["--", "-D", "warnings"]))?;
     build_fixtures(ws)?;
     let (passed, failed) = run_tests(ws)?;
     // One closing line for the whole suite, so the total is not hidden behind the
@@ -155,7 +162,8 @@ fn trust_local_connections() -> Result<()> {
     Ok(())
 }
 
-fn has_program(name: &str) -> bool {
+/// Whether `name` is a command on PATH.
+pub(crate) fn has_program(name: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {name}")])
         .output()

@@ -1,15 +1,24 @@
 //! `cargo xtask`: project automation for gureum (alias in `.cargo/config.toml`).
 //!
 //! Commands:
-//! * `build-fixtures` — builds the guest functions for `wasm32-wasip2` and puts
-//!   the components where the examples and the end-to-end tests expect them:
-//!   `examples/hello/hello.wasm`, `examples/greet/greet.wasm`,
-//!   `target/fixtures/testbed.wasm`, `target/fixtures/not-handler.wasm`.
+//! * `build-fixtures` — builds the guest functions and puts them where the
+//!   examples and the end-to-end tests expect them:
+//!   - wasm (`wasm32-wasip2` components): `examples/hello/hello.wasm`,
+//!     `examples/greet/greet.wasm`, `target/fixtures/testbed.wasm`,
+//!     `target/fixtures/not-handler.wasm`;
+//!   - Lambda (official AWS clients, see `lambda.rs`): Rust binaries as
+//!     `examples/hello-lambda-rust/bootstrap`,
+//!     `target/fixtures/lambda-testbed/bootstrap`,
+//!     `target/fixtures/lambda-stream/bootstrap`; Python code directories with
+//!     `awslambdaric` vendored, `examples/hello-lambda-python/build/` and
+//!     `target/fixtures/lambda-python/`; Node.js with `aws-lambda-ric` in
+//!     `target/fixtures/lambda-node/` (skipped without npm).
 //! * `ci` — everything CI checks: PostgreSQL ready, fmt, clippy, fixtures, all tests.
 //! * `up` — builds the release binary and the examples and runs `gureum up`.
 
 mod bench;
 mod ci;
+mod lambda;
 mod tidy;
 
 use std::ffi::OsString;
@@ -42,8 +51,8 @@ struct Cli {
 /// The available commands.
 #[derive(Subcommand)]
 enum Cmd {
-    /// Build the guest functions (wasm32-wasip2 components) and copy them to
-    /// examples/*/NAME.wasm and TARGET_DIR/fixtures/.
+    /// Build the guest functions (wasm32-wasip2 components and Lambda
+    /// functions) and put them in examples/ and TARGET_DIR/fixtures/.
     BuildFixtures,
     /// Benchmark gureum against wasmtime serve and bare hyper; prints a table of
     /// medians and ratios and writes BENCHMARKS.md.
@@ -114,6 +123,14 @@ impl Workspace {
 
 /// `cargo xtask build-fixtures`; returns the paths written.
 pub(crate) fn build_fixtures(ws: &Workspace) -> Result<Vec<PathBuf>> {
+    let mut written = build_wasm_guests(ws)?;
+    written.extend(lambda::build(ws)?);
+    Ok(written)
+}
+
+/// The wasm guests: components copied to `examples/*/NAME.wasm` and the
+/// fixtures directory.
+fn build_wasm_guests(ws: &Workspace) -> Result<Vec<PathBuf>> {
     ensure_wasm_target()?;
 
     let mut build = ws.cargo();

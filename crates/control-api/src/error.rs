@@ -39,10 +39,11 @@ impl ApiError {
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),
             ApiError::Deploy(error) => match error {
                 DeployError::Manifest(_) => (StatusCode::BAD_REQUEST, "invalid_manifest"),
-                DeployError::Artifact(_) => (StatusCode::BAD_REQUEST, "invalid_artifact"),
+                DeployError::Artifact(_) | DeployError::Package(_) => {
+                    (StatusCode::BAD_REQUEST, "invalid_artifact")
+                }
                 DeployError::RouteConflict { .. } => (StatusCode::CONFLICT, "route_conflict"),
                 DeployError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-                DeployError::Unsupported(_) => (StatusCode::BAD_REQUEST, "unsupported"),
                 DeployError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),
                 DeployError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             },

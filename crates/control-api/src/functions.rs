@@ -169,6 +169,10 @@ pub async fn remove(
     request_body(content = String, description = "passed to the function unchanged"),
     responses((status = 200, description = "the function's response, with x-gureum-* headers")))]
 pub async fn invoke(State(state): State<AdminState>, request: Request) -> Response {
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
     let (mut parts, body) = request.into_parts();
     let original = parts.uri.path().to_string();
     // /api/v1/functions/NAME/invoke[/rest] → /fn/NAME[/rest]: the gateway's own path.
@@ -191,7 +195,7 @@ pub async fn invoke(State(state): State<AdminState>, request: Request) -> Respon
     }
     parts.headers.remove(axum::http::header::AUTHORIZATION);
     let request = Request::from_parts(parts, body);
-    gureum_gateway::handle(&state.invoker, state.gateway, request)
+    gureum_gateway::handle(&state.invoker, state.gateway, request, client)
         .await
         .map(Body::new)
 }

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use gureum_invoke::{InvokeError, Invoker, VersionSelector};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER};
 use http::{Request, Response, StatusCode, Uri};
-use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -28,7 +27,7 @@ pub const MAX_DRAIN_BYTES: u64 = 64 * 1024 * 1024;
 pub const MAX_DRAIN_TIME: Duration = Duration::from_secs(10);
 
 /// Body type of every gateway response.
-pub type ResponseBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+pub type ResponseBody = gureum_invoke::ResponseBody;
 
 /// Settings of the public listener.
 #[derive(Debug, Clone, Copy)]
@@ -60,8 +59,8 @@ pub async fn serve_connections(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(error) => {
                         // Typically EMFILE: back off briefly instead of spinning.
                         tracing::warn!(%error, "accept failed");
@@ -73,7 +72,8 @@ pub async fn serve_connections(
                 let invoker = invoker.clone();
                 let service = service_fn(move |request| {
                     let invoker = invoker.clone();
-                    async move { Ok::<_, Infallible>(handle(&invoker, settings, request).await) }
+                    let client = Some(peer.ip());
+                    async move { Ok::<_, Infallible>(handle(&invoker, settings, request, client).await) }
                 });
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -98,11 +98,12 @@ pub async fn serve_connections(
     }
 }
 
-/// Answers one public request.
+/// Answers one public request; `client` is the caller's address, when known.
 pub async fn handle<B>(
     invoker: &Invoker,
     settings: GatewaySettings,
     request: Request<B>,
+    client: Option<std::net::IpAddr>,
 ) -> Response<ResponseBody>
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
@@ -171,10 +172,10 @@ where
     let body = LimitedBody::new(body, settings.max_body_bytes, exceeded.clone());
     let request = Request::from_parts(parts, body);
 
-    let answer = invoker.invoke(&function, selector, request).await;
+    let answer = invoker.invoke(&function, selector, request, client).await;
     let mut response = match answer.response {
         _ if exceeded.load(Ordering::Acquire) => too_large(settings.max_body_bytes),
-        Ok(response) => response.map(|body| body.map_err(|code| code.into()).boxed_unsync()),
+        Ok(response) => response,
         Err(error) => invoke_error_response(&error),
     };
     let headers = response.headers_mut();

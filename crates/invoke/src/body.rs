@@ -7,18 +7,17 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use gureum_runtime_wasm::HyperOutgoingBody;
 use http_body::{Body, Frame, SizeHint};
 use tokio::sync::oneshot;
 
 /// Wraps a function's response body; ends only after `released` fires (or is dropped).
-pub(crate) struct HoldEnd {
-    inner: HyperOutgoingBody,
+pub(crate) struct HoldEnd<B> {
+    inner: B,
     released: Option<oneshot::Receiver<()>>,
 }
 
-impl HoldEnd {
-    pub(crate) fn new(inner: HyperOutgoingBody, released: oneshot::Receiver<()>) -> Self {
+impl<B> HoldEnd<B> {
+    pub(crate) fn new(inner: B, released: oneshot::Receiver<()>) -> Self {
         Self {
             inner,
             released: Some(released),
@@ -26,9 +25,9 @@ impl HoldEnd {
     }
 }
 
-impl Body for HoldEnd {
+impl<B: Body<Data = Bytes> + Unpin> Body for HoldEnd<B> {
     type Data = Bytes;
-    type Error = <HyperOutgoingBody as Body>::Error;
+    type Error = B::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use gureum_model::{FunctionName, LIVE_ALIAS, Runtime, VersionNumber};
+use gureum_runtime_lambda::PackageError;
 use gureum_runtime_wasm::WasmError;
 use gureum_store::StoreError;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
-use crate::{Invoker, LiveFunction, lock, read, route_table, write};
+use crate::{Code, Invoker, LiveFunction, lock, read, route_table, write};
 
 /// A committed deploy.
 #[derive(Debug, Clone)]
@@ -34,6 +35,9 @@ pub enum DeployError {
     /// The artifact is not a usable component.
     #[error(transparent)]
     Artifact(#[from] WasmError),
+    /// The artifact is not a usable lambda code package.
+    #[error(transparent)]
+    Package(#[from] PackageError),
     /// Another function already serves a route.
     #[error(
         "route {route:?} is already served by function {owner:?}; choose another route or remove it from {owner:?} first"
@@ -47,9 +51,6 @@ pub enum DeployError {
     /// No such function or version.
     #[error("{0}")]
     NotFound(String),
-    /// A request the platform cannot do (yet).
-    #[error("{0}")]
-    Unsupported(String),
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -62,24 +63,38 @@ impl Invoker {
     /// Validates and stores a new version of a function and points `live` at it.
     pub async fn deploy(&self, manifest: &str, artifact: Vec<u8>) -> Result<Deployed, DeployError> {
         let spec = gureum_manifest::parse(manifest)?;
-        if spec.runtime == Runtime::Lambda {
-            return Err(DeployError::Unsupported(
-                "runtime = \"lambda\" is not served by this build yet; use runtime = \"wasm\""
-                    .into(),
-            ));
-        }
         let function = spec.name.to_string();
         let hash = hex::encode(Sha256::digest(&artifact));
-
-        let engine = self.parts.engine.clone();
-        let compile_hash = hash.clone();
-        let (component, artifact) = tokio::task::spawn_blocking(move || {
-            (engine.compile(&compile_hash, &artifact), artifact)
-        })
-        .await
-        .map_err(|error| DeployError::Internal(error.to_string()))?;
-        let component = component?;
-        self.parts.metrics.compilations.inc();
+        let (code, artifact) = match spec.runtime {
+            Runtime::Wasm => {
+                let engine = self.parts.engine.clone();
+                let compile_hash = hash.clone();
+                let (component, artifact) = tokio::task::spawn_blocking(move || {
+                    (engine.compile(&compile_hash, &artifact), artifact)
+                })
+                .await
+                .map_err(|error| DeployError::Internal(error.to_string()))?;
+                self.parts.metrics.compilations.inc();
+                (Code::Wasm(component?), artifact)
+            }
+            Runtime::Lambda => {
+                // Checked and unpacked before anything is stored, so a bad package
+                // changes nothing and the first request does not pay for unpacking.
+                let runtime = self.parts.lambda.clone();
+                let command = spec.command.clone();
+                let unpack_hash = hash.clone();
+                let (dir, artifact) = tokio::task::spawn_blocking(move || {
+                    let dir =
+                        gureum_runtime_lambda::package::check(&artifact, &command).and_then(|()| {
+                            runtime.ensure_code(&unpack_hash, || Some(artifact.clone()))
+                        });
+                    (dir, artifact)
+                })
+                .await
+                .map_err(|error| DeployError::Internal(error.to_string()))?;
+                (Code::Lambda(dir?), artifact)
+            }
+        };
 
         let _control = self.control.lock().await;
         self.check_routes(&function, &spec.routes)?;
@@ -91,7 +106,7 @@ impl Invoker {
             .await?;
 
         let spec = Arc::new(spec);
-        let loaded = Arc::new(self.assemble(&function, stored.version, spec.clone(), component));
+        let loaded = Arc::new(self.assemble(&function, stored.version, spec.clone(), code));
         lock(&self.loaded)
             .entry(function.clone())
             .or_default()

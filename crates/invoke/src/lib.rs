@@ -7,6 +7,7 @@
 
 mod body;
 mod deploy;
+mod lambda;
 mod routes;
 
 use std::collections::HashMap;
@@ -16,16 +17,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gureum_model::{
-    FunctionName, FunctionSpec, InvocationOutcome, InvocationRecord, LogLine, LogStream,
+    FunctionName, FunctionSpec, InvocationOutcome, InvocationRecord, LogLine, LogStream, Runtime,
     VersionNumber,
 };
-use gureum_pool::{InstancePool, PoolError, PoolSettings};
+use gureum_pool::{InstancePool, Lease, PoolError, PoolSettings};
+use gureum_runtime_lambda::{LambdaInstance, LambdaRuntime, ProcessSettings};
 use gureum_runtime_wasm::{
-    CompiledComponent, Failure, HyperOutgoingBody, InstanceSettings, LoadSource, WasmEngine,
-    WasmInstance,
+    CompiledComponent, Failure, InstanceSettings, LoadSource, WasmEngine, WasmInstance,
 };
 use gureum_store::Store;
 use gureum_telemetry::{FunctionLabels, Metrics, OutcomeLabels, Telemetry};
+use http_body_util::BodyExt as _;
+use http_body_util::combinators::UnsyncBoxBody;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -93,6 +96,11 @@ impl InvokeError {
     }
 }
 
+/// Error type of a response body.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body of every function response, whatever the runtime.
+pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
+
 /// What the gateway needs to answer: the response plus platform metadata.
 pub struct Answer {
     /// The invocation's id.
@@ -102,7 +110,7 @@ pub struct Answer {
     /// Whether the request paid for loading code or creating an instance.
     pub cold_start: bool,
     /// The function's response, or why there is none.
-    pub response: Result<http::Response<HyperOutgoingBody>, InvokeError>,
+    pub response: Result<http::Response<ResponseBody>, InvokeError>,
 }
 
 /// Which version to run.
@@ -120,6 +128,8 @@ pub struct InvokerParts {
     pub store: Store,
     /// The wasm engine.
     pub engine: WasmEngine,
+    /// The process runtime for `runtime = "lambda"`.
+    pub lambda: Arc<LambdaRuntime>,
     /// Where logs and records go.
     pub telemetry: Telemetry,
     /// Metrics.
@@ -161,10 +171,49 @@ struct LoadedVersion {
     function: String,
     version: VersionNumber,
     spec: Arc<FunctionSpec>,
-    component: CompiledComponent,
-    pool: InstancePool<WasmInstance>,
-    settings: InstanceSettings,
+    runner: Runner,
     metrics: VersionMetrics,
+}
+
+/// What runs a version's requests.
+enum Runner {
+    Wasm {
+        component: CompiledComponent,
+        pool: InstancePool<WasmInstance>,
+        settings: InstanceSettings,
+    },
+    Lambda {
+        pool: InstancePool<LambdaInstance>,
+        settings: ProcessSettings,
+    },
+}
+
+/// A version's code, ready to be assembled into a [`LoadedVersion`].
+enum Code {
+    Wasm(CompiledComponent),
+    Lambda(std::path::PathBuf),
+}
+
+impl Runner {
+    fn reap(&self, now: Instant) -> usize {
+        match self {
+            Runner::Wasm { pool, .. } => {
+                pool.reap(now);
+                pool.idle_count()
+            }
+            Runner::Lambda { pool, .. } => {
+                pool.reap(now);
+                pool.idle_count()
+            }
+        }
+    }
+
+    fn is_expired(&self, now: Instant) -> bool {
+        match self {
+            Runner::Wasm { pool, .. } => pool.is_expired(now),
+            Runner::Lambda { pool, .. } => pool.is_expired(now),
+        }
+    }
 }
 
 /// Metric handles resolved once per loaded version, so the request path does not look
@@ -319,12 +368,13 @@ impl Invoker {
         read(&self.state).routes.lookup(path).map(str::to_string)
     }
 
-    /// Runs one request on `function`.
+    /// Runs one request on `function`; `client` is the caller's address, when known.
     pub async fn invoke<B>(
         &self,
         function: &str,
         selector: VersionSelector,
         request: http::Request<B>,
+        client: Option<std::net::IpAddr>,
     ) -> Answer
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -355,122 +405,127 @@ impl Invoker {
             response: Err(error),
         };
 
-        let (loaded, mut cold_start) = match self.loaded_version(function, version, &live).await {
+        let (loaded, cold_start) = match self.loaded_version(function, version, &live).await {
             Ok(found) => found,
             Err(error) => return fail(error, true),
         };
-        let lease = match loaded.pool.acquire().await {
+        let call = Call {
+            invocation_id,
+            started,
+            started_at_ms,
+            cold_start,
+        };
+        match &loaded.runner {
+            Runner::Wasm { .. } => self.invoke_wasm(&loaded, call, request).await,
+            Runner::Lambda { .. } => self.invoke_lambda(&loaded, call, request, client).await,
+        }
+    }
+
+    async fn invoke_wasm<B>(
+        &self,
+        loaded: &Arc<LoadedVersion>,
+        mut call: Call,
+        request: http::Request<B>,
+    ) -> Answer
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: std::fmt::Display,
+    {
+        let Runner::Wasm {
+            component,
+            pool,
+            settings,
+        } = &loaded.runner
+        else {
+            unreachable!("called for wasm versions only")
+        };
+        let mut lease = match pool.acquire().await {
             Ok(lease) => lease,
-            Err(throttled) => {
-                self.record_refusal(&loaded, &invocation_id, started_at_ms, started);
-                return fail(InvokeError::Throttled(throttled), cold_start);
-            }
+            Err(throttled) => return self.refuse(loaded, call, throttled),
         };
         let timeout = Duration::from_millis(loaded.spec.limits.timeout_ms);
-        let mut lease = lease;
         let instance = match lease.instance.take() {
             Some(instance) => instance,
             None => {
-                cold_start |= loaded.spec.reuse_instances;
+                call.cold_start |= loaded.spec.reuse_instances;
                 match self
                     .parts
                     .engine
-                    .instantiate(&loaded.component, &loaded.settings, timeout)
+                    .instantiate(component, settings, timeout)
                     .await
                 {
                     Ok(instance) => instance,
                     Err(error) => {
-                        loaded.pool.release(lease, None);
-                        return fail(InvokeError::Unavailable(error.to_string()), cold_start);
+                        pool.release(lease, None);
+                        return call
+                            .answer(loaded, Err(InvokeError::Unavailable(error.to_string())));
                     }
                 }
             }
         };
-        if cold_start {
+        if call.cold_start {
             loaded.metrics.cold_starts.inc();
         }
 
-        let (released_sender, released) = tokio::sync::oneshot::channel();
-        let release = {
-            let loaded = loaded.clone();
-            move |instance| {
-                loaded.pool.release(lease, instance);
-                let _ = released_sender.send(());
-            }
-        };
+        let (release, released) =
+            release_to(loaded.clone(), lease, |loaded| match &loaded.runner {
+                Runner::Wasm { pool, .. } => pool,
+                Runner::Lambda { .. } => unreachable!("a wasm lease"),
+            });
         let invocation = instance.handle(request, timeout, release).await;
-        let invocation_response = invocation.response.map(|response| {
-            response.map(|body| {
-                http_body_util::BodyExt::boxed_unsync(body::HoldEnd::new(body, released))
+        let response = invocation
+            .response
+            .map(|response| {
+                response.map(|body| {
+                    body::HoldEnd::new(body.map_err(BoxError::from), released).boxed_unsync()
+                })
             })
-        });
-        let response = invocation_response.map_err(|failure| failure_error(&failure));
-        let status = match &response {
-            Ok(response) => response.status().as_u16(),
-            Err(error) => error.status(),
-        };
+            .map_err(|failure| failure_error(&failure));
+        let status = status_of(&response);
         // The instance stays leased until the handler returns (its body may still be
         // streaming); accounting happens then, off the request's path.
         let completion = invocation.completion;
-        let telemetry = self.parts.telemetry.clone();
-        let id = invocation_id.clone();
-        let loaded_for_task = loaded.clone();
+        let finish = self.finisher(loaded, &call, status);
         tokio::spawn(async move {
             let done = completion.await;
-            let loaded = loaded_for_task;
-
-            let duration = started.elapsed();
             let outcome = match &done.failure {
                 None => InvocationOutcome::Ok,
                 Some(Failure::Timeout { .. }) => InvocationOutcome::Timeout,
                 Some(_) => InvocationOutcome::Error,
             };
-            let mut lines: Vec<LogLine> = done
+            let lines = done
                 .lines
                 .into_iter()
-                .map(|line| LogLine {
-                    seq: 0,
-                    invocation_id: id.clone(),
-                    function: loaded.function.clone(),
-                    version: loaded.version,
-                    ts_ms: line.ts_ms,
-                    stream: line.stream,
-                    message: line.message,
-                })
-                .collect();
-            if let Some(failure) = &done.failure {
-                lines.push(LogLine {
-                    seq: 0,
-                    invocation_id: id.clone(),
-                    function: loaded.function.clone(),
-                    version: loaded.version,
-                    ts_ms: gureum_model::now_ms(),
-                    stream: LogStream::Platform,
-                    message: failure_error(failure).to_string(),
-                });
-            }
-            loaded.metrics.outcome(outcome).inc();
-            loaded.metrics.duration.observe(duration.as_secs_f64());
-            telemetry.logs(lines).await;
-            telemetry
-                .invocation(InvocationRecord {
-                    id,
-                    function: loaded.function.clone(),
-                    version: loaded.version,
-                    started_at_ms,
-                    duration_us: duration.as_micros() as i64,
-                    status,
-                    outcome,
-                    cold_start,
-                    memory_mb: loaded.spec.limits.memory_mb,
-                })
-                .await;
+                .map(|line| (line.stream, line.ts_ms, line.message));
+            let failure = done
+                .failure
+                .as_ref()
+                .map(|failure| failure_error(failure).to_string());
+            finish.run(outcome, lines, failure).await;
         });
-        Answer {
-            invocation_id,
-            version,
-            cold_start,
-            response,
+        call.answer(loaded, response)
+    }
+
+    fn refuse(&self, loaded: &LoadedVersion, call: Call, throttled: PoolError) -> Answer {
+        self.record_refusal(
+            loaded,
+            &call.invocation_id,
+            call.started_at_ms,
+            call.started,
+        );
+        call.answer(loaded, Err(InvokeError::Throttled(throttled)))
+    }
+
+    /// What the accounting of one invocation needs once the function is done.
+    fn finisher(&self, loaded: &Arc<LoadedVersion>, call: &Call, status: u16) -> Finish {
+        Finish {
+            telemetry: self.parts.telemetry.clone(),
+            loaded: loaded.clone(),
+            id: call.invocation_id.clone(),
+            started: call.started,
+            started_at_ms: call.started_at_ms,
+            cold_start: call.cold_start,
+            status,
         }
     }
 
@@ -483,9 +538,9 @@ impl Invoker {
                 let Some(loaded) = cell.get() else {
                     return true;
                 };
-                loaded.pool.reap(now);
-                loaded.metrics.warm.set(loaded.pool.idle_count() as i64);
-                !loaded.pool.is_expired(now)
+                let idle = loaded.runner.reap(now);
+                loaded.metrics.warm.set(idle as i64);
+                !loaded.runner.is_expired(now)
             });
             !versions.is_empty()
         });
@@ -548,8 +603,11 @@ impl Invoker {
                 .map_err(|error| InvokeError::Unavailable(error.to_string()))?;
             (Arc::new(spec), stored.artifact_hash)
         };
-        let component = self.component(&hash).await?;
-        Ok(Arc::new(self.assemble(function, version, spec, component)))
+        let code = match spec.runtime {
+            Runtime::Wasm => Code::Wasm(self.component(&hash).await?),
+            Runtime::Lambda => Code::Lambda(self.lambda_code(&hash).await?),
+        };
+        Ok(Arc::new(self.assemble(function, version, spec, code)))
     }
 
     async fn component(&self, hash: &str) -> Result<CompiledComponent, InvokeError> {
@@ -581,36 +639,56 @@ impl Invoker {
         function: &str,
         version: VersionNumber,
         spec: Arc<FunctionSpec>,
-        component: CompiledComponent,
+        code: Code,
     ) -> LoadedVersion {
         let mut env = self.parts.platform_env.clone();
         env.push(("GUREUM_FUNCTION_NAME".into(), function.to_string()));
         env.push(("GUREUM_FUNCTION_VERSION".into(), version.to_string()));
         env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         let limits = spec.limits;
-        // The platform API is always reachable (INTERFACE: "GUREUM_API is always allowed").
-        let mut allowed_outbound_hosts = spec.allowed_outbound_hosts.clone();
-        allowed_outbound_hosts.extend(
-            self.parts
-                .platform_env
-                .iter()
-                .filter(|(key, _)| key == "GUREUM_API")
-                .map(|(_, url)| url.clone()),
+        let pool_settings = PoolSettings::new(
+            limits.max_instances,
+            Duration::from_secs(limits.idle_ttl_s),
+            spec.reuse_instances || spec.runtime == Runtime::Lambda,
         );
+        let runner = match code {
+            Code::Wasm(component) => {
+                // The platform API is always reachable (INTERFACE: "GUREUM_API is always allowed").
+                let mut allowed_outbound_hosts = spec.allowed_outbound_hosts.clone();
+                allowed_outbound_hosts.extend(
+                    self.parts
+                        .platform_env
+                        .iter()
+                        .filter(|(key, _)| key == "GUREUM_API")
+                        .map(|(_, url)| url.clone()),
+                );
+                Runner::Wasm {
+                    component,
+                    pool: InstancePool::new(pool_settings),
+                    settings: InstanceSettings {
+                        env,
+                        memory_mb: limits.memory_mb,
+                        allowed_outbound_hosts: Arc::new(allowed_outbound_hosts),
+                    },
+                }
+            }
+            Code::Lambda(code_dir) => Runner::Lambda {
+                pool: InstancePool::new(pool_settings),
+                settings: ProcessSettings {
+                    function: function.to_string(),
+                    version,
+                    command: spec.command.clone(),
+                    env,
+                    memory_mb: limits.memory_mb,
+                    code_dir,
+                    logs: lambda::log_sink(&self.parts.telemetry, function, version),
+                },
+            },
+        };
         LoadedVersion {
             function: function.to_string(),
             version,
-            component,
-            pool: InstancePool::new(PoolSettings::new(
-                limits.max_instances,
-                Duration::from_secs(limits.idle_ttl_s),
-                spec.reuse_instances,
-            )),
-            settings: InstanceSettings {
-                env,
-                memory_mb: limits.memory_mb,
-                allowed_outbound_hosts: Arc::new(allowed_outbound_hosts),
-            },
+            runner,
             metrics: VersionMetrics::new(&self.parts.metrics, function),
             spec,
         }
@@ -637,6 +715,109 @@ impl Invoker {
             memory_mb: loaded.spec.limits.memory_mb,
         };
         tokio::spawn(async move { telemetry.invocation(record).await });
+    }
+}
+
+/// One request on its way through the invoker.
+struct Call {
+    invocation_id: String,
+    started: Instant,
+    started_at_ms: i64,
+    cold_start: bool,
+}
+
+impl Call {
+    fn answer(
+        self,
+        loaded: &LoadedVersion,
+        response: Result<http::Response<ResponseBody>, InvokeError>,
+    ) -> Answer {
+        Answer {
+            invocation_id: self.invocation_id,
+            version: loaded.version,
+            cold_start: self.cold_start,
+            response,
+        }
+    }
+}
+
+/// The accounting of one invocation, run after the function is done with it: metrics,
+/// the log lines it produced, a platform line for a failure and the invocation record.
+struct Finish {
+    telemetry: Telemetry,
+    loaded: Arc<LoadedVersion>,
+    id: String,
+    started: Instant,
+    started_at_ms: i64,
+    cold_start: bool,
+    status: u16,
+}
+
+impl Finish {
+    async fn run(
+        self,
+        outcome: InvocationOutcome,
+        lines: impl Iterator<Item = (LogStream, i64, String)>,
+        failure: Option<String>,
+    ) {
+        let loaded = &self.loaded;
+        let duration = self.started.elapsed();
+        let line = |stream, ts_ms, message| LogLine {
+            seq: 0,
+            invocation_id: self.id.clone(),
+            function: loaded.function.clone(),
+            version: loaded.version,
+            ts_ms,
+            stream,
+            message,
+        };
+        let mut lines: Vec<LogLine> = lines
+            .map(|(stream, ts_ms, message)| line(stream, ts_ms, message))
+            .collect();
+        if let Some(failure) = failure {
+            lines.push(line(LogStream::Platform, gureum_model::now_ms(), failure));
+        }
+        loaded.metrics.outcome(outcome).inc();
+        loaded.metrics.duration.observe(duration.as_secs_f64());
+        self.telemetry.logs(lines).await;
+        self.telemetry
+            .invocation(InvocationRecord {
+                id: self.id.clone(),
+                function: loaded.function.clone(),
+                version: loaded.version,
+                started_at_ms: self.started_at_ms,
+                duration_us: duration.as_micros() as i64,
+                status: self.status,
+                outcome,
+                cold_start: self.cold_start,
+                memory_mb: loaded.spec.limits.memory_mb,
+            })
+            .await;
+    }
+}
+
+/// A callback that hands an instance back to its pool and then signals `released`
+/// (which holds the response's end, see [`body::HoldEnd`]).
+fn release_to<I: Send + 'static>(
+    loaded: Arc<LoadedVersion>,
+    lease: Lease<I>,
+    pool: fn(&LoadedVersion) -> &InstancePool<I>,
+) -> (
+    impl FnOnce(Option<I>) + Send + 'static,
+    tokio::sync::oneshot::Receiver<()>,
+) {
+    let (sender, released) = tokio::sync::oneshot::channel();
+    let release = move |instance| {
+        pool(&loaded).release(lease, instance);
+        let _ = sender.send(());
+    };
+    (release, released)
+}
+
+fn status_of<T>(response: &Result<http::Response<T>, InvokeError>) -> u16 {
+    match response {
+        Ok(response) => response.status().as_u16(),
+        Err(error) => error.status(),
     }
 }
 

@@ -1,0 +1,640 @@
+//! One function process: started with the environment a Lambda runtime expects,
+//! ready once it asks for its first event, then given one event at a time. Its output
+//! is read line by line and attributed to the invocation it is running. Dropping the
+//! instance kills its whole process group.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use gureum_model::LogStream;
+use http::HeaderValue;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::api::{self, Dispatch, InitState, Pending, RawReply, Shared, StreamedBody};
+use crate::apigw::ResponseHead;
+use crate::limits::{self, InstanceLimit, MemoryEnforcement};
+
+/// How long a process may take from start to its first `next` (Lambda's init limit).
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest output line kept; longer output is split.
+pub const MAX_LINE_BYTES: usize = 8 * 1024;
+/// Output lines kept for an init-failure message.
+const INIT_OUTPUT_LINES: usize = 20;
+/// Region reported to functions unless their `env` sets `AWS_REGION`.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// A line a process printed.
+#[derive(Debug, Clone)]
+pub struct ProcessLine {
+    /// The invocation it is attributed to.
+    pub invocation_id: Arc<str>,
+    /// stdout or stderr.
+    pub stream: LogStream,
+    /// When it was read, ms since the Unix epoch.
+    pub ts_ms: i64,
+    /// The text without its newline.
+    pub message: String,
+}
+
+/// Where output lines go; awaited, so a slow consumer slows the process, never loses lines.
+pub type LogSink = Arc<dyn Fn(ProcessLine) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Everything needed to start processes of one function version.
+pub struct ProcessSettings {
+    /// Function name.
+    pub function: String,
+    /// Version number.
+    pub version: u32,
+    /// Program and arguments, run in `code_dir`.
+    pub command: Vec<String>,
+    /// Platform and manifest environment, on top of the Lambda variables.
+    pub env: Vec<(String, String)>,
+    /// Memory limit.
+    pub memory_mb: u32,
+    /// The unpacked code (`LAMBDA_TASK_ROOT`).
+    pub code_dir: PathBuf,
+    /// Where stdout/stderr lines go.
+    pub logs: LogSink,
+}
+
+/// Why an invocation produced no usable answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Failure {
+    /// The deadline passed; the process was killed.
+    #[error("function timed out after {timeout_ms} ms (timeout_ms in gureum.toml)")]
+    Timeout {
+        /// The limit.
+        timeout_ms: u64,
+    },
+    /// The process ran out of its memory limit.
+    #[error("function exceeded its memory limit of {memory_mb} MiB (memory_mb in gureum.toml)")]
+    MemoryLimit {
+        /// The limit.
+        memory_mb: u32,
+    },
+    /// The handler reported an error.
+    #[error("the handler returned an error: {error_type}: {message}")]
+    Handler {
+        /// `errorType`.
+        error_type: String,
+        /// `errorMessage`.
+        message: String,
+    },
+    /// The process exited while running the invocation.
+    #[error(
+        "the function's process exited during the invocation ({0}); it is replaced for the next request"
+    )]
+    Crashed(String),
+    /// The process did not start or failed its initialization.
+    #[error("the function failed to initialize: {0}")]
+    InitFailed(String),
+    /// A streamed response broke off with an error after its head was sent.
+    #[error("{0}")]
+    Stream(String),
+    /// The answer was larger than the Runtime API accepts.
+    #[error(
+        "the function's response is larger than 6 MiB; use response streaming for large bodies"
+    )]
+    TooLarge,
+}
+
+/// The answer of one invocation.
+pub enum Reply {
+    /// A buffered payload (for HTTP, a v2.0 response or other JSON).
+    Buffered(Bytes),
+    /// A streamed response.
+    Streaming {
+        /// The head from the HTTP prelude, when the stream had one.
+        head: Option<ResponseHead>,
+        /// The stream's content type, when it had no prelude.
+        content_type: Option<HeaderValue>,
+        /// The body as the process sends it.
+        body: StreamedBody,
+    },
+}
+
+/// A started invocation: its answer, and a future that resolves when the process is
+/// done with it (for a stream, after its last byte), with any late failure.
+pub struct LambdaInvocation {
+    /// The answer or why there is none.
+    pub reply: Result<Reply, Failure>,
+    /// Resolves once the instance is released.
+    pub completion: BoxFuture<'static, Option<Failure>>,
+}
+
+/// A running function process with its own Runtime API endpoint.
+pub struct LambdaInstance {
+    shared: Arc<Shared>,
+    events: mpsc::Sender<Dispatch>,
+    pgid: u32,
+    exited: watch::Receiver<Option<String>>,
+    limit: Arc<InstanceLimit>,
+    api_task: tokio::task::JoinHandle<()>,
+    function_arn: Arc<str>,
+    memory_mb: u32,
+    /// Set by the watchdog when it killed the process for its memory.
+    over_memory: Arc<AtomicBool>,
+    /// Whether an event is running (the watchdog looks more often then).
+    busy: Arc<AtomicBool>,
+}
+
+impl Drop for LambdaInstance {
+    fn drop(&mut self) {
+        self.kill();
+        self.api_task.abort();
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl LambdaInstance {
+    /// Starts a process and waits until it asks for its first event. Output printed
+    /// during the start is attributed to `first_invocation`.
+    pub(crate) async fn start(
+        settings: &ProcessSettings,
+        enforcement: &MemoryEnforcement,
+        scratch_root: &std::path::Path,
+        first_invocation: &str,
+    ) -> Result<Self, Failure> {
+        let init_failed = |what: &dyn std::fmt::Display| Failure::InitFailed(what.to_string());
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|error| init_failed(&format!("binding its Runtime API: {error}")))?;
+        let api_addr = listener.local_addr().map_err(|error| init_failed(&error))?;
+        let instance_id = uuid::Uuid::now_v7().simple().to_string();
+        std::fs::create_dir_all(scratch_root).map_err(|error| init_failed(&error))?;
+        let scratch = tempfile::Builder::new()
+            .prefix("fn-")
+            .tempdir_in(scratch_root)
+            .map_err(|error| init_failed(&format!("creating its /tmp: {error}")))?;
+        let limit = Arc::new(
+            InstanceLimit::prepare(enforcement, &instance_id, settings.memory_mb)
+                .map_err(|error| init_failed(&format!("setting its memory limit: {error}")))?,
+        );
+        let region = settings
+            .env
+            .iter()
+            .find(|(key, _)| key == "AWS_REGION")
+            .map(|(_, value)| value.clone())
+            .unwrap_or_else(|| DEFAULT_REGION.to_string());
+        let function_arn: Arc<str> = format!(
+            "arn:aws:lambda:{region}:000000000000:function:{}",
+            settings.function
+        )
+        .into();
+
+        let Some((program, args)) = settings.command.split_first() else {
+            return Err(init_failed(&"the manifest has an empty command"));
+        };
+        let mut command = tokio::process::Command::new(program);
+        command
+            .args(args)
+            .current_dir(&settings.code_dir)
+            .env_clear()
+            .envs(lambda_env(
+                settings,
+                &api_addr,
+                &region,
+                &instance_id,
+                scratch.path(),
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        limit.apply(&mut command);
+        let mut child = command.spawn().map_err(|error| {
+            init_failed(&format!(
+                "command {:?} could not be started in the code directory: {error}",
+                settings.command
+            ))
+        })?;
+        let pgid = child.id().unwrap_or(0);
+
+        let (events, receiver) = mpsc::channel(1);
+        let shared = Arc::new(Shared::new(receiver, first_invocation.into()));
+        let api_task = tokio::spawn(api::serve(listener, shared.clone(), pgid));
+        if let Some(stdout) = child.stdout.take() {
+            tokio::spawn(read_lines(
+                stdout,
+                LogStream::Stdout,
+                shared.clone(),
+                settings.logs.clone(),
+            ));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(read_lines(
+                stderr,
+                LogStream::Stderr,
+                shared.clone(),
+                settings.logs.clone(),
+            ));
+        }
+        let (exit_sender, exited) = watch::channel(None);
+        let cleanup = limit.clone();
+        tokio::spawn(async move {
+            let status = match child.wait().await {
+                Ok(status) => describe_exit(status),
+                Err(error) => format!("waiting for it failed: {error}"),
+            };
+            let _ = exit_sender.send(Some(status));
+            cleanup.cleanup();
+            drop(scratch);
+        });
+
+        let over_memory = Arc::new(AtomicBool::new(false));
+        let busy = Arc::new(AtomicBool::new(true));
+        if let Some(bytes) = limit.watched_bytes() {
+            tokio::spawn(watch_memory(
+                pgid,
+                bytes,
+                exited.clone(),
+                busy.clone(),
+                over_memory.clone(),
+            ));
+        }
+        let instance = LambdaInstance {
+            over_memory,
+            busy,
+            shared,
+            events,
+            pgid,
+            exited,
+            limit,
+            api_task,
+            function_arn,
+            memory_mb: settings.memory_mb,
+        };
+        instance.wait_ready().await?;
+        Ok(instance)
+    }
+
+    async fn wait_ready(&self) -> Result<(), Failure> {
+        let mut init = self.shared.init.subscribe();
+        let mut exited = self.exited.clone();
+        let result = tokio::select! {
+            state = init.wait_for(|state| *state != InitState::Starting) => match state.map(|s| s.clone()) {
+                Ok(InitState::Ready) => return Ok(()),
+                Ok(InitState::Failed(reason)) => format!("it reported {reason}"),
+                _ => "its Runtime API stopped".to_string(),
+            },
+            status = exited.wait_for(Option::is_some) => {
+                let status = status.map(|s| s.clone().unwrap_or_default()).unwrap_or_default();
+                format!("the process {status} before asking for its first event")
+            }
+            () = tokio::time::sleep(INIT_TIMEOUT) => format!(
+                "it did not ask for its first event within {} s", INIT_TIMEOUT.as_secs()
+            ),
+        };
+        self.kill();
+        // Give the output readers a moment to catch the last lines of a dying process.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let output = lock(&self.shared.init_output).join("\n");
+        let output = if output.is_empty() {
+            "(no output)".to_string()
+        } else {
+            output
+        };
+        Err(Failure::InitFailed(format!(
+            "{result}; its output:\n{output}"
+        )))
+    }
+
+    /// Whether the process is still running.
+    pub fn is_alive(&self) -> bool {
+        self.exited.borrow().is_none()
+    }
+
+    fn kill(&self) {
+        if self.is_alive() {
+            limits::kill_group(self.pgid);
+        }
+    }
+
+    fn crash_failure(&self) -> Failure {
+        if self.over_memory.load(Ordering::Acquire)
+            || self.limit.oom_killed()
+            || self.shared.oom_hint.load(Ordering::Acquire)
+        {
+            return Failure::MemoryLimit {
+                memory_mb: self.memory_mb,
+            };
+        }
+        Failure::Crashed(
+            self.exited
+                .borrow()
+                .clone()
+                .unwrap_or_else(|| "exited".into()),
+        )
+    }
+
+    /// Runs one event. `release` gets the instance back when it may serve again, or
+    /// `None` when it was killed or died; it is called before `completion` resolves.
+    pub async fn invoke(
+        self,
+        id: &str,
+        payload: Bytes,
+        timeout: Duration,
+        release: impl FnOnce(Option<LambdaInstance>) + Send + 'static,
+    ) -> LambdaInvocation {
+        let deadline = Instant::now() + timeout;
+        let deadline_ms = gureum_model::now_ms() + timeout.as_millis() as i64;
+        self.busy.store(true, Ordering::Release);
+        let busy = self.busy.clone();
+        let release = move |instance: Option<LambdaInstance>| {
+            busy.store(false, Ordering::Release);
+            release(instance);
+        };
+        let id: Arc<str> = id.into();
+        *lock(&self.shared.log_target) = id.clone();
+        self.shared.oom_hint.store(false, Ordering::Release);
+        let (reply_sender, reply) = oneshot::channel();
+        *lock(&self.shared.pending) = Some(Pending {
+            id: id.clone(),
+            reply: reply_sender,
+        });
+        let dispatched = self
+            .events
+            .send(Dispatch {
+                id,
+                payload,
+                deadline_ms,
+                function_arn: self.function_arn.clone(),
+            })
+            .await;
+        let timeout_ms = timeout.as_millis() as u64;
+        let ready = |failure: Option<Failure>| -> BoxFuture<'static, Option<Failure>> {
+            Box::pin(std::future::ready(failure))
+        };
+        fn fail(
+            instance: LambdaInstance,
+            failure: Failure,
+            keep: bool,
+            release: impl FnOnce(Option<LambdaInstance>),
+        ) -> LambdaInvocation {
+            release(keep.then_some(instance));
+            LambdaInvocation {
+                reply: Err(failure.clone()),
+                completion: Box::pin(std::future::ready(Some(failure))),
+            }
+        }
+        if dispatched.is_err() {
+            let failure = self.crash_failure();
+            return fail(self, failure, false, release);
+        }
+        let mut exited = self.exited.clone();
+        let answer = tokio::select! {
+            answer = reply => answer.ok(),
+            _ = exited.wait_for(Option::is_some) => None,
+            () = tokio::time::sleep_until(deadline) => {
+                self.kill();
+                return fail(self, Failure::Timeout { timeout_ms }, false, release);
+            }
+        };
+        match answer {
+            None => {
+                let failure = self.crash_failure();
+                fail(self, failure, false, release)
+            }
+            Some(RawReply::Buffered(payload)) => {
+                release(Some(self));
+                LambdaInvocation {
+                    reply: Ok(Reply::Buffered(payload)),
+                    completion: ready(None),
+                }
+            }
+            Some(RawReply::TooLarge) => fail(self, Failure::TooLarge, true, release),
+            Some(RawReply::Error {
+                error_type,
+                message,
+            }) => {
+                if self.shared.oom_hint.load(Ordering::Acquire)
+                    || error_type == "MemoryError"
+                    || error_type == "Runtime.OutOfMemory"
+                {
+                    let failure = Failure::MemoryLimit {
+                        memory_mb: self.memory_mb,
+                    };
+                    return fail(self, failure, false, release);
+                }
+                fail(
+                    self,
+                    Failure::Handler {
+                        error_type,
+                        message,
+                    },
+                    true,
+                    release,
+                )
+            }
+            Some(RawReply::Streaming {
+                head,
+                content_type,
+                body,
+                done,
+            }) => {
+                let completion = Box::pin(async move {
+                    let mut exited = self.exited.clone();
+                    tokio::select! {
+                        ended = done => {
+                            release(Some(self));
+                            ended.ok().flatten().map(Failure::Stream)
+                        }
+                        _ = exited.wait_for(Option::is_some) => {
+                            let failure = self.crash_failure();
+                            release(None);
+                            Some(failure)
+                        }
+                        () = tokio::time::sleep_until(deadline) => {
+                            self.kill();
+                            release(None);
+                            Some(Failure::Timeout { timeout_ms })
+                        }
+                    }
+                });
+                LambdaInvocation {
+                    reply: Ok(Reply::Streaming {
+                        head,
+                        content_type,
+                        body,
+                    }),
+                    completion,
+                }
+            }
+        }
+    }
+}
+
+/// Kills the process group once the process and its children hold more than `bytes`
+/// of resident memory; runs until the process is gone.
+async fn watch_memory(
+    pid: u32,
+    bytes: u64,
+    mut exited: watch::Receiver<Option<String>>,
+    busy: Arc<AtomicBool>,
+    over: Arc<AtomicBool>,
+) {
+    loop {
+        let interval = if busy.load(Ordering::Acquire) {
+            limits::WATCH_INTERVAL_BUSY
+        } else {
+            limits::WATCH_INTERVAL_IDLE
+        };
+        tokio::select! {
+            _ = exited.wait_for(Option::is_some) => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        match limits::resident_bytes(pid) {
+            Some(resident) if resident > bytes => {
+                over.store(true, Ordering::Release);
+                limits::kill_group(pid);
+                return;
+            }
+            Some(_) => {}
+            None => return,
+        }
+    }
+}
+
+/// The environment of a Lambda runtime, then the platform's and the manifest's.
+fn lambda_env(
+    settings: &ProcessSettings,
+    api: &std::net::SocketAddr,
+    region: &str,
+    instance_id: &str,
+    scratch: &std::path::Path,
+) -> Vec<(String, String)> {
+    let code = settings.code_dir.display().to_string();
+    let handler = match settings.command.as_slice() {
+        [_, .., last] => last.clone(),
+        _ => "bootstrap".to_string(),
+    };
+    let inherited_path =
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    let (year, month, day) = crate::apigw::civil_date(gureum_model::now_ms());
+    let mut env: Vec<(String, String)> = vec![
+        ("AWS_LAMBDA_RUNTIME_API".into(), api.to_string()),
+        ("_HANDLER".into(), handler),
+        ("LAMBDA_TASK_ROOT".into(), code.clone()),
+        ("LAMBDA_RUNTIME_DIR".into(), code.clone()),
+        ("AWS_LAMBDA_FUNCTION_NAME".into(), settings.function.clone()),
+        (
+            "AWS_LAMBDA_FUNCTION_VERSION".into(),
+            settings.version.to_string(),
+        ),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+            settings.memory_mb.to_string(),
+        ),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME".into(),
+            format!("/aws/lambda/{}", settings.function),
+        ),
+        (
+            "AWS_LAMBDA_LOG_STREAM_NAME".into(),
+            format!(
+                "{year}/{month:02}/{day:02}/[{}]{instance_id}",
+                settings.version
+            ),
+        ),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into()),
+        ("AWS_REGION".into(), region.to_string()),
+        ("AWS_DEFAULT_REGION".into(), region.to_string()),
+        ("TZ".into(), ":UTC".into()),
+        ("LANG".into(), "en_US.UTF-8".into()),
+        ("PATH".into(), format!("{code}/bin:{inherited_path}")),
+        ("LD_LIBRARY_PATH".into(), format!("{code}/lib")),
+        ("HOME".into(), scratch.display().to_string()),
+        ("TMPDIR".into(), scratch.display().to_string()),
+        // Output reaches the logs as it is printed, not when a buffer fills.
+        ("PYTHONUNBUFFERED".into(), "1".into()),
+    ];
+    for (key, value) in &settings.env {
+        match env.iter_mut().find(|(existing, _)| existing == key) {
+            Some(slot) => slot.1 = value.clone(),
+            None => env.push((key.clone(), value.clone())),
+        }
+    }
+    env
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        _ => "exited".to_string(),
+    }
+}
+
+async fn read_lines(
+    pipe: impl AsyncRead + Unpin,
+    stream: LogStream,
+    shared: Arc<Shared>,
+    sink: crate::LogSink,
+) {
+    let mut reader = BufReader::new(pipe);
+    let mut line = Vec::new();
+    while let Ok(available) = reader.fill_buf().await {
+        if available.is_empty() {
+            break;
+        }
+        let (take, complete) = match available.iter().position(|&byte| byte == b'\n') {
+            Some(at) => (at, true),
+            None => (available.len(), false),
+        };
+        let room = MAX_LINE_BYTES - line.len();
+        let taken = take.min(room);
+        line.extend_from_slice(&available[..taken]);
+        let consumed = if complete && taken == take {
+            take + 1
+        } else {
+            taken
+        };
+        reader.consume(consumed);
+        if (complete && taken == take) || line.len() >= MAX_LINE_BYTES {
+            emit(&mut line, stream, &shared, &sink).await;
+        }
+    }
+    if !line.is_empty() {
+        emit(&mut line, stream, &shared, &sink).await;
+    }
+}
+
+async fn emit(line: &mut Vec<u8>, stream: LogStream, shared: &Shared, sink: &crate::LogSink) {
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    let message = String::from_utf8_lossy(line).into_owned();
+    line.clear();
+    if limits::looks_like_out_of_memory(&message) {
+        shared.oom_hint.store(true, Ordering::Release);
+    }
+    if *shared.init.borrow() == InitState::Starting {
+        let mut kept = lock(&shared.init_output);
+        if kept.len() == INIT_OUTPUT_LINES {
+            kept.remove(0);
+        }
+        kept.push(message.clone());
+    }
+    let invocation_id = lock(&shared.log_target).clone();
+    sink(ProcessLine {
+        invocation_id,
+        stream,
+        ts_ms: gureum_model::now_ms(),
+        message,
+    })
+    .await;
+}
