@@ -1,8 +1,11 @@
 //! `cargo xtask bench`: gureum against its peers (`wasmtime serve` on the same component,
 //! with and without instance reuse, and a bare tokio+hyper server), driven by wrk on
 //! loopback, rounds alternated, medians and ratios printed as one markdown table and
-//! written to BENCHMARKS.md. `--quick` is a seconds-long smoke run of the debug build
-//! (gureum only) that proves the command works; it writes nothing.
+//! written to BENCHMARKS.md. The `lambda` scenarios serve `examples/hello-lambda-rust`
+//! (the official `lambda_http` client, release build) through gureum's Lambda Runtime
+//! API, against gureum's wasm hello and bare hyper. `--quick` is a seconds-long smoke
+//! run of the debug build (gureum only) that proves the command works; it writes
+//! nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,7 +21,8 @@ pub struct BenchArgs {
     /// A few seconds with the debug build and gureum only (smoke test; writes nothing).
     #[arg(long)]
     quick: bool,
-    /// Only scenarios whose name contains this text (e.g. `warm`, `fresh`, `cold`).
+    /// Only scenarios whose name contains this text (e.g. `warm`, `fresh`, `cold`,
+    /// `lambda`).
     #[arg(long)]
     only: Option<String>,
     /// Measured rounds per scenario (the median is reported).
@@ -35,9 +39,22 @@ pub struct BenchArgs {
 
 const BASE_PORT: u16 = 19_080;
 
+/// The Lambda function benchmarked: the example's crate (its binary is the `bootstrap`).
+const LAMBDA_PACKAGE: &str = "hello-lambda-rust";
+/// Where gureum serves it (warm, the default idle TTL).
+const LAMBDA_PATH: &str = "/fn/hello-lambda-rust";
+/// A second copy with `idle_ttl_s = 1`, for the cold start.
+const LAMBDA_TTL_PATH: &str = "/fn/hello-lambda-rust-ttl";
+/// Scenario names (`--only` selects by a part of them, e.g. `lambda`, `cold`).
+const LAMBDA_WARM_C1: &str = "lambda warm c=1";
+const LAMBDA_WARM_C16: &str = "lambda warm c=16";
+const LAMBDA_COLD: &str = "lambda cold start";
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Server {
     Gureum,
+    /// The same gureum process, measured on the Lambda function.
+    GureumLambda,
     WasmtimeReuse,
     WasmtimeDefault,
     BareHyper,
@@ -47,17 +64,23 @@ impl Server {
     fn name(self) -> &'static str {
         match self {
             Server::Gureum => "gureum",
+            Server::GureumLambda => "gureum, lambda",
             Server::WasmtimeReuse => "wasmtime serve --max-instance-reuse-count",
             Server::WasmtimeDefault => "wasmtime serve (default)",
             Server::BareHyper => "bare hyper",
         }
+    }
+
+    fn is_gureum(self) -> bool {
+        matches!(self, Server::Gureum | Server::GureumLambda)
     }
 }
 
 struct Scenario {
     name: &'static str,
     connections: u32,
-    /// (server, path) pairs; the first is gureum, the rest are the peers it is compared with.
+    /// (server, path) pairs; the first is gureum (on the wasm hello, or on the Lambda
+    /// function in the `lambda` scenarios), the rest are the peers it is compared with.
     targets: Vec<(Server, &'static str)>,
 }
 
@@ -96,6 +119,14 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
         run(&mut build)?;
     }
 
+    let selected = |name: &str| args.only.as_deref().is_none_or(|only| name.contains(only));
+    let lambda_scenarios = [LAMBDA_WARM_C1, LAMBDA_WARM_C16, LAMBDA_COLD];
+    let bootstrap = if lambda_scenarios.iter().any(|name| selected(name)) {
+        Some(lambda_bootstrap(ws, args, profile)?)
+    } else {
+        None
+    };
+
     let peers_target = ws.target_dir.join("peers");
     let component = build_peer_component(ws, &shared, &peers_target)?;
     let (wasmtime, hyper) = if args.quick {
@@ -110,7 +141,7 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
     let work = std::env::temp_dir().join(format!("gureum-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
-    let functions = write_functions(&work, &component)?;
+    let functions = write_functions(&work, &component, bootstrap.as_deref())?;
 
     let rounds = if args.quick { 1 } else { args.rounds.max(1) };
     let seconds = if args.quick { 1 } else { args.seconds };
@@ -138,13 +169,21 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
                 (Server::WasmtimeDefault, "/"),
             ],
         },
+        Scenario {
+            name: LAMBDA_WARM_C1,
+            connections: 1,
+            targets: lambda_targets(),
+        },
+        Scenario {
+            name: LAMBDA_WARM_C16,
+            connections: 16,
+            targets: lambda_targets(),
+        },
     ];
     if args.quick {
         scenarios.retain(|scenario| scenario.name != "warm c=64");
     }
-    if let Some(only) = &args.only {
-        scenarios.retain(|scenario| scenario.name.contains(only.as_str()));
-    }
+    scenarios.retain(|scenario| selected(scenario.name));
 
     let servers = Servers {
         gureum: &gureum,
@@ -185,18 +224,31 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
     }
 
     let mut extra = Vec::new();
-    if args
-        .only
-        .as_deref()
-        .is_none_or(|only| "cold".contains(only) || "deploy".contains(only))
-    {
+    let cold_samples = if args.quick { 2 } else { 9 };
+    if selected("cold start") || selected("deploy") {
         let mut running = servers.start(Server::Gureum)?.expect("gureum always runs");
-        extra.push(cold_start(&running, if args.quick { 2 } else { 9 })?);
+        extra.push(cold_start(
+            &running,
+            "/fn/hello-ttl",
+            "cold start after scale-to-zero (time to first byte, curl)",
+            cold_samples,
+        )?);
         extra.push(deploy_to_first_200(
             &servers,
             &running,
             if args.quick { 1 } else { 5 },
         )?);
+        running.stop();
+    }
+    if selected(LAMBDA_COLD) {
+        let mut running = servers
+            .start(Server::GureumLambda)?
+            .expect("gureum always runs");
+        let what = format!(
+            "{LAMBDA_COLD} after scale-to-zero (time to first byte, curl, including the start \
+             of the {profile} `bootstrap` of {LAMBDA_PACKAGE}; goal < 15 ms)"
+        );
+        extra.push(cold_start(&running, LAMBDA_TTL_PATH, &what, cold_samples)?);
         running.stop();
     }
 
@@ -219,6 +271,44 @@ fn warm_targets() -> Vec<(Server, &'static str)> {
         (Server::WasmtimeReuse, "/"),
         (Server::BareHyper, "/"),
     ]
+}
+
+/// The Lambda function through gureum, against gureum's wasm hello and bare hyper (the
+/// handler served directly, without a platform in between).
+fn lambda_targets() -> Vec<(Server, &'static str)> {
+    vec![
+        (Server::GureumLambda, LAMBDA_PATH),
+        (Server::Gureum, "/fn/hello"),
+        (Server::BareHyper, "/"),
+    ]
+}
+
+/// The `hello-lambda-rust` binary of this run's profile (release for a measurement,
+/// debug for `--quick`), built unless `--no-build`.
+fn lambda_bootstrap(ws: &Workspace, args: &BenchArgs, profile: &str) -> Result<PathBuf> {
+    let binary = ws.target_dir.join(profile).join(LAMBDA_PACKAGE);
+    if args.no_build {
+        ensure!(
+            binary.exists(),
+            "{} is missing; build it (`cargo xtask build-fixtures` builds the debug one), \
+             drop --no-build, or leave out the lambda scenarios with --only",
+            binary.display()
+        );
+        return Ok(binary);
+    }
+    let mut build = ws.cargo();
+    build.arg("build");
+    if args.quick {
+        // The same package set as `cargo xtask build-fixtures`, so that the debug build
+        // is shared with it instead of re-resolving features.
+        for (package, _) in crate::lambda::RUST_LAMBDAS {
+            build.args(["-p", package]);
+        }
+    } else {
+        build.args(["--release", "-p", LAMBDA_PACKAGE]);
+    }
+    run(&mut build)?;
+    Ok(binary)
 }
 
 struct Servers<'a> {
@@ -267,7 +357,7 @@ impl Servers<'_> {
     fn start(&self, server: Server) -> Result<Option<Running>> {
         let port = BASE_PORT
             + match server {
-                Server::Gureum => 0,
+                Server::Gureum | Server::GureumLambda => 0,
                 Server::WasmtimeReuse => 2,
                 Server::WasmtimeDefault => 3,
                 Server::BareHyper => 4,
@@ -275,7 +365,7 @@ impl Servers<'_> {
         let address = format!("127.0.0.1:{port}");
         let log = std::fs::File::create(self.work.join(format!("{port}.log")))?;
         let mut command = match server {
-            Server::Gureum => {
+            Server::Gureum | Server::GureumLambda => {
                 let data = self.work.join("data");
                 let _ = std::fs::remove_dir_all(&data);
                 let mut command = Command::new(self.gureum);
@@ -323,11 +413,11 @@ impl Servers<'_> {
             token: String::new(),
         };
         let health = match server {
-            Server::Gureum => format!("http://127.0.0.1:{port}/healthz"),
+            Server::Gureum | Server::GureumLambda => format!("http://127.0.0.1:{port}/healthz"),
             _ => format!("http://127.0.0.1:{port}/"),
         };
         wait_until_ok(&health)?;
-        if server == Server::Gureum {
+        if server.is_gureum() {
             running.token = std::fs::read_to_string(self.work.join("data").join("admin.token"))?
                 .trim()
                 .to_string();
@@ -354,8 +444,14 @@ impl Servers<'_> {
     }
 }
 
-/// hello (warm reuse), hello-fresh (reuse_instances = false), hello-ttl (idle TTL 1 s).
-fn write_functions(work: &Path, component: &Path) -> Result<Vec<PathBuf>> {
+/// hello (warm reuse), hello-fresh (reuse_instances = false), hello-ttl (idle TTL 1 s);
+/// with a Lambda `bootstrap`, hello-lambda-rust (the defaults) and hello-lambda-rust-ttl
+/// (idle TTL 1 s), both run as `./bootstrap` (the default command).
+fn write_functions(
+    work: &Path,
+    component: &Path,
+    bootstrap: Option<&Path>,
+) -> Result<Vec<PathBuf>> {
     let mut dirs = Vec::new();
     for (name, extra) in [
         ("hello", ""),
@@ -371,27 +467,66 @@ fn write_functions(work: &Path, component: &Path) -> Result<Vec<PathBuf>> {
         )?;
         dirs.push(dir);
     }
+    let Some(bootstrap) = bootstrap else {
+        return Ok(dirs);
+    };
+    for (path, extra) in [(LAMBDA_PATH, ""), (LAMBDA_TTL_PATH, "idle_ttl_s = 1\n")] {
+        let name = path.trim_start_matches("/fn/");
+        let dir = work.join("functions").join(name);
+        std::fs::create_dir_all(&dir)?;
+        // std::fs::copy keeps the executable bit.
+        std::fs::copy(bootstrap, dir.join("bootstrap"))
+            .with_context(|| format!("copying {}", bootstrap.display()))?;
+        std::fs::write(
+            dir.join("gureum.toml"),
+            format!("name = \"{name}\"\nruntime = \"lambda\"\nartifact = \"bootstrap\"\n{extra}"),
+        )?;
+        dirs.push(dir);
+    }
     Ok(dirs)
 }
 
-fn cold_start(running: &Running, samples: usize) -> Result<(String, String)> {
-    let url = format!("http://127.0.0.1:{}/fn/hello-ttl", running.port);
+/// Time to first byte of the first request after the function's instance was dropped by
+/// its idle TTL (1 s; the reaper runs every 250 ms), next to a warm request on the same
+/// path. Only answers marked `x-gureum-cold-start: 1` count; a warm one (the reaper was
+/// late) is discarded and the sample taken again.
+fn cold_start(
+    running: &Running,
+    path: &str,
+    what: &str,
+    samples: usize,
+) -> Result<(String, String)> {
+    let url = format!("http://127.0.0.1:{}{path}", running.port);
+    // The very first request may also unpack the deployed code: not a sample.
+    wait_until_ok(&url)?;
     let mut cold = Vec::new();
     let mut warm = Vec::new();
-    for _ in 0..samples {
-        // The idle TTL is 1 s and the reaper runs every 250 ms.
+    let mut discarded = 0;
+    while cold.len() < samples {
         std::thread::sleep(Duration::from_millis(1_600));
         let (first_byte, was_cold) = curl_first_byte(&url)?;
-        ensure!(was_cold, "expected a cold start after the idle TTL");
+        if !was_cold {
+            discarded += 1;
+            ensure!(
+                discarded <= samples,
+                "{url}: {discarded} answers after the idle TTL were warm; the instance is not being reaped"
+            );
+            continue;
+        }
         cold.push(first_byte);
         warm.push(curl_first_byte(&url)?.0);
     }
     let cold_ms = median(&mut cold);
     let warm_ms = median(&mut warm);
+    let discarded = if discarded > 0 {
+        format!(" ({discarded} warm answers discarded)")
+    } else {
+        String::new()
+    };
     Ok((
-        "cold start after scale-to-zero (time to first byte, curl)".into(),
+        what.to_string(),
         format!(
-            "median {cold_ms:.2} ms vs {warm_ms:.2} ms warm on the same path (+{:.2} ms), {samples} samples",
+            "median {cold_ms:.2} ms vs {warm_ms:.2} ms warm on the same path (+{:.2} ms), {samples} samples{discarded}",
             cold_ms - warm_ms
         ),
     ))
@@ -476,6 +611,10 @@ fn wrk(url: &str, connections: u32, seconds: u64) -> Result<Measure> {
             ["Requests/sec:", value] => measure.rps = value.parse().unwrap_or(0.0),
             ["50%", value] => measure.p50_ms = to_ms(value),
             ["99%", value] => measure.p99_ms = to_ms(value),
+            // Throttled (429) or failed answers are counted in req/s too: say so.
+            ["Non-2xx", "or", "3xx", "responses:", count] => eprintln!(
+                "warning: {count} non-2xx answers from {url} at c={connections} (counted in req/s)"
+            ),
             _ => {}
         }
     }
@@ -525,14 +664,15 @@ fn render(rows: &[(&str, Server, Measure)], extra: &[(String, String)]) -> Strin
     let mut table = String::from(
         "| scenario | server | req/s | p50 ms | p99 ms | gureum ÷ this |\n|---|---|---:|---:|---:|---:|\n",
     );
-    for (scenario, server, measure) in rows {
-        let gureum = rows
+    for (index, (scenario, server, measure)) in rows.iter().enumerate() {
+        // The scenario's first gureum row (its first target) is what the others are
+        // compared with: gureum on the wasm hello, or on the Lambda function.
+        let base = rows
             .iter()
-            .find(|(name, candidate, _)| name == scenario && *candidate == Server::Gureum)
-            .map(|(_, _, measure)| measure.rps);
-        let ratio = match (server, gureum) {
-            (Server::Gureum, _) | (_, None) => "—".to_string(),
-            (_, Some(ours)) => format!("{:.2}×", ours / measure.rps),
+            .position(|(name, candidate, _)| name == scenario && candidate.is_gureum());
+        let ratio = match base {
+            Some(base) if base != index => format!("{:.2}×", rows[base].2.rps / measure.rps),
+            _ => "—".to_string(),
         };
         table.push_str(&format!(
             "| {scenario} | {} | {:.0} | {:.3} | {:.3} | {ratio} |\n",
@@ -556,6 +696,30 @@ fn render(rows: &[(&str, Server, Measure)], extra: &[(String, String)]) -> Strin
             table.push_str(&format!(", wasmtime serve (reuse) {:+.1} µs", peer - hyper));
         }
         table.push('\n');
+    }
+    let lambda_c1 = |server: Server| {
+        rows.iter()
+            .find(|(name, candidate, _)| *name == LAMBDA_WARM_C1 && *candidate == server)
+            .map(|(_, _, measure)| measure.p50_ms * 1000.0)
+    };
+    if let Some(lambda) = lambda_c1(Server::GureumLambda) {
+        let mut over = Vec::new();
+        if let Some(hyper) = lambda_c1(Server::BareHyper) {
+            over.push(format!(
+                "{:+.1} µs over bare hyper (standing in for the handler served directly; goal < 150 µs)",
+                lambda - hyper
+            ));
+        }
+        if let Some(wasm) = lambda_c1(Server::Gureum) {
+            over.push(format!("{:+.1} µs over gureum's wasm hello", lambda - wasm));
+        }
+        if !over.is_empty() {
+            table.push_str(&format!(
+                "\nLambda warm invoke overhead at c=1 (difference of p50s): gureum, lambda {}. \
+                 In the lambda rows, gureum ÷ this divides gureum, lambda's req/s by the row's.\n",
+                over.join(", ")
+            ));
+        }
     }
     for (name, value) in extra {
         table.push_str(&format!("\n- {name}: {value}"));
@@ -603,7 +767,10 @@ fn benchmarks_document(
          Versions: {}; {}; {}.\n\
          All servers answer the same `hello` component (`../shared/peers/hello-component`) \
          except bare hyper; gureum runs it at `/fn/hello` (warm reuse, the default) and \
-         `/fn/hello-fresh` (`reuse_instances = false`).\n\n{table}",
+         `/fn/hello-fresh` (`reuse_instances = false`). `gureum, lambda` is the release build \
+         of `examples/hello-lambda-rust` (official `lambda_http` client, run as `./bootstrap`, \
+         API Gateway v2 events over gureum's Lambda Runtime API) at `/fn/{LAMBDA_PACKAGE}`; \
+         bare hyper stands in for the handler served directly.\n\n{table}",
         args.rounds,
         args.seconds,
         args.only

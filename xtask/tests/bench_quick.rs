@@ -1,6 +1,6 @@
 //! The benchmark command works end to end: `cargo xtask bench --quick` starts gureum,
 //! drives it with wrk and prints the table (a smoke run of a few seconds, not a
-//! measurement).
+//! measurement). It needs the debug `gureum` and `hello-lambda-rust` binaries built.
 
 use std::process::Command;
 
@@ -19,6 +19,15 @@ fn a_quick_bench_run_prints_the_table() {
     assert!(stdout.contains("| warm c=16 | gureum |"), "{stdout}");
     assert!(
         stdout.contains("cold start after scale-to-zero"),
+        "{stdout}"
+    );
+    // The Lambda scenarios (the debug `hello-lambda-rust` that build-fixtures leaves).
+    assert!(
+        stdout.contains("| lambda warm c=16 | gureum, lambda |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("lambda cold start after scale-to-zero"),
         "{stdout}"
     );
 }

@@ -145,15 +145,9 @@ impl Invoker {
     /// The unpacked code of a lambda package, unpacking it from the store on first use.
     pub(crate) async fn lambda_code(&self, hash: &str) -> Result<std::path::PathBuf, InvokeError> {
         let runtime = self.parts.lambda.clone();
-        let bytes = if runtime.code_dir(hash).is_dir() {
-            None
-        } else {
-            self.parts
-                .store
-                .get_artifact(hash)
-                .await
-                .map_err(|error| InvokeError::Unavailable(error.to_string()))?
-        };
+        let bytes = self
+            .stored_artifact_unless(runtime.code_dir(hash).is_dir(), hash)
+            .await?;
         let hash = hash.to_string();
         tokio::task::spawn_blocking(move || runtime.ensure_code(&hash, || bytes))
             .await

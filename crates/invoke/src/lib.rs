@@ -610,16 +610,26 @@ impl Invoker {
         Ok(Arc::new(self.assemble(function, version, spec, code)))
     }
 
+    /// The artifact from the store, fetched only when there is no local copy to use.
+    async fn stored_artifact_unless(
+        &self,
+        local_copy: bool,
+        hash: &str,
+    ) -> Result<Option<Vec<u8>>, InvokeError> {
+        if local_copy {
+            return Ok(None);
+        }
+        self.parts
+            .store
+            .get_artifact(hash)
+            .await
+            .map_err(|error| InvokeError::Unavailable(error.to_string()))
+    }
+
     async fn component(&self, hash: &str) -> Result<CompiledComponent, InvokeError> {
-        let bytes = if self.parts.engine.is_cached(hash) {
-            None
-        } else {
-            self.parts
-                .store
-                .get_artifact(hash)
-                .await
-                .map_err(|error| InvokeError::Unavailable(error.to_string()))?
-        };
+        let bytes = self
+            .stored_artifact_unless(self.parts.engine.is_cached(hash), hash)
+            .await?;
         let engine = self.parts.engine.clone();
         let owned_hash = hash.to_string();
         let (component, source) =
