@@ -589,3 +589,39 @@ async fn lambda_functions_survive_a_restart_on_sqlite_and_postgresql() {
 async fn pid_status(server: &Server) -> u16 {
     server.get("/fn/lambda-durable/pid").await.status().as_u16()
 }
+
+#[tokio::test]
+async fn processes_stop_with_the_server_and_orphans_of_a_killed_server_are_stopped() {
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    let server = Server::start_in(&data_dir, None);
+    let _dir = deploy_lambda(&server, "lambda-owned", Guest::Rust, "");
+    let (first, _) = pid(&server, "lambda-owned").await;
+    assert_eq!(server.stop(), Some(0));
+    wait_until_gone(first).await;
+
+    // A server killed outright cannot stop its processes; the next start does. The
+    // process is kept busy, so it does not notice that its Runtime API went away.
+    let server = Server::start_in(&data_dir, None);
+    let (orphan, _) = pid(&server, "lambda-owned").await;
+    let busy = http()
+        .get(format!(
+            "{}/fn/lambda-owned/sleep?ms=2500",
+            server.public_url
+        ))
+        .send();
+    let busy = tokio::spawn(busy);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(server); // SIGKILL
+    let _ = busy.await;
+    assert!(
+        process_exists(orphan),
+        "the busy process outlives a killed server"
+    );
+    let server = Server::start_in(&data_dir, None);
+    wait_until_gone(orphan).await;
+    let (fresh, cold) = pid(&server, "lambda-owned").await;
+    assert_ne!(fresh, orphan);
+    assert!(cold);
+    assert_eq!(server.stop(), Some(0));
+}

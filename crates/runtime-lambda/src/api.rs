@@ -109,6 +109,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, pgid: u32)
         let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
+        let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         tokio::spawn(async move {
             if !trusted(local, peer, pgid).await {

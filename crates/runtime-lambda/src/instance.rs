@@ -28,6 +28,8 @@ pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_LINE_BYTES: usize = 8 * 1024;
 /// Output lines kept for an init-failure message.
 const INIT_OUTPUT_LINES: usize = 20;
+/// The file in an instance's scratch directory that holds its process group id.
+pub(crate) const PGID_FILE: &str = ".gureum-pgid";
 /// Region reported to functions unless their `env` sets `AWS_REGION`.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
@@ -222,6 +224,13 @@ impl LambdaInstance {
             ))
         })?;
         let pgid = child.id().unwrap_or(0);
+        // Recorded so that a server killed without cleaning up can stop this process
+        // group when it starts again (see `LambdaRuntime::new`).
+        let _ = std::fs::write(scratch.path().join(PGID_FILE), pgid.to_string());
+        if let Err(error) = limit.attach(pgid) {
+            limits::kill_group(pgid);
+            return Err(init_failed(&format!("moving it into its cgroup: {error}")));
+        }
 
         let (events, receiver) = mpsc::channel(1);
         let shared = Arc::new(Shared::new(receiver, first_invocation.into()));

@@ -33,12 +33,14 @@ impl LambdaRuntime {
     /// scratch directory (its `/tmp`) in `DATA_DIR/tmp`, emptied here.
     pub fn new(data_dir: &Path) -> Self {
         let scratch_root = data_dir.join("tmp");
+        let code_root = data_dir.join("code");
+        stop_orphans(&scratch_root, &code_root);
         // Scratch of processes from an earlier run is garbage now.
         let _ = std::fs::remove_dir_all(&scratch_root);
         let enforcement = MemoryEnforcement::detect();
         tracing::info!("{}", enforcement.describe());
         Self {
-            code_root: data_dir.join("code"),
+            code_root,
             scratch_root,
             enforcement,
         }
@@ -86,5 +88,28 @@ impl LambdaRuntime {
             first_invocation,
         )
         .await
+    }
+}
+
+/// Stops the process groups an earlier run of the server left behind (it was killed
+/// before it could stop them): each instance's scratch directory names its group, which
+/// is killed only if its leader still runs in this data directory's code.
+fn stop_orphans(scratch_root: &Path, code_root: &Path) {
+    let Ok(entries) = std::fs::read_dir(scratch_root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pgid) = std::fs::read_to_string(entry.path().join(instance::PGID_FILE))
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let ours = std::fs::read_link(format!("/proc/{pgid}/cwd"))
+            .is_ok_and(|cwd| cwd.starts_with(code_root));
+        if ours {
+            tracing::warn!(pgid, "stopping a function process left by an earlier run");
+            limits::kill_group(pgid);
+        }
     }
 }

@@ -6,9 +6,8 @@
 //! and kills it past the limit. An address-space rlimit was tried as that fallback and
 //! rejected: V8 (Node) and Go reserve gigabytes of address space they never touch, so
 //! any useful `RLIMIT_AS` kills them at start ("Failed to reserve virtual memory").
-#![allow(unsafe_code)] // pre_exec hooks: only async-signal-safe calls, documented below.
+#![allow(unsafe_code)] // kill(2) of a process group, with its reason below.
 
-use std::ffi::CString;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -102,7 +101,7 @@ fn write_file(path: &Path, value: &str) -> Result<(), String> {
 
 /// The limit of one instance, prepared before its process starts.
 pub(crate) enum InstanceLimit {
-    Cgroup { dir: PathBuf, procs: CString },
+    Cgroup { dir: PathBuf },
     Watchdog { bytes: u64 },
 }
 
@@ -120,44 +119,28 @@ impl InstanceLimit {
                 std::fs::write(dir.join("memory.max"), bytes.to_string())?;
                 // Swap would turn the limit into slowness instead of a clear failure.
                 let _ = std::fs::write(dir.join("memory.swap.max"), "0");
-                let procs = CString::new(dir.join("cgroup.procs").as_os_str().as_encoded_bytes())
-                    .map_err(std::io::Error::other)?;
-                Ok(InstanceLimit::Cgroup { dir, procs })
+                Ok(InstanceLimit::Cgroup { dir })
             }
             MemoryEnforcement::Watchdog(_) => Ok(InstanceLimit::Watchdog { bytes }),
         }
     }
 
-    /// Sets up the child between fork and exec: its own process group (so the whole
-    /// tree can be killed), death with the parent, and the memory limit.
+    /// Puts the child in its own process group (so the whole tree can be killed). No
+    /// `pre_exec` hook on purpose: without one the process is started with
+    /// `posix_spawn` (vfork semantics) instead of a `fork` that copies the whole server's
+    /// page tables, which cost about 10 ms per cold start.
     pub(crate) fn apply(&self, command: &mut tokio::process::Command) {
         command.process_group(0);
-        let procs = match self {
-            InstanceLimit::Cgroup { procs, .. } => Some(procs.clone()),
-            InstanceLimit::Watchdog { .. } => None,
-        };
-        // SAFETY: the hook runs in the forked child before exec and only makes
-        // async-signal-safe system calls (prctl, open, write, close) on values prepared
-        // before the fork; it allocates nothing.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if let Some(procs) = &procs {
-                    // Writing "0" moves the writing process into that cgroup.
-                    let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                    if fd < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    let written = libc::write(fd, b"0".as_ptr().cast(), 1);
-                    libc::close(fd);
-                    if written != 1 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
+    }
+
+    /// Moves a just-started process into the instance's cgroup. Pages it touched before
+    /// (its first microseconds) stay charged to the server's cgroup.
+    pub(crate) fn attach(&self, pid: u32) -> std::io::Result<()> {
+        match self {
+            InstanceLimit::Cgroup { dir, .. } => {
+                std::fs::write(dir.join("cgroup.procs"), pid.to_string())
+            }
+            InstanceLimit::Watchdog { .. } => Ok(()),
         }
     }
 
