@@ -463,7 +463,9 @@ fn write_functions(
         std::fs::copy(component, dir.join("hello.wasm"))?;
         std::fs::write(
             dir.join("gureum.toml"),
-            format!("name = \"{name}\"\nartifact = \"hello.wasm\"\n{extra}"),
+            // Above the largest wrk concurrency (64): with the default of 10 slots and
+            // a queue of 40, part of the c=64 load would be measured as 429s.
+            format!("name = \"{name}\"\nartifact = \"hello.wasm\"\nmax_instances = 100\n{extra}"),
         )?;
         dirs.push(dir);
     }

@@ -391,7 +391,7 @@ async fn respond(shared: &Shared, id: &str, request: Request<Incoming>) -> Respo
         .send(RawReply::Streaming {
             head,
             content_type: if with_prelude { None } else { content_type },
-            body: StreamedBody { receiver },
+            body: StreamedBody::new(receiver),
             done,
         })
         .is_err()
@@ -500,6 +500,17 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// The body of a streamed response, fed by the process's `response` request.
 pub struct StreamedBody {
     receiver: mpsc::Receiver<Result<Frame<Bytes>, BoxError>>,
+    /// An error held back for one poll (see `poll_frame`).
+    failed: Option<BoxError>,
+}
+
+impl StreamedBody {
+    fn new(receiver: mpsc::Receiver<Result<Frame<Bytes>, BoxError>>) -> Self {
+        Self {
+            receiver,
+            failed: None,
+        }
+    }
 }
 
 impl Body for StreamedBody {
@@ -510,7 +521,20 @@ impl Body for StreamedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.receiver.poll_recv(cx)
+        if let Some(error) = self.failed.take() {
+            return Poll::Ready(Some(Err(error)));
+        }
+        match self.receiver.poll_recv(cx) {
+            // The server aborts the connection on a body error, dropping what it has not
+            // written yet; one Pending first lets it flush the head and the chunks before,
+            // so the caller sees the status and the partial body, then the cut.
+            Poll::Ready(Some(Err(error))) => {
+                self.failed = Some(error);
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            other => other,
+        }
     }
 }
 

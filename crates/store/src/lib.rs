@@ -25,8 +25,8 @@ use gureum_model::{
 use sqlx::{Any, AnyPool, Transaction};
 
 use crate::rows::{
-    INSERT_CHUNK_ROWS, function_name, invocation_from_row, log_from_row, multi_row_insert,
-    u32_column, version_from_row,
+    function_name, insert_chunks, invocation_from_row, log_from_row, multi_row_insert, u32_column,
+    version_from_row,
 };
 
 /// Errors of the store.
@@ -368,15 +368,14 @@ impl Store {
             return Ok(());
         }
         let mut transaction = self.begin_write().await?;
-        for chunk in records.chunks(INSERT_CHUNK_ROWS) {
+        for chunk in insert_chunks(records) {
             let sql = multi_row_insert(
                 &format!("INSERT INTO invocations ({INVOCATION_COLUMNS}) VALUES "),
                 9,
                 chunk.len(),
                 " ON CONFLICT (id) DO NOTHING",
             );
-            // Only full chunks repeat often enough to deserve a cached prepared statement.
-            let mut query = sqlx::query(&sql).persistent(chunk.len() == INSERT_CHUNK_ROWS);
+            let mut query = sqlx::query(&sql);
             for record in chunk {
                 query = query
                     .bind(record.id.as_str())
@@ -434,14 +433,14 @@ impl Store {
             return Ok(());
         }
         let mut transaction = self.begin_write().await?;
-        for chunk in lines.chunks(INSERT_CHUNK_ROWS) {
+        for chunk in insert_chunks(lines) {
             let sql = multi_row_insert(
                 "INSERT INTO logs (invocation_id, function, version, ts_ms, stream, message) VALUES ",
                 6,
                 chunk.len(),
                 "",
             );
-            let mut query = sqlx::query(&sql).persistent(chunk.len() == INSERT_CHUNK_ROWS);
+            let mut query = sqlx::query(&sql);
             for line in chunk {
                 query = query
                     .bind(line.invocation_id.as_str())

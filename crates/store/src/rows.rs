@@ -9,9 +9,30 @@ use sqlx::{Any, Decode, Row, Type};
 
 use crate::StoreError;
 
-/// Rows per multi-row INSERT: big batches in few round trips, while 500 rows × 9 columns
-/// stay far below SQLite's (32,766) and PostgreSQL's (65,535) parameter limits.
-pub(crate) const INSERT_CHUNK_ROWS: usize = 500;
+/// Most rows per multi-row INSERT: big batches in few round trips, while 512 rows × 9
+/// columns stay far below SQLite's (32,766) and PostgreSQL's (65,535) parameter limits.
+pub(crate) const INSERT_CHUNK_ROWS: usize = 512;
+
+/// Splits a batch into chunks whose sizes are powers of two (at most
+/// [`INSERT_CHUNK_ROWS`]), so that only ten statement texts per table ever exist and
+/// each stays in the connection's prepared-statement cache; a batch of any size would
+/// otherwise prepare a new statement for its remainder every time.
+pub(crate) fn insert_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let size = if rest.len() >= INSERT_CHUNK_ROWS {
+            INSERT_CHUNK_ROWS
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
+    })
+}
 
 /// `head` followed by `rows` groups of `columns` placeholders, numbered from `$1`, and `tail`.
 pub(crate) fn multi_row_insert(head: &str, columns: usize, rows: usize, tail: &str) -> String {
@@ -98,6 +119,16 @@ pub(crate) fn log_from_row(row: &AnyRow) -> Result<LogLine, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_split_into_power_of_two_chunks() {
+        let rows: Vec<usize> = (0..1_300).collect();
+        let sizes: Vec<usize> = insert_chunks(&rows).map(<[usize]>::len).collect();
+        assert_eq!(sizes, [512, 512, 256, 16, 4]);
+        let joined: Vec<usize> = insert_chunks(&rows).flatten().copied().collect();
+        assert_eq!(joined, rows);
+        assert_eq!(insert_chunks::<u8>(&[]).count(), 0);
+    }
 
     #[test]
     fn multi_row_inserts_number_placeholders_across_rows() {
