@@ -106,8 +106,14 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, pgid: u32)
         return;
     };
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            continue;
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Typically EMFILE: back off instead of spinning.
+                tracing::warn!(%error, "accepting a Runtime API connection failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
