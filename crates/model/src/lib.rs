@@ -295,6 +295,151 @@ pub struct InvocationRecord {
     pub cold_start: bool,
     /// Memory limit it ran with (for GB-seconds).
     pub memory_mb: u32,
+    /// What started it.
+    pub trigger: Trigger,
+    /// Billed duration: `duration_us` rounded up to the next millisecond, at least 1
+    /// (0 for a refused invocation, which is not billed).
+    pub billed_ms: i64,
+    /// Request body bytes the function was given.
+    pub bytes_in: i64,
+    /// Response body bytes sent back.
+    pub bytes_out: i64,
+}
+
+impl InvocationRecord {
+    /// Whether the invocation ran and is billed (a throttled one is neither).
+    pub fn is_billed(&self) -> bool {
+        self.outcome != InvocationOutcome::Throttled
+    }
+}
+
+/// Billed duration of an invocation that ran `duration_us`: rounded up to the next whole
+/// millisecond, at least 1 ms (AWS Lambda's rule).
+pub fn billed_ms(duration_us: u64) -> u64 {
+    duration_us.div_ceil(1000).max(1)
+}
+
+/// Milliseconds in a day; usage is rolled up per UTC day (`ms / MS_PER_DAY`).
+pub const MS_PER_DAY: i64 = 86_400_000;
+
+/// What started an invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    /// A request on the public listener.
+    Http,
+    /// `gureum invoke` / the control API.
+    Api,
+    /// A cron schedule.
+    Cron,
+    /// The asynchronous queue.
+    Queue,
+    /// A WebSocket event.
+    WebSocket,
+}
+
+impl Trigger {
+    /// Stable lowercase name, used in the store and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Http => "http",
+            Trigger::Api => "api",
+            Trigger::Cron => "cron",
+            Trigger::Queue => "queue",
+            Trigger::WebSocket => "websocket",
+        }
+    }
+
+    /// Parses the stable name back.
+    pub fn parse(value: &str) -> Option<Self> {
+        [
+            Trigger::Http,
+            Trigger::Api,
+            Trigger::Cron,
+            Trigger::Queue,
+            Trigger::WebSocket,
+        ]
+        .into_iter()
+        .find(|trigger| trigger.as_str() == value)
+    }
+}
+
+/// Usage of one function version on one UTC day: the roll-up usage reports and quotas
+/// read. The telemetry writer adds deltas of this shape to the stored row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DailyUsage {
+    /// Days since 1970-01-01 (UTC).
+    pub day: i64,
+    /// The function.
+    pub function: String,
+    /// The version.
+    pub version: VersionNumber,
+    /// Invocations that ran (billed).
+    pub requests: u64,
+    /// Of those, the ones that failed or timed out.
+    pub errors: u64,
+    /// Invocations refused before running (not billed).
+    pub throttled: u64,
+    /// Invocations that paid a cold start.
+    pub cold_starts: u64,
+    /// Summed wall time.
+    pub duration_us: u64,
+    /// Summed billed milliseconds.
+    pub billed_ms: u64,
+    /// Summed `memory_mb × billed_ms` (GB-seconds × 1,024,000).
+    pub mb_ms: u64,
+    /// Summed request body bytes.
+    pub bytes_in: u64,
+    /// Summed response body bytes.
+    pub bytes_out: u64,
+    /// Invocations counted here whose individual record was not kept (buffer full).
+    pub overflowed: u64,
+}
+
+impl DailyUsage {
+    /// The roll-up key (UTC day, function, version) `record` adds to.
+    pub fn key_of(record: &InvocationRecord) -> (i64, String, VersionNumber) {
+        (
+            record.started_at_ms.div_euclid(MS_PER_DAY),
+            record.function.clone(),
+            record.version,
+        )
+    }
+
+    /// Adds `other`'s counters (same key assumed) to this row.
+    pub fn merge(&mut self, other: &DailyUsage) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.throttled += other.throttled;
+        self.cold_starts += other.cold_starts;
+        self.duration_us += other.duration_us;
+        self.billed_ms += other.billed_ms;
+        self.mb_ms += other.mb_ms;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.overflowed += other.overflowed;
+    }
+
+    /// Adds one invocation.
+    pub fn add(&mut self, record: &InvocationRecord) {
+        if record.is_billed() {
+            self.requests += 1;
+            if matches!(
+                record.outcome,
+                InvocationOutcome::Error | InvocationOutcome::Timeout
+            ) {
+                self.errors += 1;
+            }
+            let billed = record.billed_ms.max(0) as u64;
+            self.duration_us += record.duration_us.max(0) as u64;
+            self.billed_ms += billed;
+            self.mb_ms += billed * u64::from(record.memory_mb);
+        } else {
+            self.throttled += 1;
+        }
+        self.cold_starts += u64::from(record.cold_start);
+        self.bytes_in += record.bytes_in.max(0) as u64;
+        self.bytes_out += record.bytes_out.max(0) as u64;
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.

@@ -40,6 +40,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[Embedded] = &[
         "registry generation",
         include_str!("../migrations/sqlite/0002_registry_generation.sql"),
     ),
+    (
+        3,
+        "metering",
+        include_str!("../migrations/sqlite/0003_metering.sql"),
+    ),
 ];
 
 /// PostgreSQL migrations, oldest first; same versions and descriptions as [`SQLITE_MIGRATIONS`].
@@ -53,6 +58,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Embedded] = &[
         2,
         "registry generation",
         include_str!("../migrations/postgres/0002_registry_generation.sql"),
+    ),
+    (
+        3,
+        "metering",
+        include_str!("../migrations/postgres/0003_metering.sql"),
     ),
 ];
 

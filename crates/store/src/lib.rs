@@ -18,15 +18,17 @@ mod connect;
 mod rows;
 pub mod testing;
 
+use std::collections::HashMap;
+
 use gureum_model::{
-    FunctionName, FunctionSummary, FunctionVersion, InvocationRecord, LIVE_ALIAS, LogLine,
-    VersionNumber,
+    DailyUsage, FunctionName, FunctionSummary, FunctionVersion, InvocationRecord, LIVE_ALIAS,
+    LogLine, VersionNumber,
 };
 use sqlx::{Any, AnyPool, Transaction};
 
 use crate::rows::{
     function_name, insert_chunks, invocation_from_row, log_from_row, multi_row_insert, u32_column,
-    version_from_row,
+    usage_from_row, version_from_row,
 };
 
 /// Errors of the store.
@@ -95,6 +97,8 @@ pub struct LogQuery {
     pub since_ms: Option<i64>,
     /// Only lines with a larger sequence number (for paging and tailing).
     pub after_seq: Option<i64>,
+    /// Only lines whose message contains this text (case-sensitive substring).
+    pub grep: Option<String>,
     /// At most this many lines (0 returns none).
     pub limit: u32,
 }
@@ -108,8 +112,13 @@ pub struct Store {
 }
 
 const VERSION_COLUMNS: &str = "function, version, artifact_hash, manifest, created_at_ms";
-const INVOCATION_COLUMNS: &str =
-    "id, function, version, started_at_ms, duration_us, status, outcome, cold_start, memory_mb";
+const INVOCATION_COLUMNS: &str = "id, function, version, started_at_ms, duration_us, status, \
+     outcome, cold_start, memory_mb, trigger_kind, billed_ms, bytes_in, bytes_out";
+const USAGE_COLUMNS: &str = "day, function, version, requests, errors, throttled, cold_starts, \
+     duration_us, billed_ms, mb_ms, bytes_in, bytes_out, overflowed";
+/// Rows deleted per statement by retention, so a large purge never holds the write lock
+/// for long.
+const PURGE_BATCH: i64 = 5_000;
 const LOG_COLUMNS: &str = "seq, invocation_id, function, version, ts_ms, stream, message";
 
 impl Store {
@@ -361,17 +370,49 @@ impl Store {
         rows.iter().map(version_from_row).collect()
     }
 
-    /// Stores a batch of invocation records in one transaction (multi-row INSERTs). A
-    /// record whose id is already stored is skipped, so retrying a batch is safe.
-    pub async fn insert_invocations(&self, records: &[InvocationRecord]) -> Result<(), StoreError> {
-        if records.is_empty() {
+    /// Stores a batch of invocation records and adds them, plus `overflow` (usage of
+    /// invocations whose records were not kept), to the daily usage roll-up, all in one
+    /// transaction so the roll-up always equals what the records say. A record whose id
+    /// is already stored is skipped, so retrying a failed batch is safe.
+    pub async fn insert_invocations(
+        &self,
+        records: &[InvocationRecord],
+        overflow: &[DailyUsage],
+    ) -> Result<(), StoreError> {
+        if records.is_empty() && overflow.is_empty() {
             return Ok(());
         }
+        let mut usage: HashMap<(i64, String, VersionNumber), DailyUsage> = HashMap::new();
+        for record in records {
+            let key = DailyUsage::key_of(record);
+            usage
+                .entry(key.clone())
+                .or_insert_with(|| DailyUsage {
+                    day: key.0,
+                    function: key.1,
+                    version: key.2,
+                    ..DailyUsage::default()
+                })
+                .add(record);
+        }
+        for extra in overflow {
+            let row = usage
+                .entry((extra.day, extra.function.clone(), extra.version))
+                .or_insert_with(|| DailyUsage {
+                    day: extra.day,
+                    function: extra.function.clone(),
+                    version: extra.version,
+                    ..DailyUsage::default()
+                });
+            row.merge(extra);
+        }
+        let usage: Vec<DailyUsage> = usage.into_values().collect();
+
         let mut transaction = self.begin_write().await?;
         for chunk in insert_chunks(records) {
             let sql = multi_row_insert(
                 &format!("INSERT INTO invocations ({INVOCATION_COLUMNS}) VALUES "),
-                9,
+                13,
                 chunk.len(),
                 " ON CONFLICT (id) DO NOTHING",
             );
@@ -386,12 +427,149 @@ impl Store {
                     .bind(i64::from(record.status))
                     .bind(record.outcome.as_str())
                     .bind(i64::from(record.cold_start))
-                    .bind(i64::from(record.memory_mb));
+                    .bind(i64::from(record.memory_mb))
+                    .bind(record.trigger.as_str())
+                    .bind(record.billed_ms)
+                    .bind(record.bytes_in)
+                    .bind(record.bytes_out);
+            }
+            query.execute(&mut *transaction).await?;
+        }
+        for chunk in insert_chunks(&usage) {
+            let sql = multi_row_insert(
+                &format!("INSERT INTO usage_daily ({USAGE_COLUMNS}) VALUES "),
+                13,
+                chunk.len(),
+                " ON CONFLICT (day, function, version) DO UPDATE SET \
+                 requests = usage_daily.requests + excluded.requests, \
+                 errors = usage_daily.errors + excluded.errors, \
+                 throttled = usage_daily.throttled + excluded.throttled, \
+                 cold_starts = usage_daily.cold_starts + excluded.cold_starts, \
+                 duration_us = usage_daily.duration_us + excluded.duration_us, \
+                 billed_ms = usage_daily.billed_ms + excluded.billed_ms, \
+                 mb_ms = usage_daily.mb_ms + excluded.mb_ms, \
+                 bytes_in = usage_daily.bytes_in + excluded.bytes_in, \
+                 bytes_out = usage_daily.bytes_out + excluded.bytes_out, \
+                 overflowed = usage_daily.overflowed + excluded.overflowed",
+            );
+            let mut query = sqlx::query(&sql);
+            for row in chunk {
+                query = query
+                    .bind(row.day)
+                    .bind(row.function.as_str())
+                    .bind(i64::from(row.version))
+                    .bind(clamp(row.requests))
+                    .bind(clamp(row.errors))
+                    .bind(clamp(row.throttled))
+                    .bind(clamp(row.cold_starts))
+                    .bind(clamp(row.duration_us))
+                    .bind(clamp(row.billed_ms))
+                    .bind(clamp(row.mb_ms))
+                    .bind(clamp(row.bytes_in))
+                    .bind(clamp(row.bytes_out))
+                    .bind(clamp(row.overflowed));
             }
             query.execute(&mut *transaction).await?;
         }
         transaction.commit().await?;
         Ok(())
+    }
+
+    /// The daily usage roll-up from `from_day` (days since 1970-01-01, UTC) on, every
+    /// function, ordered by day, function and version.
+    pub async fn usage_since(&self, from_day: i64) -> Result<Vec<DailyUsage>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USAGE_COLUMNS} FROM usage_daily WHERE day >= $1 \
+             ORDER BY day, function, version"
+        ))
+        .bind(from_day)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(usage_from_row).collect()
+    }
+
+    /// An installation setting (price list, quotas...), as the text it was stored as.
+    pub async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Settings whose key starts with `prefix`, as (key, value), ordered by key.
+    pub async fn list_settings(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT key, value FROM settings ORDER BY key")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .collect())
+    }
+
+    /// Creates or replaces a setting.
+    pub async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO settings (key, value, updated_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, \
+             updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(gureum_model::now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a setting; `false` when there was none.
+    pub async fn delete_setting(&self, key: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM settings WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes log lines produced before `before_ms` and invocation records started
+    /// before it, in bounded batches; the daily usage roll-up is kept. Returns (log
+    /// lines, invocation records) deleted.
+    pub async fn purge_before(&self, before_ms: i64) -> Result<(u64, u64), StoreError> {
+        let logs = self
+            .purge_batches(
+                "DELETE FROM logs WHERE seq IN \
+                 (SELECT seq FROM logs WHERE ts_ms < $1 LIMIT $2)",
+                before_ms,
+            )
+            .await?;
+        let invocations = self
+            .purge_batches(
+                "DELETE FROM invocations WHERE id IN \
+                 (SELECT id FROM invocations WHERE started_at_ms < $1 LIMIT $2)",
+                before_ms,
+            )
+            .await?;
+        Ok((logs, invocations))
+    }
+
+    async fn purge_batches(&self, sql: &str, before_ms: i64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let mut transaction = self.begin_write().await?;
+            let done = sqlx::query(sql)
+                .bind(before_ms)
+                .bind(PURGE_BATCH)
+                .execute(&mut *transaction)
+                .await?;
+            transaction.commit().await?;
+            total += done.rows_affected();
+            if done.rows_affected() < PURGE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
     }
 
     /// One invocation record by id.
@@ -479,6 +657,15 @@ impl Store {
         if query.after_seq.is_some() {
             filter(&mut sql, "seq >");
         }
+        if query.grep.is_some() {
+            // Substring search without LIKE, whose case rules and wildcards differ
+            // between the backends.
+            match self.backend {
+                Backend::Sqlite => filter(&mut sql, "instr(message,"),
+                Backend::Postgres => filter(&mut sql, "strpos(message,"),
+            }
+            sql.push_str(") > 0");
+        }
         sql.push_str(&format!(" ORDER BY seq LIMIT ${}", parameters + 1));
         // Bind in the same order the filters were added.
         let mut statement = sqlx::query(&sql);
@@ -493,6 +680,9 @@ impl Store {
         }
         if let Some(after_seq) = query.after_seq {
             statement = statement.bind(after_seq);
+        }
+        if let Some(grep) = &query.grep {
+            statement = statement.bind(grep.as_str());
         }
         let rows = statement
             .bind(i64::from(query.limit))
@@ -510,6 +700,11 @@ impl Store {
             Backend::Postgres => self.pool.begin().await?,
         })
     }
+}
+
+/// A count as a BIGINT; counts never come near `i64::MAX`, but saturate rather than wrap.
+fn clamp(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// Points `alias` at `version` inside a transaction that already checked the version.

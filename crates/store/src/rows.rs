@@ -2,7 +2,8 @@
 //! never panics: a stored value this code did not write becomes [`StoreError::Corrupt`].
 
 use gureum_model::{
-    FunctionName, FunctionVersion, InvocationOutcome, InvocationRecord, LogLine, LogStream,
+    DailyUsage, FunctionName, FunctionVersion, InvocationOutcome, InvocationRecord, LogLine,
+    LogStream, Trigger,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, Decode, Row, Type};
@@ -98,6 +99,40 @@ pub(crate) fn invocation_from_row(row: &AnyRow) -> Result<InvocationRecord, Stor
             .ok_or_else(|| StoreError::Corrupt(format!("invocations.outcome = {outcome:?}")))?,
         cold_start: column::<i64>(row, 7)? != 0,
         memory_mb: u32_column(row, 8, "invocations.memory_mb")?,
+        trigger: {
+            let trigger: String = column(row, 9)?;
+            Trigger::parse(&trigger).ok_or_else(|| {
+                StoreError::Corrupt(format!("invocations.trigger_kind = {trigger:?}"))
+            })?
+        },
+        billed_ms: column(row, 10)?,
+        bytes_in: column(row, 11)?,
+        bytes_out: column(row, 12)?,
+    })
+}
+
+/// A BIGINT column that holds a count (never negative).
+fn count_column(row: &AnyRow, index: usize) -> Result<u64, StoreError> {
+    let value: i64 = column(row, index)?;
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative usage count {value}")))
+}
+
+/// A row of `USAGE_COLUMNS`.
+pub(crate) fn usage_from_row(row: &AnyRow) -> Result<DailyUsage, StoreError> {
+    Ok(DailyUsage {
+        day: column(row, 0)?,
+        function: column(row, 1)?,
+        version: u32_column(row, 2, "usage_daily.version")?,
+        requests: count_column(row, 3)?,
+        errors: count_column(row, 4)?,
+        throttled: count_column(row, 5)?,
+        cold_starts: count_column(row, 6)?,
+        duration_us: count_column(row, 7)?,
+        billed_ms: count_column(row, 8)?,
+        mb_ms: count_column(row, 9)?,
+        bytes_in: count_column(row, 10)?,
+        bytes_out: count_column(row, 11)?,
+        overflowed: count_column(row, 12)?,
     })
 }
 

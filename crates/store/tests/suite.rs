@@ -5,7 +5,8 @@
 use std::future::Future;
 
 use gureum_model::{
-    FunctionName, InvocationOutcome, InvocationRecord, LIVE_ALIAS, LogLine, LogStream,
+    DailyUsage, FunctionName, InvocationOutcome, InvocationRecord, LIVE_ALIAS, LogLine, LogStream,
+    MS_PER_DAY, Trigger,
 };
 use gureum_store::{Backend, LogQuery, Store, StoreError, testing};
 use sqlx::Connection;
@@ -74,7 +75,7 @@ fn rethrow(outcome: Result<(), tokio::task::JoinError>) {
 
 /// Instantiates every listed test once per backend: `sqlite::NAME` and `postgres::NAME`.
 /// Migrations each backend has (the files under migrations/<backend>/).
-const MIGRATIONS: i64 = 2;
+const MIGRATIONS: i64 = 3;
 
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
@@ -110,6 +111,10 @@ on_both_backends!(
     logs_are_batch_inserted_and_filtered,
     reopening_keeps_data_and_migrations_run_once,
     every_change_of_what_is_live_bumps_the_registry_generation,
+    usage_rolls_up_with_the_records_and_the_overflow,
+    settings_round_trip,
+    purge_deletes_old_logs_and_records_but_keeps_usage,
+    logs_grep_is_a_case_sensitive_substring,
 );
 
 fn name(name: &str) -> FunctionName {
@@ -127,6 +132,10 @@ fn invocation(id: &str, function: &str, started_at_ms: i64) -> InvocationRecord 
         outcome: InvocationOutcome::Ok,
         cold_start: false,
         memory_mb: 128,
+        trigger: Trigger::Http,
+        billed_ms: 2,
+        bytes_in: 10,
+        bytes_out: 20,
     }
 }
 
@@ -312,7 +321,10 @@ async fn delete_function_removes_all_but_artifacts(ctx: Ctx) {
             .await
             .unwrap();
         store
-            .insert_invocations(&[invocation(&format!("{function}-inv"), function.as_str(), 5)])
+            .insert_invocations(
+                &[invocation(&format!("{function}-inv"), function.as_str(), 5)],
+                &[],
+            )
             .await
             .unwrap();
         store
@@ -422,7 +434,7 @@ async fn artifacts_are_content_addressed_and_idempotent(ctx: Ctx) {
 
 async fn invocations_round_trip(ctx: Ctx) {
     let store = &ctx.store;
-    store.insert_invocations(&[]).await.unwrap();
+    store.insert_invocations(&[], &[]).await.unwrap();
     let outcomes = [
         InvocationOutcome::Ok,
         InvocationOutcome::Error,
@@ -438,12 +450,14 @@ async fn invocations_round_trip(ctx: Ctx) {
             outcome: outcomes[i as usize % 4],
             cold_start: i % 3 == 0,
             memory_mb: if i == 8 { 4_096 } else { 128 },
+            trigger: [Trigger::Http, Trigger::Api, Trigger::Cron][(i % 3) as usize],
+            bytes_out: i64::from(i) * 1_000_000_007,
             ..invocation(&format!("inv-{i:04}"), "busy", 1_000 + i64::from(i))
         })
         .collect();
-    store.insert_invocations(&records).await.unwrap();
+    store.insert_invocations(&records, &[]).await.unwrap();
     store
-        .insert_invocations(&[invocation("quiet-1", "quiet", 1_500)])
+        .insert_invocations(&[invocation("quiet-1", "quiet", 1_500)], &[])
         .await
         .unwrap();
     for record in [&records[0], &records[7], &records[8], &records[1_099]] {
@@ -477,7 +491,7 @@ async fn invocations_round_trip(ctx: Ctx) {
     );
 
     // Retrying a batch the writer already flushed skips the stored records.
-    store.insert_invocations(&records[..10]).await.unwrap();
+    store.insert_invocations(&records[..10], &[]).await.unwrap();
     assert_eq!(
         store
             .list_invocations("busy", 0, 5_000)
@@ -577,6 +591,7 @@ async fn logs_are_batch_inserted_and_filtered(ctx: Ctx) {
         invocation_id: Some("a-1".into()),
         since_ms: Some(1_500),
         after_seq: Some(all_a[549].seq),
+        grep: Some("line ".into()),
         limit: 1_000,
     };
     let narrowed = store.query_logs(&everything).await.unwrap();
@@ -731,4 +746,196 @@ async fn every_change_of_what_is_live_bumps_the_registry_generation(ctx: Ctx) {
     assert_eq!(store.registry_generation().await.unwrap(), rolled_back);
     assert!(store.delete_function(&hello).await.unwrap());
     assert!(store.registry_generation().await.unwrap() > rolled_back);
+}
+
+async fn usage_rolls_up_with_the_records_and_the_overflow(ctx: Ctx) {
+    let store = &ctx.store;
+    let day = 20_000;
+    let at = |offset_ms: i64| day * MS_PER_DAY + offset_ms;
+    let record = |id: &str, function: &str, offset_ms: i64, outcome, billed_ms, memory_mb| {
+        InvocationRecord {
+            outcome,
+            billed_ms,
+            memory_mb,
+            duration_us: billed_ms * 1_000 - 1,
+            cold_start: id.ends_with("cold"),
+            ..invocation(id, function, at(offset_ms))
+        }
+    };
+    store
+        .insert_invocations(
+            &[
+                record("a1-cold", "a", 0, InvocationOutcome::Ok, 3, 128),
+                record("a2", "a", 10, InvocationOutcome::Error, 5, 128),
+                record("a3", "a", 20, InvocationOutcome::Throttled, 0, 128),
+                // The last millisecond of the day, then the first of the next.
+                record(
+                    "b1",
+                    "b",
+                    MS_PER_DAY - 1,
+                    InvocationOutcome::Timeout,
+                    7,
+                    1_024,
+                ),
+                record("b2", "b", MS_PER_DAY, InvocationOutcome::Ok, 1, 1_024),
+            ],
+            &[DailyUsage {
+                day,
+                function: "a".into(),
+                version: 1,
+                requests: 4,
+                mb_ms: 512,
+                overflowed: 4,
+                ..DailyUsage::default()
+            }],
+        )
+        .await
+        .unwrap();
+    // A second batch adds to the same rows instead of replacing them; a retried record
+    // (same id) is neither stored nor counted twice... unless the first attempt committed,
+    // which the writer never retries.
+    store
+        .insert_invocations(&[record("a4", "a", 30, InvocationOutcome::Ok, 2, 256)], &[])
+        .await
+        .unwrap();
+
+    let rows = store.usage_since(day).await.unwrap();
+    let expected_a = DailyUsage {
+        day,
+        function: "a".into(),
+        version: 1,
+        requests: 3 + 4,
+        errors: 1,
+        throttled: 1,
+        cold_starts: 1,
+        duration_us: 2_999 + 4_999 + 1_999,
+        billed_ms: 3 + 5 + 2,
+        mb_ms: 3 * 128 + 5 * 128 + 2 * 256 + 512,
+        bytes_in: 40,
+        bytes_out: 80,
+        overflowed: 4,
+    };
+    let expected_b1 = DailyUsage {
+        day,
+        function: "b".into(),
+        version: 1,
+        requests: 1,
+        errors: 1,
+        duration_us: 6_999,
+        billed_ms: 7,
+        mb_ms: 7 * 1_024,
+        bytes_in: 10,
+        bytes_out: 20,
+        ..DailyUsage::default()
+    };
+    let expected_b2 = DailyUsage {
+        day: day + 1,
+        requests: 1,
+        errors: 0,
+        duration_us: 999,
+        billed_ms: 1,
+        mb_ms: 1_024,
+        ..expected_b1.clone()
+    };
+    assert_eq!(rows, vec![expected_a, expected_b1, expected_b2.clone()]);
+    assert_eq!(store.usage_since(day + 1).await.unwrap(), vec![expected_b2]);
+    assert_eq!(store.usage_since(day + 2).await.unwrap(), vec![]);
+}
+
+async fn settings_round_trip(ctx: Ctx) {
+    let store = &ctx.store;
+    assert_eq!(store.get_setting("prices").await.unwrap(), None);
+    store.put_setting("prices", "a = 1").await.unwrap();
+    store.put_setting("prices", "a = 2").await.unwrap();
+    store.put_setting("quota:hello", "{}").await.unwrap();
+    store
+        .put_setting("quota:", "{\"requests\":1}")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_setting("prices").await.unwrap().as_deref(),
+        Some("a = 2")
+    );
+    assert_eq!(
+        store.list_settings("quota:").await.unwrap(),
+        vec![
+            ("quota:".to_string(), "{\"requests\":1}".to_string()),
+            ("quota:hello".to_string(), "{}".to_string()),
+        ]
+    );
+    assert!(store.delete_setting("quota:hello").await.unwrap());
+    assert!(!store.delete_setting("quota:hello").await.unwrap());
+    assert_eq!(store.list_settings("quota:").await.unwrap().len(), 1);
+}
+
+async fn purge_deletes_old_logs_and_records_but_keeps_usage(ctx: Ctx) {
+    let store = &ctx.store;
+    // More old rows than one purge batch, so the batching loop runs more than once.
+    let old_lines: Vec<LogLine> = (0..12_000)
+        .map(|i| log_line("old", "f", 1_000 + i, "old"))
+        .collect();
+    store.insert_logs(&old_lines).await.unwrap();
+    store
+        .insert_logs(&[log_line("new", "f", 50_000, "kept")])
+        .await
+        .unwrap();
+    store
+        .insert_invocations(
+            &[
+                invocation("old", "f", 1_000),
+                invocation("new", "f", 50_000),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(store.purge_before(50_000).await.unwrap(), (12_000, 1));
+    let left = store.query_logs(&logs_query(100)).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].message, "kept");
+    assert_eq!(store.get_invocation("old").await.unwrap(), None);
+    assert!(store.get_invocation("new").await.unwrap().is_some());
+    let usage = store.usage_since(0).await.unwrap();
+    assert_eq!(usage.len(), 1);
+    assert_eq!(usage[0].requests, 2, "usage outlives the records");
+    assert_eq!(store.purge_before(50_000).await.unwrap(), (0, 0));
+}
+
+async fn logs_grep_is_a_case_sensitive_substring(ctx: Ctx) {
+    let store = &ctx.store;
+    store
+        .insert_logs(&[
+            log_line("i", "f", 1, "User 42 logged in"),
+            log_line("i", "f", 2, "user 43 logged out"),
+            log_line("i", "f", 3, "100% done_ok"),
+            log_line("i", "g", 4, "User 44 logged in"),
+        ])
+        .await
+        .unwrap();
+    let grep = |text: &str| LogQuery {
+        function: Some("f".into()),
+        grep: Some(text.into()),
+        ..logs_query(10)
+    };
+    let messages = |lines: Vec<LogLine>| -> Vec<String> {
+        lines.into_iter().map(|line| line.message).collect()
+    };
+    assert_eq!(
+        messages(store.query_logs(&grep("User")).await.unwrap()),
+        ["User 42 logged in"]
+    );
+    assert_eq!(
+        messages(store.query_logs(&grep("logged")).await.unwrap()).len(),
+        2
+    );
+    // LIKE wildcards are plain text here.
+    assert_eq!(
+        messages(store.query_logs(&grep("%")).await.unwrap()),
+        ["100% done_ok"]
+    );
+    assert_eq!(
+        messages(store.query_logs(&grep("d_n")).await.unwrap()),
+        Vec::<String>::new()
+    );
 }
