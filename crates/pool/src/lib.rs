@@ -166,6 +166,11 @@ impl<I> InstancePool<I> {
         self.settings.max_instances as usize - self.slots.available_permits()
     }
 
+    /// Callers waiting in the queue for a slot right now.
+    pub fn waiting_count(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
     /// Whether the pool has had no lease for the idle TTL and holds nothing: the version's
     /// loaded code can be dropped too (scale to zero).
     pub fn is_expired(&self, now: Instant) -> bool {

@@ -40,6 +40,8 @@ pub(crate) struct Dispatch {
     pub(crate) payload: Bytes,
     pub(crate) deadline_ms: i64,
     pub(crate) function_arn: Arc<str>,
+    /// X-Ray trace header value continuing the caller's trace, when the invoker has one.
+    pub(crate) trace_id: Option<String>,
 }
 
 /// Where the process stands in its start.
@@ -235,13 +237,16 @@ async fn next(shared: &Shared) -> Response<ApiBody> {
     );
     if let Ok(id) = HeaderValue::from_str(&event.id) {
         headers.insert("lambda-runtime-aws-request-id", id.clone());
-        // X-Ray's format: Root=1-<8 hex epoch seconds>-<24 hex>.
+        // X-Ray's format: Root=1-<8 hex epoch seconds>-<24 hex>. Without a trace from
+        // the invoker, one is derived from the request id (Lambda always sends one).
         let seconds = event.deadline_ms / 1000;
-        let trace = format!(
-            "Root=1-{seconds:08x}-{:0>24.24};Parent={:0>16.16};Sampled=0",
-            &event.id,
-            &event.id[event.id.len().saturating_sub(16)..]
-        );
+        let trace = event.trace_id.clone().unwrap_or_else(|| {
+            format!(
+                "Root=1-{seconds:08x}-{:0>24.24};Parent={:0>16.16};Sampled=0",
+                &event.id,
+                &event.id[event.id.len().saturating_sub(16)..]
+            )
+        });
         if let Ok(trace) = HeaderValue::from_str(&trace) {
             headers.insert("lambda-runtime-trace-id", trace);
         }

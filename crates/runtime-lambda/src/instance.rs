@@ -351,10 +351,12 @@ impl LambdaInstance {
 
     /// Runs one event. `release` gets the instance back when it may serve again, or
     /// `None` when it was killed or died; it is called before `completion` resolves.
+    /// `trace_id` is the X-Ray header value the process sees (`Lambda-Runtime-Trace-Id`).
     pub async fn invoke(
         self,
         id: &str,
         payload: Bytes,
+        trace_id: Option<String>,
         timeout: Duration,
         release: impl FnOnce(Option<LambdaInstance>) + Send + 'static,
     ) -> LambdaInvocation {
@@ -381,6 +383,7 @@ impl LambdaInstance {
                 payload,
                 deadline_ms,
                 function_arn: self.function_arn.clone(),
+                trace_id,
             })
             .await;
         let timeout_ms = timeout.as_millis() as u64;

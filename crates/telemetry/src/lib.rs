@@ -4,7 +4,12 @@
 //! Prometheus counters and histograms.
 
 mod metrics;
+mod process;
+mod retention;
 mod writer;
 
-pub use metrics::{FunctionLabels, Metrics, OutcomeLabels};
+pub use metrics::{
+    FunctionLabels, InvocationLabels, Metrics, PoolSample, PoolStats, QuotaLabels, RejectionLabels,
+};
+pub use retention::{DEFAULT_RETENTION_INTERVAL, spawn_retention};
 pub use writer::{Telemetry, TelemetryWriter, WriterSettings, start};

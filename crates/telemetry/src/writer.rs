@@ -1,10 +1,18 @@
 //! The batching writer: one task drains the channel, groups records and writes each
 //! group in one store transaction.
+//!
+//! Invocation records never make a request wait: when the channel is full, the record's
+//! usage is folded into an in-memory roll-up (requests, GB-seconds, bytes per day,
+//! function and version) that the next batch adds to the store's daily usage, and the
+//! overflow is counted. Only the individual row is lost; what the invocation costs is not.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gureum_model::{InvocationRecord, LogLine};
+use gureum_model::{DailyUsage, InvocationRecord, LogLine, VersionNumber};
 use gureum_store::Store;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, oneshot};
 
 /// Records the channel holds before senders must wait; sized for bursts of a few
@@ -42,10 +50,15 @@ enum Record {
     Flush(oneshot::Sender<()>),
 }
 
+/// Usage of records that did not fit in the channel, keyed by (day, function, version).
+type Overflow = Arc<Mutex<HashMap<(i64, String, VersionNumber), DailyUsage>>>;
+
 /// Cheap handle used on the request path to hand over logs and records.
 #[derive(Clone)]
 pub struct Telemetry {
     sender: mpsc::Sender<Record>,
+    overflow: Overflow,
+    overflowed: Counter,
 }
 
 /// Owner of the background writer; [`TelemetryWriter::shutdown`] flushes everything.
@@ -54,13 +67,21 @@ pub struct TelemetryWriter {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts the background writer on `store`.
-pub fn start(store: Store, settings: WriterSettings) -> (Telemetry, TelemetryWriter) {
+/// Starts the background writer on `store`; `overflowed` counts invocation records that
+/// found the channel full (their usage is kept, their row is not).
+pub fn start(
+    store: Store,
+    settings: WriterSettings,
+    overflowed: Counter,
+) -> (Telemetry, TelemetryWriter) {
     let (sender, receiver) = mpsc::channel(settings.channel_capacity);
-    let task = tokio::spawn(run_writer(store, receiver, settings));
+    let overflow = Overflow::default();
+    let task = tokio::spawn(run_writer(store, receiver, overflow.clone(), settings));
     (
         Telemetry {
             sender: sender.clone(),
+            overflow,
+            overflowed,
         },
         TelemetryWriter { sender, task },
     )
@@ -79,9 +100,32 @@ impl Telemetry {
         }
     }
 
-    /// Hands over an invocation record.
-    pub async fn invocation(&self, record: InvocationRecord) {
-        self.send(Record::Invocation(record)).await;
+    /// Hands over an invocation record without ever waiting: when the channel is full,
+    /// its usage goes into the overflow roll-up instead (counted).
+    pub fn invocation(&self, record: InvocationRecord) {
+        match self.sender.try_send(Record::Invocation(record)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(Record::Invocation(record))) => {
+                self.overflowed.inc();
+                let key = DailyUsage::key_of(&record);
+                let mut overflow = self
+                    .overflow
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let row = overflow.entry(key.clone()).or_insert_with(|| DailyUsage {
+                    day: key.0,
+                    function: key.1,
+                    version: key.2,
+                    ..DailyUsage::default()
+                });
+                row.add(&record);
+                row.overflowed += 1;
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => unreachable!("sent an invocation"),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("telemetry writer already stopped; invocation record dropped");
+            }
+        }
     }
 
     async fn send(&self, record: Record) {
@@ -110,13 +154,18 @@ impl TelemetryWriter {
     }
 }
 
-async fn run_writer(store: Store, mut receiver: mpsc::Receiver<Record>, settings: WriterSettings) {
+async fn run_writer(
+    store: Store,
+    mut receiver: mpsc::Receiver<Record>,
+    overflow: Overflow,
+    settings: WriterSettings,
+) {
     let mut logs = Vec::with_capacity(settings.batch_size);
     let mut invocations = Vec::with_capacity(settings.batch_size);
     let mut flush_waiters = Vec::new();
     loop {
         let Some(first) = receiver.recv().await else {
-            write_batch(&store, &mut logs, &mut invocations).await;
+            write_batch(&store, &mut logs, &mut invocations, &overflow).await;
             return;
         };
         let deadline = tokio::time::Instant::now() + settings.flush_interval;
@@ -148,7 +197,7 @@ async fn run_writer(store: Store, mut receiver: mpsc::Receiver<Record>, settings
                 Ok(None) | Err(_) => break,
             }
         }
-        write_batch(&store, &mut logs, &mut invocations).await;
+        write_batch(&store, &mut logs, &mut invocations, &overflow).await;
         for done in flush_waiters.drain(..) {
             let _ = done.send(());
         }
@@ -159,14 +208,22 @@ async fn write_batch(
     store: &Store,
     logs: &mut Vec<LogLine>,
     invocations: &mut Vec<InvocationRecord>,
+    overflow: &Overflow,
 ) {
+    let mut overflowed: Vec<DailyUsage> = {
+        let mut overflow = overflow
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        overflow.drain().map(|(_, usage)| usage).collect()
+    };
     // A failed write is retried a few times: losing acknowledged records is worse than
     // holding the writer back for a moment.
     for attempt in 1..=5u32 {
         let result = async {
-            if !invocations.is_empty() {
-                store.insert_invocations(invocations).await?;
+            if !invocations.is_empty() || !overflowed.is_empty() {
+                store.insert_invocations(invocations, &overflowed).await?;
                 invocations.clear();
+                overflowed.clear();
             }
             if !logs.is_empty() {
                 store.insert_logs(logs).await?;
@@ -186,6 +243,7 @@ async fn write_batch(
     tracing::error!(
         logs = logs.len(),
         invocations = invocations.len(),
+        overflowed = overflowed.len(),
         "giving up on a telemetry batch after 5 attempts"
     );
     logs.clear();
