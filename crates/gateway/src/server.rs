@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gureum_invoke::{InvokeError, Invoker, VersionSelector};
+use gureum_model::Trigger;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
@@ -73,7 +74,7 @@ pub async fn serve_connections(
                 let service = service_fn(move |request| {
                     let invoker = invoker.clone();
                     let client = Some(peer.ip());
-                    async move { Ok::<_, Infallible>(handle(&invoker, settings, request, client).await) }
+                    async move { Ok::<_, Infallible>(handle(&invoker, settings, request, client, Trigger::Http).await) }
                 });
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -104,6 +105,7 @@ pub async fn handle<B>(
     settings: GatewaySettings,
     request: Request<B>,
     client: Option<std::net::IpAddr>,
+    trigger: Trigger,
 ) -> Response<ResponseBody>
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
@@ -172,7 +174,9 @@ where
     let body = LimitedBody::new(body, settings.max_body_bytes, exceeded.clone());
     let request = Request::from_parts(parts, body);
 
-    let answer = invoker.invoke(&function, selector, request, client).await;
+    let answer = invoker
+        .invoke(&function, selector, request, client, trigger)
+        .await;
     let mut response = match answer.response {
         _ if exceeded.load(Ordering::Acquire) => too_large(settings.max_body_bytes),
         Ok(response) => response,
@@ -226,6 +230,28 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
 
 fn invoke_error_response(error: &InvokeError) -> Response<ResponseBody> {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+    if let InvokeError::QuotaExceeded(refusal) = error {
+        // The cap and its reset are in the body for programs, not only in the message.
+        let body = serde_json::json!({ "error": {
+            "code": error.code(),
+            "message": error.to_string(),
+            "quota": {
+                "scope": refusal.scope,
+                "kind": refusal.kind,
+                "cap": refusal.cap,
+                "used": refusal.used,
+                "resets_at": refusal.resets_at,
+            },
+        }})
+        .to_string();
+        let mut response = Response::new(full(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert("x-gureum-error", HeaderValue::from_static("quota_exceeded"));
+        headers.insert(RETRY_AFTER, HeaderValue::from(refusal.retry_after_s));
+        return response;
+    }
     let mut response = error_response(status, error.code(), &error.to_string());
     if status == StatusCode::TOO_MANY_REQUESTS {
         response

@@ -62,6 +62,36 @@ pub enum DeployError {
 impl Invoker {
     /// Validates and stores a new version of a function and points `live` at it.
     pub async fn deploy(&self, manifest: &str, artifact: Vec<u8>) -> Result<Deployed, DeployError> {
+        let started = std::time::SystemTime::now();
+        let result = self.deploy_traced(manifest, artifact).await;
+        if self.parts.tracer.is_enabled() {
+            let function = match &result {
+                Ok(deployed) => deployed.function.clone(),
+                // The name as far as the manifest gives it, even when it is invalid.
+                Err(_) => gureum_manifest::parse(manifest)
+                    .map(|spec| spec.name.to_string())
+                    .unwrap_or_else(|_| "(invalid manifest)".into()),
+            };
+            let error = result.as_ref().err().map(ToString::to_string);
+            self.parts.tracer.deploy(
+                &function,
+                result
+                    .as_ref()
+                    .ok()
+                    .map(|deployed| u64::from(deployed.version)),
+                result.is_ok(),
+                error.as_deref(),
+                started,
+            );
+        }
+        result
+    }
+
+    async fn deploy_traced(
+        &self,
+        manifest: &str,
+        artifact: Vec<u8>,
+    ) -> Result<Deployed, DeployError> {
         let spec = gureum_manifest::parse(manifest)?;
         let function = spec.name.to_string();
         let hash = hex::encode(Sha256::digest(&artifact));

@@ -71,9 +71,9 @@ impl Invoker {
                     Err(failure) => {
                         pool.release(lease, None);
                         let error = lambda_error(&failure);
-                        let finish = self.finisher(loaded, &call, error.status());
+                        let finish = self.finisher(loaded, &mut call, error.status());
                         let message = error.to_string();
-                        tokio::spawn(finish.run(
+                        self.accounting.spawn(finish.run(
                             InvocationOutcome::Error,
                             std::iter::empty(),
                             Some(message),
@@ -90,8 +90,15 @@ impl Invoker {
                 Runner::Lambda { pool, .. } => pool,
                 Runner::Wasm { .. } => unreachable!("a lambda lease"),
             });
+        let trace_id = call.span.as_ref().map(|span| span.xray_trace_id());
         let invocation = instance
-            .invoke(&call.invocation_id, Bytes::from(event), timeout, release)
+            .invoke(
+                &call.invocation_id,
+                Bytes::from(event),
+                trace_id,
+                timeout,
+                release,
+            )
             .await;
         let response = match invocation.reply {
             Ok(Reply::Buffered(payload)) => match apigw::read_response(&payload) {
@@ -127,8 +134,8 @@ impl Invoker {
         let status = status_of(&response);
         let early_failure = response.as_ref().err().map(ToString::to_string);
         let completion = invocation.completion;
-        let finish = self.finisher(loaded, &call, status);
-        tokio::spawn(async move {
+        let finish = self.finisher(loaded, &mut call, status);
+        self.accounting.spawn(async move {
             let late = completion.await;
             let outcome = match (&late, &early_failure) {
                 (Some(Failure::Timeout { .. }), _) => InvocationOutcome::Timeout,

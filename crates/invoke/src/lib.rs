@@ -8,17 +8,19 @@
 mod body;
 mod deploy;
 mod lambda;
+mod metrics;
+mod quota;
 mod routes;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gureum_model::{
     FunctionName, FunctionSpec, InvocationOutcome, InvocationRecord, LogLine, LogStream, Runtime,
-    VersionNumber,
+    Trigger, VersionNumber,
 };
 use gureum_pool::{InstancePool, Lease, PoolError, PoolSettings};
 use gureum_runtime_lambda::{LambdaInstance, LambdaRuntime, ProcessSettings};
@@ -26,15 +28,17 @@ use gureum_runtime_wasm::{
     CompiledComponent, Failure, InstanceSettings, LoadSource, WasmEngine, WasmInstance,
 };
 use gureum_store::Store;
-use gureum_telemetry::{FunctionLabels, Metrics, OutcomeLabels, Telemetry};
+use gureum_telemetry::{Metrics, PoolSample, PoolStats, Telemetry};
+use gureum_tracing::{InvocationAttrs, InvocationSpan, Tracer};
 use http_body_util::BodyExt as _;
 use http_body_util::combinators::UnsyncBoxBody;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::OnceCell;
+use tokio_util::task::TaskTracker;
+
+use crate::metrics::VersionMetrics;
 
 pub use deploy::{DeployError, Deployed};
+pub use quota::{QuotaError, QuotaRefusal, Quotas};
 pub use routes::RouteTable;
 
 /// How often a node checks whether another node changed what is live.
@@ -69,6 +73,9 @@ pub enum InvokeError {
     /// The platform could not run the function (code missing, instance pool full...).
     #[error("function unavailable: {0}")]
     Unavailable(String),
+    /// A monthly quota is used up.
+    #[error(transparent)]
+    QuotaExceeded(Box<QuotaRefusal>),
 }
 
 impl InvokeError {
@@ -81,6 +88,7 @@ impl InvokeError {
             InvokeError::MemoryLimit { .. } => "function_memory_limit",
             InvokeError::FunctionError(_) => "function_error",
             InvokeError::Unavailable(_) => "function_unavailable",
+            InvokeError::QuotaExceeded(_) => "quota_exceeded",
         }
     }
 
@@ -88,7 +96,7 @@ impl InvokeError {
     pub fn status(&self) -> u16 {
         match self {
             InvokeError::NotFound(_) => 404,
-            InvokeError::Throttled(_) => 429,
+            InvokeError::Throttled(_) | InvokeError::QuotaExceeded(_) => 429,
             InvokeError::Timeout { .. } => 504,
             InvokeError::MemoryLimit { .. } | InvokeError::FunctionError(_) => 502,
             InvokeError::Unavailable(_) => 503,
@@ -136,6 +144,10 @@ pub struct InvokerParts {
     pub metrics: Arc<Metrics>,
     /// Environment added to every function (e.g. `GUREUM_API`), below the manifest's.
     pub platform_env: Vec<(String, String)>,
+    /// Trace export (a no-op when disabled).
+    pub tracer: Tracer,
+    /// Monthly quotas and this month's usage they are checked against.
+    pub quotas: Arc<Quotas>,
 }
 
 /// The in-memory registry of functions and their loaded versions.
@@ -149,6 +161,9 @@ pub struct Invoker {
     control: tokio::sync::Mutex<()>,
     // The store's registry generation the in-memory registry reflects.
     generation: AtomicI64,
+    // The accounting tasks still running (waiting for a response body to end), which a
+    // graceful shutdown waits for before the telemetry flush.
+    accounting: TaskTracker,
 }
 
 /// A version's loaded code, filled once by the first request that needs it.
@@ -214,51 +229,20 @@ impl Runner {
             Runner::Lambda { pool, .. } => pool.is_expired(now),
         }
     }
-}
 
-/// Metric handles resolved once per loaded version, so the request path does not look
-/// up (and allocate) label sets.
-struct VersionMetrics {
-    ok: Counter,
-    error: Counter,
-    timeout: Counter,
-    throttled: Counter,
-    cold_starts: Counter,
-    duration: Histogram,
-    warm: Gauge,
-}
-
-impl VersionMetrics {
-    fn new(metrics: &Metrics, function: &str) -> Self {
-        let labels = FunctionLabels {
-            function: function.to_string(),
-        };
-        let outcome = |outcome: InvocationOutcome| {
-            metrics
-                .invocations
-                .get_or_create(&OutcomeLabels {
-                    function: function.to_string(),
-                    outcome: outcome.as_str().to_string(),
-                })
-                .clone()
-        };
-        Self {
-            ok: outcome(InvocationOutcome::Ok),
-            error: outcome(InvocationOutcome::Error),
-            timeout: outcome(InvocationOutcome::Timeout),
-            throttled: outcome(InvocationOutcome::Throttled),
-            cold_starts: metrics.cold_starts.get_or_create(&labels).clone(),
-            duration: metrics.duration_seconds.get_or_create(&labels).clone(),
-            warm: metrics.warm_instances.get_or_create(&labels).clone(),
-        }
-    }
-
-    fn outcome(&self, outcome: InvocationOutcome) -> &Counter {
-        match outcome {
-            InvocationOutcome::Ok => &self.ok,
-            InvocationOutcome::Error => &self.error,
-            InvocationOutcome::Timeout => &self.timeout,
-            InvocationOutcome::Throttled => &self.throttled,
+    /// (idle, busy, waiting) of the version's pool.
+    fn pool_counts(&self) -> (u64, u64, u64) {
+        match self {
+            Runner::Wasm { pool, .. } => (
+                pool.idle_count() as u64,
+                pool.busy_count() as u64,
+                pool.waiting_count() as u64,
+            ),
+            Runner::Lambda { pool, .. } => (
+                pool.idle_count() as u64,
+                pool.busy_count() as u64,
+                pool.waiting_count() as u64,
+            ),
         }
     }
 }
@@ -272,7 +256,32 @@ impl Invoker {
             loaded: Mutex::new(HashMap::new()),
             control: tokio::sync::Mutex::new(()),
             generation: AtomicI64::new(i64::MIN),
+            accounting: TaskTracker::new(),
         })
+    }
+
+    /// Registers this invoker as the source of the pool gauges in `/metrics`.
+    pub fn export_pool_metrics(self: &Arc<Self>) {
+        let source: Arc<dyn PoolStats> = self.clone();
+        self.parts.metrics.set_pool_stats(source);
+    }
+
+    /// Waits until every invocation handed over so far has been accounted for (its
+    /// response body ended and its record went to telemetry). Call after the listeners
+    /// stopped and before flushing telemetry.
+    pub async fn finish_accounting(&self) {
+        self.accounting.close();
+        self.accounting.wait().await;
+    }
+
+    /// The quotas, to change them (control API).
+    pub fn quotas(&self) -> &Arc<Quotas> {
+        &self.parts.quotas
+    }
+
+    /// The trace exporter.
+    pub fn tracer(&self) -> &Tracer {
+        &self.parts.tracer
     }
 
     /// Loads every function's live version from the store into the routing table.
@@ -375,6 +384,7 @@ impl Invoker {
         selector: VersionSelector,
         request: http::Request<B>,
         client: Option<std::net::IpAddr>,
+        trigger: Trigger,
     ) -> Answer
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -404,16 +414,56 @@ impl Invoker {
             cold_start,
             response: Err(error),
         };
+        if let Err(refusal) = self.parts.quotas.admit(function) {
+            self.parts
+                .metrics
+                .rejections
+                .get_or_create(&gureum_telemetry::RejectionLabels {
+                    function: function.to_string(),
+                    reason: "quota".into(),
+                })
+                .inc();
+            return fail(InvokeError::QuotaExceeded(refusal), false);
+        }
 
         let (loaded, cold_start) = match self.loaded_version(function, version, &live).await {
             Ok(found) => found,
-            Err(error) => return fail(error, true),
+            Err(error) => {
+                self.parts.quotas.refund(function);
+                return fail(error, true);
+            }
         };
+        // In a block: a borrow of the request must not live across an await (the body
+        // type need not be Sync).
+        let span = {
+            let headers = request.headers();
+            let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+            self.parts.tracer.invocation(
+                function,
+                u64::from(version),
+                trigger.as_str(),
+                header("traceparent"),
+                header("tracestate"),
+            )
+        };
+        let meter = Meter::default();
+        let counted = meter.bytes_in.clone();
+        let request = request.map(move |body| {
+            body.map_frame(move |frame| {
+                if let Some(data) = frame.data_ref() {
+                    counted.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+                frame
+            })
+        });
         let call = Call {
             invocation_id,
             started,
             started_at_ms,
             cold_start,
+            trigger,
+            span: Some(span),
+            meter,
         };
         match &loaded.runner {
             Runner::Wasm { .. } => self.invoke_wasm(&loaded, call, request).await,
@@ -443,6 +493,8 @@ impl Invoker {
             Ok(lease) => lease,
             Err(throttled) => return self.refuse(loaded, call, throttled),
         };
+        let mut request = request;
+        call.propagate_trace(request.headers_mut());
         let timeout = Duration::from_millis(loaded.spec.limits.timeout_ms);
         let instance = match lease.instance.take() {
             Some(instance) => instance,
@@ -457,8 +509,15 @@ impl Invoker {
                     Ok(instance) => instance,
                     Err(error) => {
                         pool.release(lease, None);
-                        return call
-                            .answer(loaded, Err(InvokeError::Unavailable(error.to_string())));
+                        let error = InvokeError::Unavailable(error.to_string());
+                        let finish = self.finisher(loaded, &mut call, error.status());
+                        let message = error.to_string();
+                        self.accounting.spawn(finish.run(
+                            InvocationOutcome::Error,
+                            std::iter::empty(),
+                            Some(message),
+                        ));
+                        return call.answer(loaded, Err(error));
                     }
                 }
             }
@@ -485,8 +544,8 @@ impl Invoker {
         // The instance stays leased until the handler returns (its body may still be
         // streaming); accounting happens then, off the request's path.
         let completion = invocation.completion;
-        let finish = self.finisher(loaded, &call, status);
-        tokio::spawn(async move {
+        let finish = self.finisher(loaded, &mut call, status);
+        self.accounting.spawn(async move {
             let done = completion.await;
             let outcome = match &done.failure {
                 None => InvocationOutcome::Ok,
@@ -506,26 +565,61 @@ impl Invoker {
         call.answer(loaded, response)
     }
 
-    fn refuse(&self, loaded: &LoadedVersion, call: Call, throttled: PoolError) -> Answer {
-        self.record_refusal(
-            loaded,
-            &call.invocation_id,
-            call.started_at_ms,
-            call.started,
-        );
+    fn refuse(&self, loaded: &LoadedVersion, mut call: Call, throttled: PoolError) -> Answer {
+        self.parts.quotas.refund(&loaded.function);
+        loaded.metrics.concurrency_rejections.inc();
+        loaded
+            .metrics
+            .invocations(429, InvocationOutcome::Throttled)
+            .inc();
+        self.parts.telemetry.invocation(InvocationRecord {
+            id: call.invocation_id.clone(),
+            function: loaded.function.clone(),
+            version: loaded.version,
+            started_at_ms: call.started_at_ms,
+            duration_us: call.started.elapsed().as_micros() as i64,
+            status: 429,
+            outcome: InvocationOutcome::Throttled,
+            cold_start: false,
+            memory_mb: loaded.spec.limits.memory_mb,
+            trigger: call.trigger,
+            billed_ms: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+        });
+        if let Some(span) = call.span.take() {
+            span.end(InvocationAttrs {
+                invocation_id: call.invocation_id.clone(),
+                status: 429,
+                outcome: InvocationOutcome::Throttled.as_str(),
+                cold_start: false,
+                billed_ms: 0,
+                memory_mb: loaded.spec.limits.memory_mb,
+                bytes_in: 0,
+                bytes_out: 0,
+                error: Some(throttled.to_string()),
+            });
+        }
         call.answer(loaded, Err(InvokeError::Throttled(throttled)))
     }
 
-    /// What the accounting of one invocation needs once the function is done.
-    fn finisher(&self, loaded: &Arc<LoadedVersion>, call: &Call, status: u16) -> Finish {
+    /// What the accounting of one invocation needs once the function is done. Takes the
+    /// call's trace span and the signal of its response body's end.
+    fn finisher(&self, loaded: &Arc<LoadedVersion>, call: &mut Call, status: u16) -> Finish {
         Finish {
             telemetry: self.parts.telemetry.clone(),
+            quotas: self.parts.quotas.clone(),
             loaded: loaded.clone(),
             id: call.invocation_id.clone(),
             started: call.started,
             started_at_ms: call.started_at_ms,
             cold_start: call.cold_start,
+            trigger: call.trigger,
             status,
+            span: call.span.take(),
+            bytes_in: call.meter.bytes_in.clone(),
+            bytes_out: call.meter.bytes_out.clone(),
+            body_done: call.meter.body_done.take(),
         }
     }
 
@@ -538,8 +632,7 @@ impl Invoker {
                 let Some(loaded) = cell.get() else {
                     return true;
                 };
-                let idle = loaded.runner.reap(now);
-                loaded.metrics.warm.set(idle as i64);
+                loaded.runner.reap(now);
                 !loaded.runner.is_expired(now)
             });
             !versions.is_empty()
@@ -699,32 +792,9 @@ impl Invoker {
             function: function.to_string(),
             version,
             runner,
-            metrics: VersionMetrics::new(&self.parts.metrics, function),
+            metrics: VersionMetrics::new(&self.parts.metrics, function, version),
             spec,
         }
-    }
-
-    fn record_refusal(
-        &self,
-        loaded: &LoadedVersion,
-        invocation_id: &str,
-        started_at_ms: i64,
-        started: Instant,
-    ) {
-        loaded.metrics.throttled.inc();
-        let telemetry = self.parts.telemetry.clone();
-        let record = InvocationRecord {
-            id: invocation_id.to_string(),
-            function: loaded.function.clone(),
-            version: loaded.version,
-            started_at_ms,
-            duration_us: started.elapsed().as_micros() as i64,
-            status: 429,
-            outcome: InvocationOutcome::Throttled,
-            cold_start: false,
-            memory_mb: loaded.spec.limits.memory_mb,
-        };
-        tokio::spawn(async move { telemetry.invocation(record).await });
     }
 }
 
@@ -734,14 +804,71 @@ struct Call {
     started: Instant,
     started_at_ms: i64,
     cold_start: bool,
+    trigger: Trigger,
+    span: Option<InvocationSpan>,
+    meter: Meter,
+}
+
+/// Body bytes in and out of one invocation, and the signal that its response body is
+/// done (ended or dropped), after which the record can say how many bytes went out.
+struct Meter {
+    bytes_in: Arc<AtomicU64>,
+    bytes_out: Arc<AtomicU64>,
+    body_end: Option<tokio::sync::oneshot::Sender<()>>,
+    body_done: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Default for Meter {
+    fn default() -> Self {
+        let (end, done) = tokio::sync::oneshot::channel();
+        Self {
+            bytes_in: Arc::default(),
+            bytes_out: Arc::default(),
+            body_end: Some(end),
+            body_done: Some(done),
+        }
+    }
 }
 
 impl Call {
+    /// Sets the W3C trace headers the function sees: the invocation's span as parent.
+    fn propagate_trace(&self, headers: &mut http::HeaderMap) {
+        let Some(span) = &self.span else { return };
+        if let Some(value) = span
+            .traceparent()
+            .and_then(|value| http::HeaderValue::from_str(&value).ok())
+        {
+            headers.insert("traceparent", value);
+        }
+        if let Some(value) = span
+            .tracestate()
+            .and_then(|value| http::HeaderValue::from_str(&value).ok())
+        {
+            headers.insert("tracestate", value);
+        }
+    }
+
     fn answer(
-        self,
+        mut self,
         loaded: &LoadedVersion,
         response: Result<http::Response<ResponseBody>, InvokeError>,
     ) -> Answer {
+        // The response body counts what it sends and, when it is dropped, releases the
+        // accounting that waits for it.
+        let response = response.map(|response| {
+            let counted = self.meter.bytes_out.clone();
+            let end = self.meter.body_end.take();
+            response.map(move |body| {
+                body.map_frame(move |frame| {
+                    let _keep_until_dropped = &end;
+                    if let Some(data) = frame.data_ref() {
+                        counted.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    }
+                    frame
+                })
+                .boxed_unsync()
+            })
+        });
         Answer {
             invocation_id: self.invocation_id,
             version: loaded.version,
@@ -752,15 +879,23 @@ impl Call {
 }
 
 /// The accounting of one invocation, run after the function is done with it: metrics,
-/// the log lines it produced, a platform line for a failure and the invocation record.
+/// the log lines it produced, a platform line for a failure, the invocation record (once
+/// the response body is done, to know the bytes sent), this month's quota usage and the
+/// trace span.
 struct Finish {
     telemetry: Telemetry,
+    quotas: Arc<Quotas>,
     loaded: Arc<LoadedVersion>,
     id: String,
     started: Instant,
     started_at_ms: i64,
     cold_start: bool,
+    trigger: Trigger,
     status: u16,
+    span: Option<InvocationSpan>,
+    bytes_in: Arc<AtomicU64>,
+    bytes_out: Arc<AtomicU64>,
+    body_done: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl Finish {
@@ -784,25 +919,86 @@ impl Finish {
         let mut lines: Vec<LogLine> = lines
             .map(|(stream, ts_ms, message)| line(stream, ts_ms, message))
             .collect();
-        if let Some(failure) = failure {
-            lines.push(line(LogStream::Platform, gureum_model::now_ms(), failure));
+        if let Some(failure) = &failure {
+            lines.push(line(
+                LogStream::Platform,
+                gureum_model::now_ms(),
+                failure.clone(),
+            ));
         }
-        loaded.metrics.outcome(outcome).inc();
-        loaded.metrics.duration.observe(duration.as_secs_f64());
+        let metrics = &loaded.metrics;
+        metrics.invocations(self.status, outcome).inc();
+        if matches!(
+            outcome,
+            InvocationOutcome::Error | InvocationOutcome::Timeout
+        ) {
+            metrics.errors.inc();
+        }
+        metrics.duration.observe(duration.as_secs_f64());
         self.telemetry.logs(lines).await;
-        self.telemetry
-            .invocation(InvocationRecord {
-                id: self.id.clone(),
-                function: loaded.function.clone(),
-                version: loaded.version,
-                started_at_ms: self.started_at_ms,
-                duration_us: duration.as_micros() as i64,
+
+        let billed_ms = gureum_model::billed_ms(duration.as_micros() as u64);
+        let memory_mb = loaded.spec.limits.memory_mb;
+        // Usage counts at once (quotas must not lag behind a slow client); the record
+        // waits for the response body so it can say how many bytes went out.
+        self.quotas
+            .record(&loaded.function, billed_ms * u64::from(memory_mb));
+        if let Some(done) = self.body_done {
+            let _ = done.await;
+        }
+        let bytes_in = self.bytes_in.load(Ordering::Relaxed);
+        let bytes_out = self.bytes_out.load(Ordering::Relaxed);
+        metrics.request_bytes.inc_by(bytes_in);
+        metrics.response_bytes.inc_by(bytes_out);
+        self.telemetry.invocation(InvocationRecord {
+            id: self.id.clone(),
+            function: loaded.function.clone(),
+            version: loaded.version,
+            started_at_ms: self.started_at_ms,
+            duration_us: duration.as_micros() as i64,
+            status: self.status,
+            outcome,
+            cold_start: self.cold_start,
+            memory_mb,
+            trigger: self.trigger,
+            billed_ms: billed_ms as i64,
+            bytes_in: bytes_in as i64,
+            bytes_out: bytes_out as i64,
+        });
+        if let Some(span) = self.span {
+            span.end(InvocationAttrs {
+                invocation_id: self.id,
                 status: self.status,
-                outcome,
+                outcome: outcome.as_str(),
                 cold_start: self.cold_start,
-                memory_mb: loaded.spec.limits.memory_mb,
-            })
-            .await;
+                billed_ms,
+                memory_mb,
+                bytes_in,
+                bytes_out,
+                error: failure,
+            });
+        }
+    }
+}
+
+impl PoolStats for Invoker {
+    fn pool_samples(&self) -> Vec<PoolSample> {
+        let map = lock(&self.loaded);
+        let mut samples = Vec::new();
+        for versions in map.values() {
+            for cell in versions.values() {
+                let Some(loaded) = cell.get() else { continue };
+                let (warm, busy, waiting) = loaded.runner.pool_counts();
+                samples.push(PoolSample {
+                    function: loaded.function.clone(),
+                    version: loaded.version,
+                    warm,
+                    busy,
+                    waiting,
+                });
+            }
+        }
+        samples
     }
 }
 
