@@ -29,6 +29,9 @@ pub struct LogsArgs {
     /// Only lines of this invocation id.
     #[arg(long)]
     invocation: Option<String>,
+    /// Only lines containing this text (case-sensitive substring, no wildcards).
+    #[arg(long)]
+    grep: Option<String>,
 }
 
 pub async fn run(
@@ -45,6 +48,7 @@ pub async fn run(
         since_ms: since.map(|since| gureum_model::now_ms() - since),
         invocation: args.invocation,
         after: None,
+        grep: args.grep,
     };
     if args.follow {
         let mut lines = Box::pin(client.follow_logs(&args.name, &params).await?);

@@ -4,7 +4,9 @@ mod deploy;
 mod functions;
 mod invoke;
 mod logs;
+mod quota;
 mod up;
+mod usage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +66,13 @@ enum Command {
     Invoke(invoke::InvokeArgs),
     /// Show a function's invocation logs.
     Logs(logs::LogsArgs),
+    /// Requests, GB-seconds and cost under the price list, the free tier and this month's
+    /// projection; --compare-vm weighs it against an always-on VM.
+    Usage(usage::UsageArgs),
+    /// Monthly quotas: caps on requests, GB-seconds or cost (ls, set, rm).
+    Quota(quota::QuotaArgs),
+    /// Show the price list and free tier, or replace it: `gureum prices set FILE.toml`.
+    Prices(quota::PricesArgs),
 }
 
 /// Runs the parsed command line.
@@ -82,6 +91,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rm { name } => functions::remove(&client(&cli.url, cli.token)?, &name, json).await,
         Command::Invoke(args) => invoke::run(&client(&cli.url, cli.token)?, args).await,
         Command::Logs(args) => logs::run(&client(&cli.url, cli.token)?, args, json).await,
+        Command::Usage(args) => usage::run(&client(&cli.url, cli.token)?, args, json).await,
+        Command::Quota(args) => quota::quota(&client(&cli.url, cli.token)?, args, json).await,
+        Command::Prices(args) => quota::prices(&client(&cli.url, cli.token)?, args, json).await,
     }
 }
 

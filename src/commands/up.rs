@@ -54,6 +54,30 @@ pub struct UpArgs {
     /// Server log format: text or json (filter with RUST_LOG).
     #[arg(long, env = "GUREUM_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    /// Price list (TOML: requests_per_million, gb_second, free_requests_per_month,
+    /// free_gb_seconds_per_month); replaces the stored one at start. Default: AWS
+    /// Lambda's x86 prices and free tier.
+    #[arg(long, env = "GUREUM_PRICES")]
+    prices: Option<PathBuf>,
+    /// Serve /metrics without the admin token (for a Prometheus on a trusted network).
+    #[arg(long, env = "GUREUM_METRICS_PUBLIC")]
+    metrics_public: bool,
+    /// Export a trace span per invocation and per deploy over OTLP/HTTP to this
+    /// collector, e.g. http://127.0.0.1:4318.
+    #[arg(long, env = "GUREUM_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// Days of function logs and invocation records to keep (0 keeps them forever);
+    /// usage totals are kept regardless.
+    #[arg(long, env = "GUREUM_LOG_RETENTION_DAYS", default_value_t = 30)]
+    log_retention_days: u32,
+    /// How often logs past retention are deleted, e.g. 1h.
+    #[arg(
+        long,
+        env = "GUREUM_LOG_RETENTION_INTERVAL",
+        default_value = "1h",
+        hide = true
+    )]
+    log_retention_interval: humantime::Duration,
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
@@ -69,6 +93,22 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let store = gureum_store::Store::open(&store_url)
         .await
         .with_context(|| format!("opening the store {}", redact(&store_url)))?;
+    let prices = match &args.prices {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the price list {}", path.display()))?;
+            Some(
+                gureum_metering::Prices::from_toml(&text)
+                    .with_context(|| format!("in the price list {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let tracer = match &args.otlp_endpoint {
+        Some(endpoint) => gureum_tracing::Tracer::otlp(endpoint)
+            .with_context(|| format!("--otlp-endpoint {endpoint}"))?,
+        None => gureum_tracing::Tracer::disabled(),
+    };
 
     let public_listener = TcpListener::bind(args.listen).await.with_context(|| {
         format!(
@@ -88,8 +128,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let admin_url = format!("http://{}", admin_listener.local_addr()?);
 
     let metrics = Arc::new(Metrics::new());
-    let (telemetry, telemetry_writer) =
-        gureum_telemetry::start(store.clone(), WriterSettings::default());
+    let (telemetry, telemetry_writer) = gureum_telemetry::start(
+        store.clone(),
+        WriterSettings::default(),
+        metrics.records_overflowed.clone(),
+    );
+    let quotas =
+        gureum_invoke::Quotas::load(store.clone(), metrics.clone(), telemetry.clone(), prices)
+            .await
+            .context("loading the price list and quotas")?;
     let engine = WasmEngine::new(&WasmEngineConfig {
         cache_dir: args.data_dir.join("cache"),
         pool_instances: gureum_runtime_wasm::DEFAULT_POOL_INSTANCES,
@@ -101,10 +148,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         telemetry,
         metrics: metrics.clone(),
         platform_env: vec![("GUREUM_API".into(), public_url.clone())],
+        tracer: tracer.clone(),
+        quotas: quotas.clone(),
     });
+    invoker.export_pool_metrics();
     let loaded = invoker.load().await?;
     let reaper = invoker.spawn_reaper();
     let registry_sync = invoker.spawn_registry_sync();
+    let quota_refresh = quotas.spawn_refresh();
+    let retention = gureum_telemetry::spawn_retention(
+        store.clone(),
+        args.log_retention_days,
+        args.log_retention_interval.into(),
+    );
     if loaded == 0 && !args.no_examples {
         deploy_examples(&invoker, &args.examples_dir, &public_url).await;
     }
@@ -128,6 +184,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         token: Arc::new(token),
         public_url: Arc::new(public_url.clone()),
         gateway,
+        metrics_public: args.metrics_public,
     });
     let admin = tokio::spawn(async move {
         axum::serve(
@@ -165,9 +222,22 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     if tokio::time::timeout(grace, admin).await.is_err() {
         tracing::warn!("admin listener did not stop within the grace period");
     }
+    // Accounting of the last invocations (records wait for their response bodies) is
+    // handed to telemetry before the flush, so no acknowledged request goes unrecorded.
+    if tokio::time::timeout(grace, invoker.finish_accounting())
+        .await
+        .is_err()
+    {
+        tracing::warn!("invocation accounting did not finish within the grace period");
+    }
     reaper.abort();
     registry_sync.abort();
+    quota_refresh.abort();
+    if let Some(retention) = retention {
+        retention.abort();
+    }
     telemetry_writer.shutdown().await;
+    tracer.shutdown().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

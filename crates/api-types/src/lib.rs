@@ -107,6 +107,17 @@ pub struct InvocationView {
     pub outcome: String,
     /// Whether it was a cold start.
     pub cold_start: bool,
+    /// What started it: `http`, `api`, `cron`, `queue` or `websocket`.
+    pub trigger: String,
+    /// Memory limit it ran with (MiB).
+    pub memory_mb: u32,
+    /// Billed duration: the wall time rounded up to the next millisecond, at least 1
+    /// (0 when it was refused and not billed).
+    pub billed_ms: i64,
+    /// Request body bytes the function was given.
+    pub bytes_in: i64,
+    /// Response body bytes sent back.
+    pub bytes_out: i64,
 }
 
 /// Error body of every failed call: `{"error": {...}}`.
@@ -135,4 +146,281 @@ pub struct Problem {
     pub field: String,
     /// What is wrong and what would be valid.
     pub message: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// Metering: usage reports, the price list and quotas. Money and GB-seconds are exact
+// decimals written as strings ("0.0000166667", "6.86668"): a JSON number would pass through
+// a binary float in most clients. Counts are integers.
+// ---------------------------------------------------------------------------------------
+
+/// A usage report: `GET /api/v1/usage`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UsageReportView {
+    /// The function reported on; none for every function.
+    pub function: Option<String>,
+    /// How groups are formed: `day`, `function` or `version`.
+    pub by: String,
+    /// Start of the period asked for (ms since the Unix epoch); the report covers whole
+    /// UTC days from the day containing it.
+    pub since_ms: i64,
+    /// When the report was made (ms since the Unix epoch).
+    pub now_ms: i64,
+    /// First UTC day of the period, `2026-10-26`.
+    pub since_day: String,
+    /// Last UTC day of the period (today), `2026-11-25`.
+    pub until_day: String,
+    /// One entry per day, function or version with usage in the period, in order.
+    pub groups: Vec<UsageGroupView>,
+    /// The whole period.
+    pub total: UsageTotalsView,
+    /// The installation's free tier this month.
+    pub free_tier: FreeTierView,
+    /// This month extrapolated from its usage so far.
+    pub projected_month: ProjectionView,
+    /// The price list the costs were computed with.
+    pub prices: PricesView,
+    /// How the free tier is shared out among days and functions.
+    pub free_tier_rule: String,
+    /// The comparison with an always-on VM, when asked for (`compare_vm=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare_vm: Option<VmComparisonView>,
+}
+
+/// One group of a usage report.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UsageGroupView {
+    /// The group for people: `2026-11-02`, `hello` or `hello v3`.
+    pub key: String,
+    /// The UTC day (`by=day`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub day: Option<String>,
+    /// The function (`by=function` and `by=version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// The version (`by=version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// Its usage and cost.
+    pub totals: UsageTotalsView,
+}
+
+/// Usage and its cost.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UsageTotalsView {
+    /// Invocations that ran (billed).
+    pub requests: u64,
+    /// Of those, the ones that failed or timed out.
+    pub errors: u64,
+    /// Invocations refused before running (not billed).
+    pub throttled: u64,
+    /// Invocations that paid a cold start.
+    pub cold_starts: u64,
+    /// Summed billed milliseconds.
+    pub billed_ms: u64,
+    /// GB-seconds: Σ memory_mb × billed_ms / 1,024,000, exact.
+    pub gb_seconds: String,
+    /// Request body bytes.
+    pub bytes_in: u64,
+    /// Response body bytes.
+    pub bytes_out: u64,
+    /// Cost at list price, before the free tier (USD).
+    pub cost_list: String,
+    /// Cost after the free tier (USD).
+    pub cost: String,
+}
+
+/// The installation's free tier in the current calendar month (UTC).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FreeTierView {
+    /// The month, `2026-11`.
+    pub month: String,
+    /// Free requests used this month.
+    pub requests_used: u64,
+    /// Free requests left this month.
+    pub requests_left: u64,
+    /// Free GB-seconds used this month.
+    pub gb_seconds_used: String,
+    /// Free GB-seconds left this month.
+    pub gb_seconds_left: String,
+    /// When the free tier starts again (RFC 3339, UTC): `2026-12-01T00:00:00Z`.
+    pub resets_at: String,
+}
+
+/// The current month extrapolated linearly from its usage so far.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProjectionView {
+    /// Requests expected this month.
+    pub requests: u64,
+    /// GB-seconds expected this month.
+    pub gb_seconds: String,
+    /// Their cost at list price (USD).
+    pub cost_list: String,
+    /// Their cost after the free tier (USD).
+    pub cost: String,
+}
+
+/// The price list and free tier. The field names are the keys of the price file
+/// (`gureum up --prices FILE`, `gureum prices set FILE`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PricesView {
+    /// USD per 1,000,000 requests, `"0.20"`.
+    pub requests_per_million: String,
+    /// USD per GB-second, `"0.0000166667"`.
+    pub gb_second: String,
+    /// Requests free each calendar month (UTC), for the whole installation.
+    pub free_requests_per_month: u64,
+    /// GB-seconds free each calendar month (UTC), for the whole installation.
+    pub free_gb_seconds_per_month: String,
+}
+
+/// The serverless cost of the observed traffic against an always-on VM.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VmComparisonView {
+    /// The comparison in one sentence.
+    pub sentence: String,
+    /// Whether the period had any traffic (otherwise the figures assume requests of
+    /// 128 MB for 100 ms).
+    pub has_traffic: bool,
+    /// Observed requests per second over the period.
+    pub requests_per_second: String,
+    /// The observed rate over a 30-day month.
+    pub requests_per_month: String,
+    /// GB-seconds per request.
+    pub gb_seconds_per_request: String,
+    /// What that month costs serverless, after the free tier (USD).
+    pub serverless_monthly: String,
+    /// What the VM costs a month (USD).
+    pub vm_monthly: String,
+    /// The rate above which the VM is cheaper; none when it never is.
+    pub break_even_requests_per_second: Option<String>,
+    /// The monthly request count above which the VM is cheaper.
+    pub break_even_requests_per_month: Option<String>,
+    /// Monthly costs at a few rates (0.1 to 1,000 requests/s) and the observed one.
+    pub table: Vec<VmRowView>,
+}
+
+/// One rate of the VM comparison.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VmRowView {
+    /// Requests per second.
+    pub requests_per_second: String,
+    /// Requests in a 30-day month at that rate.
+    pub requests_per_month: String,
+    /// Serverless cost of that month, after the free tier (USD).
+    pub serverless_monthly: String,
+    /// The VM's monthly cost (USD).
+    pub vm_monthly: String,
+    /// `serverless` or `vm`.
+    pub cheaper: String,
+    /// Whether this is the observed rate.
+    pub observed: bool,
+}
+
+/// A monthly quota with this month's usage: `GET /api/v1/quotas`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QuotaView {
+    /// `global` (the whole installation) or the function's name.
+    pub scope: String,
+    /// Cap on requests a month.
+    pub requests: Option<u64>,
+    /// Cap on GB-seconds a month.
+    pub gb_seconds: Option<String>,
+    /// Cap on cost a month (USD): after the free tier for `global`, at list price for a
+    /// function.
+    pub cost: Option<String>,
+    /// Usage (percent of a cap) from which a warning is logged, once a month.
+    pub warn_percent: u8,
+    /// This month's usage counted against the caps.
+    pub used: QuotaUsageView,
+}
+
+/// This month's usage counted against a quota.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QuotaUsageView {
+    /// Requests admitted.
+    pub requests: u64,
+    /// GB-seconds used.
+    pub gb_seconds: String,
+    /// Cost (USD), counted as the cost cap is.
+    pub cost: String,
+}
+
+/// Body of `PUT /api/v1/quotas/{scope}`: sets the whole quota (caps left out are not
+/// capped). At least one cap is needed. Decimals are strings; whole numbers may be JSON
+/// numbers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaBody {
+    /// Cap on requests a month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
+    /// Cap on GB-seconds a month, `"1000.5"`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "decimal_text::option"
+    )]
+    pub gb_seconds: Option<String>,
+    /// Cap on cost a month in USD, `"5.00"`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "decimal_text::option"
+    )]
+    pub cost: Option<String>,
+    /// Percent of a cap from which a warning is logged (1 to 100; default 80).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_percent: Option<u8>,
+}
+
+/// Decimals given as JSON: a string kept as written, or a whole number; a fractional JSON
+/// number is refused, since the parser has already made it a binary float.
+mod decimal_text {
+    use std::fmt;
+
+    use serde::Deserializer;
+    use serde::de::{self, Visitor};
+
+    struct DecimalText;
+
+    impl Visitor<'_> for DecimalText {
+        type Value = Option<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a decimal as a string, like \"0.25\", or a whole number")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Err(E::custom(format_args!(
+                "the number {v} would be inexact: write it as a string, like \"{v}\""
+            )))
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+
+    pub(super) fn option<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<String>, D::Error> {
+        deserializer.deserialize_any(DecimalText)
+    }
 }

@@ -3,8 +3,8 @@
 
 use futures::{Stream, StreamExt};
 use gureum_api_types::{
-    DeployResponse, ErrorBody, FunctionInfo, InvocationView, LogLineView, Problem, RollbackRequest,
-    RollbackResponse, VersionInfo,
+    DeployResponse, ErrorBody, FunctionInfo, InvocationView, LogLineView, PricesView, Problem,
+    QuotaBody, QuotaView, RollbackRequest, RollbackResponse, UsageReportView, VersionInfo,
 };
 use serde::de::DeserializeOwned;
 
@@ -54,6 +54,25 @@ pub struct LogParams {
     pub invocation: Option<String>,
     /// Only lines after this sequence number.
     pub after: Option<i64>,
+    /// Only lines containing this text (case-sensitive).
+    pub grep: Option<String>,
+}
+
+/// Parameters of a usage report (`GET /api/v1/usage`); `None` takes the server's default.
+#[derive(Debug, Clone, Default)]
+pub struct UsageQuery {
+    /// Only this function.
+    pub function: Option<String>,
+    /// How far back, as a duration: `30d`, `12h`, `90m` (server default 30d).
+    pub since: Option<String>,
+    /// Start of the period (ms since the Unix epoch); wins over `since`.
+    pub since_ms: Option<i64>,
+    /// `day`, `function` or `version`.
+    pub by: Option<String>,
+    /// Add the comparison with an always-on VM.
+    pub compare_vm: bool,
+    /// The VM's monthly cost in USD, as decimal text (server default 24.0).
+    pub vm_monthly: Option<String>,
 }
 
 /// A control API client.
@@ -216,6 +235,82 @@ impl Client {
             }))
     }
 
+    /// A usage report: requests, GB-seconds and cost under the price list.
+    pub async fn usage(&self, query: &UsageQuery) -> Result<UsageReportView, ClientError> {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        if let Some(function) = &query.function {
+            pairs.push(("function", function.clone()));
+        }
+        if let Some(since) = &query.since {
+            pairs.push(("since", since.clone()));
+        }
+        if let Some(since_ms) = query.since_ms {
+            pairs.push(("since_ms", since_ms.to_string()));
+        }
+        if let Some(by) = &query.by {
+            pairs.push(("by", by.clone()));
+        }
+        if query.compare_vm {
+            pairs.push(("compare_vm", "true".into()));
+        }
+        if let Some(vm_monthly) = &query.vm_monthly {
+            pairs.push(("vm_monthly", vm_monthly.clone()));
+        }
+        self.json(self.http.get(self.url("/api/v1/usage")).query(&pairs))
+            .await
+    }
+
+    /// The price list in force.
+    pub async fn prices(&self) -> Result<PricesView, ClientError> {
+        self.json(self.http.get(self.url("/api/v1/prices"))).await
+    }
+
+    /// Replaces the price list with a price file (TOML; keys left out take their
+    /// defaults); answers the prices now in force.
+    pub async fn set_prices_toml(&self, toml: String) -> Result<PricesView, ClientError> {
+        let request = self
+            .http
+            .put(self.url("/api/v1/prices"))
+            .header(reqwest::header::CONTENT_TYPE, "application/toml")
+            .body(toml);
+        self.json(request).await
+    }
+
+    /// Replaces the price list; answers the prices now in force.
+    pub async fn set_prices(&self, prices: &PricesView) -> Result<PricesView, ClientError> {
+        self.json(self.http.put(self.url("/api/v1/prices")).json(prices))
+            .await
+    }
+
+    /// Every quota set, with this month's usage.
+    pub async fn quotas(&self) -> Result<Vec<QuotaView>, ClientError> {
+        self.json(self.http.get(self.url("/api/v1/quotas"))).await
+    }
+
+    /// Sets (replaces) the quota of function `scope`, or the installation's when `None`.
+    pub async fn set_quota(
+        &self,
+        scope: Option<&str>,
+        quota: &QuotaBody,
+    ) -> Result<QuotaView, ClientError> {
+        self.json(self.http.put(self.quota_url(scope)).json(quota))
+            .await
+    }
+
+    /// Removes the quota of function `scope`, or the installation's when `None`; `false`
+    /// when none was set.
+    pub async fn remove_quota(&self, scope: Option<&str>) -> Result<bool, ClientError> {
+        match self.send(self.http.delete(self.quota_url(scope))).await {
+            Ok(_) => Ok(true),
+            Err(ClientError::Api { status: 404, .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn quota_url(&self, scope: Option<&str>) -> String {
+        self.url(&format!("/api/v1/quotas/{}", scope.unwrap_or("global")))
+    }
+
     /// The OpenAPI document.
     pub async fn openapi(&self) -> Result<serde_json::Value, ClientError> {
         self.json(self.http.get(self.url("/api/v1/openapi.json")))
@@ -285,6 +380,9 @@ fn query_pairs(params: &LogParams, follow: bool) -> Vec<(&'static str, String)> 
     }
     if let Some(after) = params.after {
         pairs.push(("after", after.to_string()));
+    }
+    if let Some(grep) = &params.grep {
+        pairs.push(("grep", grep.clone()));
     }
     if follow {
         pairs.push(("follow", "true".into()));

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gureum_api_types::{ErrorBody, ErrorDetail, Problem};
-use gureum_invoke::DeployError;
+use gureum_invoke::{DeployError, QuotaError};
 
 /// An error answered by the control API.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,15 @@ pub enum ApiError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] gureum_store::StoreError),
+    /// Prices or quotas could not be read or changed.
+    #[error(transparent)]
+    Quota(#[from] QuotaError),
+    /// A price list in a request that cannot be used (the body itself, before its keys).
+    #[error("{0}")]
+    InvalidPrices(String),
+    /// A quota in a request that cannot be used (the body itself, before its caps).
+    #[error("{0}")]
+    InvalidQuota(String),
 }
 
 impl ApiError {
@@ -37,6 +46,14 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),
+            ApiError::InvalidPrices(_) => (StatusCode::BAD_REQUEST, "invalid_prices"),
+            ApiError::InvalidQuota(_) => (StatusCode::BAD_REQUEST, "invalid_quota"),
+            ApiError::Quota(error) => match error {
+                QuotaError::Prices(_) => (StatusCode::BAD_REQUEST, "invalid_prices"),
+                QuotaError::Quota(_) => (StatusCode::BAD_REQUEST, "invalid_quota"),
+                QuotaError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),
+                QuotaError::Corrupt { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            },
             ApiError::Deploy(error) => match error {
                 DeployError::Manifest(_) => (StatusCode::BAD_REQUEST, "invalid_manifest"),
                 DeployError::Artifact(_) | DeployError::Package(_) => {

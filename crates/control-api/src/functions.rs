@@ -195,9 +195,15 @@ pub async fn invoke(State(state): State<AdminState>, request: Request) -> Respon
     }
     parts.headers.remove(axum::http::header::AUTHORIZATION);
     let request = Request::from_parts(parts, body);
-    gureum_gateway::handle(&state.invoker, state.gateway, request, client)
-        .await
-        .map(Body::new)
+    gureum_gateway::handle(
+        &state.invoker,
+        state.gateway,
+        request,
+        client,
+        gureum_model::Trigger::Api,
+    )
+    .await
+    .map(Body::new)
 }
 
 pub(crate) fn parse_name(name: &str) -> Result<FunctionName, ApiError> {

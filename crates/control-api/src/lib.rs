@@ -1,10 +1,11 @@
 //! REST control API on the admin listener: `/api/v1` (deploy, versions, rollback,
-//! remove, invoke, logs), its OpenAPI 3.1 document generated from the handlers,
+//! remove, invoke, logs, usage, prices, quotas), its OpenAPI 3.1 document generated from the handlers,
 //! `/metrics` and `/healthz`. Every route but `/healthz` needs the admin bearer token.
 
 mod error;
 mod functions;
 mod logs;
+mod metering;
 mod openapi;
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, get, post, put};
 use gureum_gateway::GatewaySettings;
 use gureum_invoke::Invoker;
 use gureum_store::Store;
@@ -41,6 +42,8 @@ pub struct AdminState {
     pub public_url: Arc<String>,
     /// Gateway limits applied to invocations made through the API.
     pub gateway: GatewaySettings,
+    /// Serve `/metrics` without the token (`--metrics-public`).
+    pub metrics_public: bool,
 }
 
 /// The admin listener's router.
@@ -58,14 +61,32 @@ pub fn router(state: AdminState) -> Router {
         .route("/functions/{name}/invocations", get(logs::invocations))
         .route("/functions/{name}/invoke", any(functions::invoke))
         .route("/functions/{name}/invoke/{*path}", any(functions::invoke))
+        .route("/usage", get(metering::usage))
+        .route("/prices", get(metering::prices).put(metering::set_prices))
+        .route("/quotas", get(metering::quotas))
+        // A literal segment wins over `{name}`, so `global` is the installation's quota.
+        .route(
+            "/quotas/global",
+            put(metering::set_global_quota).delete(metering::remove_global_quota),
+        )
+        .route(
+            "/quotas/{name}",
+            put(metering::set_function_quota).delete(metering::remove_function_quota),
+        )
         .layer(DefaultBodyLimit::max(DEFAULT_MAX_ARTIFACT_BYTES));
-    Router::new()
-        .nest("/api/v1", api)
-        .route("/metrics", get(metrics))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            require_token,
-        ))
+    let mut router = Router::new().nest("/api/v1", api);
+    // Routes added after the token layer are outside it.
+    if !state.metrics_public {
+        router = router.route("/metrics", get(metrics));
+    }
+    router = router.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        require_token,
+    ));
+    if state.metrics_public {
+        router = router.route("/metrics", get(metrics));
+    }
+    router
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(state)
 }

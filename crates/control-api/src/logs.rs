@@ -30,6 +30,8 @@ pub struct LogParams {
     pub invocation: Option<String>,
     /// Only lines with a larger sequence number.
     pub after: Option<i64>,
+    /// Only lines containing this text (case-sensitive).
+    pub grep: Option<String>,
     /// At most this many lines (default and maximum 1000).
     pub limit: Option<u32>,
     /// Keep the response open and stream new lines as server-sent events.
@@ -53,6 +55,7 @@ pub async fn logs(
         invocation_id: params.invocation,
         since_ms: params.since_ms,
         after_seq: params.after,
+        grep: params.grep.filter(|text| !text.is_empty()),
         limit: params
             .limit
             .unwrap_or(DEFAULT_LOG_LIMIT)
@@ -137,6 +140,11 @@ pub async fn invocations(
                 status: record.status,
                 outcome: record.outcome.as_str().to_string(),
                 cold_start: record.cold_start,
+                trigger: record.trigger.as_str().to_string(),
+                memory_mb: record.memory_mb,
+                billed_ms: record.billed_ms,
+                bytes_in: record.bytes_in,
+                bytes_out: record.bytes_out,
             })
             .collect(),
     ))

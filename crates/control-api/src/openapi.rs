@@ -3,12 +3,12 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use crate::{functions, logs};
+use crate::{functions, logs, metering};
 
 /// The control API's OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "gureum control API", description = "Deploy, version, roll back, invoke and observe functions. Every call needs `Authorization: Bearer <admin token>`."),
+    info(title = "gureum control API", description = "Deploy, version, roll back, invoke and observe functions; usage, prices and quotas. Every call needs `Authorization: Bearer <admin token>`."),
     paths(
         functions::deploy,
         functions::list,
@@ -19,6 +19,14 @@ use crate::{functions, logs};
         functions::invoke,
         logs::logs,
         logs::invocations,
+        metering::usage,
+        metering::prices,
+        metering::set_prices,
+        metering::quotas,
+        metering::set_global_quota,
+        metering::set_function_quota,
+        metering::remove_global_quota,
+        metering::remove_function_quota,
     ),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),
