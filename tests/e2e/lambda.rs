@@ -15,7 +15,7 @@ use crate::{Server, http, shared};
 
 /// A lambda guest built by `cargo xtask build-fixtures`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Guest {
+pub(crate) enum Guest {
     /// `lambda_http`, buffered.
     Rust,
     /// `lambda_http`, response streaming.
@@ -72,7 +72,12 @@ const NODE_COMMAND: &str =
 
 /// Writes a function directory for `guest` (the code dir is a symlink to the fixture,
 /// which `gureum deploy` packs) and deploys it with the CLI.
-fn deploy_lambda(server: &Server, name: &str, guest: Guest, extra: &str) -> tempfile::TempDir {
+pub(crate) fn deploy_lambda(
+    server: &Server,
+    name: &str,
+    guest: Guest,
+    extra: &str,
+) -> tempfile::TempDir {
     let dir = lambda_dir(name, guest, extra);
     let output = server.cli(&["deploy", dir.path().to_str().unwrap()]);
     assert!(output.success, "deploy {name} failed: {output:?}");
@@ -103,7 +108,7 @@ fn name(prefix: &str, guest: Guest) -> String {
     format!("{prefix}-{}", format!("{guest:?}").to_lowercase())
 }
 
-async fn json(response: reqwest::Response) -> Value {
+pub(crate) async fn json(response: reqwest::Response) -> Value {
     let status = response.status();
     let text = response.text().await.unwrap();
     serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))

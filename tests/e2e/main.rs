@@ -5,8 +5,10 @@
 mod harness;
 mod lambda;
 mod lifecycle;
+mod metering;
 mod operations;
 mod restart;
+mod usage_cli;
 mod validation;
 
 pub use harness::*;
