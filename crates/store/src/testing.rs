@@ -60,6 +60,23 @@ pub async fn drop_postgres(url: &str) {
 /// Creates a `gureum_test_*` database on the server of `base`; the error is the message
 /// a failing test shows.
 async fn create_database(base: &str) -> Result<String, String> {
+    // Many tests create databases at once on a loaded machine; a transient refusal
+    // (a connect timeout, template1 briefly busy) deserves another try before failing.
+    let mut attempt = 1;
+    loop {
+        match create_database_once(base).await {
+            Ok(url) => return Ok(url),
+            Err(message) if attempt >= 3 => return Err(message),
+            Err(message) => {
+                eprintln!("creating a test database, attempt {attempt}: {message}");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(250 * attempt)).await;
+            }
+        }
+    }
+}
+
+async fn create_database_once(base: &str) -> Result<String, String> {
     let unreachable = |error: &dyn std::fmt::Display| {
         format!(
             "PostgreSQL for tests is unavailable at {base}: {error}. Start a server \
