@@ -78,6 +78,10 @@ pub struct UpArgs {
         hide = true
     )]
     log_retention_interval: humantime::Duration,
+    /// Turns metering off (no invocation records, usage, quotas or invocation metrics):
+    /// only for the benchmark that measures what metering costs.
+    #[arg(long, hide = true)]
+    no_metering: bool,
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
@@ -150,6 +154,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         platform_env: vec![("GUREUM_API".into(), public_url.clone())],
         tracer: tracer.clone(),
         quotas: quotas.clone(),
+        metering: !args.no_metering,
     });
     invoker.export_pool_metrics();
     let loaded = invoker.load().await?;

@@ -15,7 +15,10 @@ use crate::lambda::{Guest, deploy_lambda, json};
 use crate::{Server, deploy, http, shared};
 
 /// Samples of `name` in a Prometheus text exposition, as (labels, value).
-fn samples(text: &str, name: &str) -> Vec<(std::collections::HashMap<String, String>, f64)> {
+pub(crate) fn samples(
+    text: &str,
+    name: &str,
+) -> Vec<(std::collections::HashMap<String, String>, f64)> {
     let lines = text.lines().map(|line| Ok(line.to_string()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text");
     scrape
@@ -39,7 +42,7 @@ fn samples(text: &str, name: &str) -> Vec<(std::collections::HashMap<String, Str
         .collect()
 }
 
-fn sum_where(
+pub(crate) fn sum_where(
     samples: &[(std::collections::HashMap<String, String>, f64)],
     pairs: &[(&str, &str)],
 ) -> f64 {

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use gureum_metering::Decimal;
 
+use crate::lambda::{Guest, deploy_lambda};
+use crate::metering::{samples, sum_where};
 use crate::{Server, deploy, http};
 
 /// How long usage may take to reach the store (the telemetry writer flushes every
@@ -347,4 +349,80 @@ async fn a_global_quota_caps_the_whole_installation() {
         .unwrap()
         .status();
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_lambda_function_is_metered_warned_and_capped_like_a_wasm_one() {
+    let server = Server::start_with(&["--no-examples", "--metrics-public"]);
+    let set = server.cli(&[
+        "quota",
+        "set",
+        "lam",
+        "--requests",
+        "4",
+        "--warn-percent",
+        "50",
+    ]);
+    assert!(set.success, "{set:?}");
+    let _dir = deploy_lambda(&server, "lam", Guest::Rust, "memory_mb = 256");
+    invoke_ok(&server, "lam", 4).await;
+    let error = refused(&server, "lam").await;
+    assert_eq!(error["quota"]["scope"], "lam", "{error:#}");
+
+    // Usage of the process runtime follows the same rule: Σ memory_mb × billed_ms.
+    let report = usage_with(&server, &["lam"], 4).await;
+    let records = server.client().invocations("lam").await.unwrap();
+    assert_eq!(records.len(), 4, "{records:?}");
+    let mb_ms: i64 = records
+        .iter()
+        .map(|record| {
+            assert_eq!(record.memory_mb, 256, "{record:?}");
+            assert!(record.billed_ms * 1000 >= record.duration_us, "{record:?}");
+            assert!(record.bytes_out > 0, "{record:?}");
+            i64::from(record.memory_mb) * record.billed_ms
+        })
+        .sum();
+    assert_eq!(
+        dj(&report["total"]["gb_seconds"]),
+        Decimal::from(mb_ms) / Decimal::from(1_024_000),
+        "{report:#}"
+    );
+
+    // The warning level (50% = the second request) is announced once: in the
+    // function's log and as a metric.
+    let deadline = Instant::now() + USAGE_DEADLINE;
+    loop {
+        let output = server.cli(&["logs", "lam", "--since", "1h", "--grep", "quota warning"]);
+        assert!(output.success, "{output:?}");
+        let lines: Vec<&str> = output.stdout.lines().collect();
+        if lines.len() == 1 {
+            assert!(lines[0].contains("50%"), "{lines:?}");
+            break;
+        }
+        assert!(
+            lines.is_empty() && Instant::now() < deadline,
+            "one warning line expected: {lines:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let text = http()
+        .get(format!("{}/metrics", server.admin_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let warnings = samples(&text, "gureum_quota_warnings_total");
+    assert_eq!(
+        sum_where(&warnings, &[("scope", "lam"), ("kind", "requests")]),
+        1.0,
+        "{text}"
+    );
+    let rejections = samples(&text, "gureum_rejections_total");
+    assert_eq!(
+        sum_where(&rejections, &[("function", "lam"), ("reason", "quota")]),
+        1.0,
+        "{text}"
+    );
 }

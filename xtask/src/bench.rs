@@ -49,12 +49,16 @@ const LAMBDA_TTL_PATH: &str = "/fn/hello-lambda-rust-ttl";
 const LAMBDA_WARM_C1: &str = "lambda warm c=1";
 const LAMBDA_WARM_C16: &str = "lambda warm c=16";
 const LAMBDA_COLD: &str = "lambda cold start";
+/// gureum with and without metering (invocation records, byte counts, usage, metrics).
+const METERING_C16: &str = "metering on/off c=16";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Server {
     Gureum,
     /// The same gureum process, measured on the Lambda function.
     GureumLambda,
+    /// gureum with `--no-metering`: what metering costs on the hot path.
+    GureumUnmetered,
     WasmtimeReuse,
     WasmtimeDefault,
     BareHyper,
@@ -65,6 +69,7 @@ impl Server {
         match self {
             Server::Gureum => "gureum",
             Server::GureumLambda => "gureum, lambda",
+            Server::GureumUnmetered => "gureum, metering off",
             Server::WasmtimeReuse => "wasmtime serve --max-instance-reuse-count",
             Server::WasmtimeDefault => "wasmtime serve (default)",
             Server::BareHyper => "bare hyper",
@@ -72,7 +77,10 @@ impl Server {
     }
 
     fn is_gureum(self) -> bool {
-        matches!(self, Server::Gureum | Server::GureumLambda)
+        matches!(
+            self,
+            Server::Gureum | Server::GureumLambda | Server::GureumUnmetered
+        )
     }
 }
 
@@ -167,6 +175,14 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
             targets: vec![
                 (Server::Gureum, "/fn/hello-fresh"),
                 (Server::WasmtimeDefault, "/"),
+            ],
+        },
+        Scenario {
+            name: METERING_C16,
+            connections: 16,
+            targets: vec![
+                (Server::Gureum, "/fn/hello"),
+                (Server::GureumUnmetered, "/fn/hello"),
             ],
         },
         Scenario {
@@ -357,7 +373,7 @@ impl Servers<'_> {
     fn start(&self, server: Server) -> Result<Option<Running>> {
         let port = BASE_PORT
             + match server {
-                Server::Gureum | Server::GureumLambda => 0,
+                Server::Gureum | Server::GureumLambda | Server::GureumUnmetered => 0,
                 Server::WasmtimeReuse => 2,
                 Server::WasmtimeDefault => 3,
                 Server::BareHyper => 4,
@@ -365,7 +381,7 @@ impl Servers<'_> {
         let address = format!("127.0.0.1:{port}");
         let log = std::fs::File::create(self.work.join(format!("{port}.log")))?;
         let mut command = match server {
-            Server::Gureum | Server::GureumLambda => {
+            Server::Gureum | Server::GureumLambda | Server::GureumUnmetered => {
                 let data = self.work.join("data");
                 let _ = std::fs::remove_dir_all(&data);
                 let mut command = Command::new(self.gureum);
@@ -377,6 +393,9 @@ impl Servers<'_> {
                     .args(["--admin-listen", &format!("127.0.0.1:{}", port + 1)])
                     .arg("--no-examples")
                     .env("RUST_LOG", "warn");
+                if server == Server::GureumUnmetered {
+                    command.arg("--no-metering");
+                }
                 command
             }
             Server::WasmtimeReuse | Server::WasmtimeDefault => {
@@ -413,7 +432,9 @@ impl Servers<'_> {
             token: String::new(),
         };
         let health = match server {
-            Server::Gureum | Server::GureumLambda => format!("http://127.0.0.1:{port}/healthz"),
+            Server::Gureum | Server::GureumLambda | Server::GureumUnmetered => {
+                format!("http://127.0.0.1:{port}/healthz")
+            }
             _ => format!("http://127.0.0.1:{port}/"),
         };
         wait_until_ok(&health)?;
@@ -722,6 +743,18 @@ fn render(rows: &[(&str, Server, Measure)], extra: &[(String, String)]) -> Strin
                 over.join(", ")
             ));
         }
+    }
+    let metering = |server: Server| {
+        rows.iter()
+            .find(|(name, candidate, _)| *name == METERING_C16 && *candidate == server)
+            .map(|(_, _, measure)| measure.rps)
+    };
+    if let (Some(on), Some(off)) = (metering(Server::Gureum), metering(Server::GureumUnmetered)) {
+        table.push_str(&format!(
+            "\nMetering on the hot path at c=16: {on:.0} req/s with it, {off:.0} without \
+             ({:+.1}%).\n",
+            (on / off - 1.0) * 100.0
+        ));
     }
     for (name, value) in extra {
         table.push_str(&format!("\n- {name}: {value}"));

@@ -148,6 +148,9 @@ pub struct InvokerParts {
     pub tracer: Tracer,
     /// Monthly quotas and this month's usage they are checked against.
     pub quotas: Arc<Quotas>,
+    /// Off only to measure metering's cost (`gureum up --no-metering`, for benchmarks):
+    /// no invocation records, byte counts, quota accounting or invocation metrics.
+    pub metering: bool,
 }
 
 /// The in-memory registry of functions and their loaded versions.
@@ -414,7 +417,8 @@ impl Invoker {
             cold_start,
             response: Err(error),
         };
-        if let Err(refusal) = self.parts.quotas.admit(function) {
+        let metering = self.parts.metering;
+        if metering && let Err(refusal) = self.parts.quotas.admit(function) {
             self.parts
                 .metrics
                 .rejections
@@ -429,7 +433,9 @@ impl Invoker {
         let (loaded, cold_start) = match self.loaded_version(function, version, &live).await {
             Ok(found) => found,
             Err(error) => {
-                self.parts.quotas.refund(function);
+                if metering {
+                    self.parts.quotas.refund(function);
+                }
                 return fail(error, true);
             }
         };
@@ -446,11 +452,15 @@ impl Invoker {
                 header("tracestate"),
             )
         };
-        let meter = Meter::default();
-        let counted = meter.bytes_in.clone();
+        let meter = if metering {
+            Meter::counting()
+        } else {
+            Meter::off()
+        };
+        let counted = meter.body_end.as_ref().map(|_| meter.bytes_in.clone());
         let request = request.map(move |body| {
             body.map_frame(move |frame| {
-                if let Some(data) = frame.data_ref() {
+                if let (Some(counted), Some(data)) = (&counted, frame.data_ref()) {
                     counted.fetch_add(data.len() as u64, Ordering::Relaxed);
                 }
                 frame
@@ -566,8 +576,11 @@ impl Invoker {
     }
 
     fn refuse(&self, loaded: &LoadedVersion, mut call: Call, throttled: PoolError) -> Answer {
-        self.parts.quotas.refund(&loaded.function);
         loaded.metrics.concurrency_rejections.inc();
+        if !self.parts.metering {
+            return call.answer(loaded, Err(InvokeError::Throttled(throttled)));
+        }
+        self.parts.quotas.refund(&loaded.function);
         loaded
             .metrics
             .invocations(429, InvocationOutcome::Throttled)
@@ -607,6 +620,7 @@ impl Invoker {
     /// call's trace span and the signal of its response body's end.
     fn finisher(&self, loaded: &Arc<LoadedVersion>, call: &mut Call, status: u16) -> Finish {
         Finish {
+            metering: self.parts.metering,
             telemetry: self.parts.telemetry.clone(),
             quotas: self.parts.quotas.clone(),
             loaded: loaded.clone(),
@@ -818,14 +832,24 @@ struct Meter {
     body_done: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
-impl Default for Meter {
-    fn default() -> Self {
+impl Meter {
+    fn counting() -> Self {
         let (end, done) = tokio::sync::oneshot::channel();
         Self {
             bytes_in: Arc::default(),
             bytes_out: Arc::default(),
             body_end: Some(end),
             body_done: Some(done),
+        }
+    }
+
+    /// Counts nothing and waits for nothing (metering off).
+    fn off() -> Self {
+        Self {
+            bytes_in: Arc::default(),
+            bytes_out: Arc::default(),
+            body_end: None,
+            body_done: None,
         }
     }
 }
@@ -857,7 +881,9 @@ impl Call {
         // accounting that waits for it.
         let response = response.map(|response| {
             let counted = self.meter.bytes_out.clone();
-            let end = self.meter.body_end.take();
+            let Some(end) = self.meter.body_end.take() else {
+                return response;
+            };
             response.map(move |body| {
                 body.map_frame(move |frame| {
                     let _keep_until_dropped = &end;
@@ -883,6 +909,7 @@ impl Call {
 /// the response body is done, to know the bytes sent), this month's quota usage and the
 /// trace span.
 struct Finish {
+    metering: bool,
     telemetry: Telemetry,
     quotas: Arc<Quotas>,
     loaded: Arc<LoadedVersion>,
@@ -925,6 +952,10 @@ impl Finish {
                 gureum_model::now_ms(),
                 failure.clone(),
             ));
+        }
+        if !self.metering {
+            self.telemetry.logs(lines).await;
+            return;
         }
         let metrics = &loaded.metrics;
         metrics.invocations(self.status, outcome).inc();
