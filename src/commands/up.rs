@@ -82,6 +82,24 @@ pub struct UpArgs {
     /// only for the benchmark that measures what metering costs.
     #[arg(long, hide = true)]
     no_metering: bool,
+    /// Largest WebSocket message either way, in bytes (bigger: close 1009).
+    #[arg(long, env = "GUREUM_WS_MAX_MESSAGE_BYTES", default_value_t = gureum_websocket::DEFAULT_MAX_MESSAGE_BYTES)]
+    ws_max_message_bytes: usize,
+    /// A WebSocket connection without messages this long is closed, e.g. 10m.
+    #[arg(long, env = "GUREUM_WS_IDLE_TIMEOUT", default_value = "10m")]
+    ws_idle_timeout: humantime::Duration,
+    /// Longest life of a WebSocket connection, e.g. 2h.
+    #[arg(long, env = "GUREUM_WS_MAX_AGE", default_value = "2h")]
+    ws_max_age: humantime::Duration,
+    /// Most open WebSocket connections per function on this node.
+    #[arg(long, env = "GUREUM_WS_MAX_CONNECTIONS", default_value_t = gureum_websocket::DEFAULT_MAX_CONNECTIONS)]
+    ws_max_connections: usize,
+    /// Messages queued for one WebSocket client before it is closed as too slow (1013).
+    #[arg(long, env = "GUREUM_WS_SEND_QUEUE", default_value_t = gureum_websocket::DEFAULT_SEND_QUEUE)]
+    ws_send_queue: usize,
+    /// Time between WebSocket keep-alive pings, e.g. 30s.
+    #[arg(long, env = "GUREUM_WS_PING_INTERVAL", default_value = "30s")]
+    ws_ping_interval: humantime::Duration,
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
@@ -145,16 +163,25 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         cache_dir: args.data_dir.join("cache"),
         pool_instances: gureum_runtime_wasm::DEFAULT_POOL_INSTANCES,
     })?;
+    let token_key = store
+        .setting_or_insert(
+            gureum_invoke::TOKEN_KEY_SETTING,
+            &gureum_invoke::FunctionTokens::generate_key(),
+        )
+        .await
+        .context("reading the function token key from the store")?;
+    let tokens = gureum_invoke::FunctionTokens::new(token_key.as_bytes());
     let invoker = Invoker::new(InvokerParts {
         store: store.clone(),
         engine,
         lambda: Arc::new(gureum_runtime_lambda::LambdaRuntime::new(&args.data_dir)),
-        telemetry,
+        telemetry: telemetry.clone(),
         metrics: metrics.clone(),
         platform_env: vec![("GUREUM_API".into(), public_url.clone())],
         tracer: tracer.clone(),
         quotas: quotas.clone(),
         metering: !args.no_metering,
+        tokens,
     });
     invoker.export_pool_metrics();
     let loaded = invoker.load().await?;
@@ -175,9 +202,23 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     };
     let (stop_sender, stop) = watch::channel(false);
     let grace: Duration = args.shutdown_grace.into();
+    let hub = gureum_websocket::Hub::new(
+        invoker.clone(),
+        metrics.clone(),
+        telemetry.clone(),
+        gureum_websocket::WsSettings {
+            max_message_bytes: args.ws_max_message_bytes,
+            idle_timeout: args.ws_idle_timeout.into(),
+            max_age: args.ws_max_age.into(),
+            max_connections: args.ws_max_connections,
+            send_queue: args.ws_send_queue,
+            ping_interval: args.ws_ping_interval.into(),
+        },
+    );
     let public = tokio::spawn(gureum_gateway::serve_connections(
         public_listener,
         invoker.clone(),
+        hub.clone(),
         gateway,
         wait_for(stop.clone()),
         grace,
@@ -221,6 +262,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     } else {
         shutdown_signal().await;
     }
+    // WebSocket clients get their close and functions their `$disconnect` while the
+    // public listener still serves the platform API those functions may call.
+    hub.shutdown(grace).await;
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
     let _ = stop_sender.send(true);
     let _ = public.await;

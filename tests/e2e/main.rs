@@ -10,5 +10,6 @@ mod operations;
 mod restart;
 mod usage_cli;
 mod validation;
+mod websocket;
 
 pub use harness::*;

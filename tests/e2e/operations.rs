@@ -502,7 +502,13 @@ async fn a_fresh_platform_deploys_the_examples() {
         .collect();
     assert_eq!(
         names,
-        ["hello", "hello-lambda-python", "hello-lambda-rust"],
+        [
+            "chat",
+            "chat-python",
+            "hello",
+            "hello-lambda-python",
+            "hello-lambda-rust"
+        ],
         "{listed:?}"
     );
     assert_eq!(functions[0]["latest_version"], 1, "{listed:?}");

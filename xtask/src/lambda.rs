@@ -7,7 +7,9 @@
 //!   `TARGET/fixtures/{lambda-testbed,lambda-stream}/`.
 //! * Python (`awslambdaric`): the `.py` sources plus the runtime interface
 //!   client vendored with `python3 -m pip install --target DIR`, in
-//!   `examples/hello-lambda-python/build/` and `TARGET/fixtures/lambda-python/`.
+//!   `examples/hello-lambda-python/build/`, `examples/chat-python/build/`
+//!   (with boto3 too, and the chat page from `examples/chat`) and
+//!   `TARGET/fixtures/lambda-python/`.
 //! * Node.js (npm `aws-lambda-ric`, which compiles a native addon and needs
 //!   cmake): `index.js`, `package.json` and `node_modules/` in
 //!   `TARGET/fixtures/lambda-node/`; skipped with a note when npm is missing.
@@ -32,14 +34,46 @@ pub(crate) const RUST_LAMBDAS: &[(&str, Option<&str>)] = &[
 /// with CPython 3.11, where it installs as a manylinux wheel).
 const AWSLAMBDARIC_VERSION: &str = "4.2.2";
 
-/// Python Lambda functions: (source directory, destination directory; both
-/// relative to the workspace root, `None` = `TARGET/fixtures/lambda-python/`).
-const PYTHON_LAMBDAS: &[(&str, Option<&str>)] = &[
-    (
-        "examples/hello-lambda-python",
-        Some("examples/hello-lambda-python/build"),
-    ),
-    ("tests/functions/lambda-python", None),
+/// The PyPI `boto3` version vendored into the functions that call the
+/// platform API the AWS way (tested with CPython 3.11; pure Python).
+const BOTO3_VERSION: &str = "1.44.8";
+
+/// A Python Lambda function to package.
+struct PythonLambda {
+    /// Its source directory, relative to the workspace root; every `.py` file
+    /// in it is copied.
+    src: &'static str,
+    /// The package directory, relative to the workspace root; `None` =
+    /// `TARGET/fixtures/lambda-python/`.
+    dest: Option<&'static str>,
+    /// Other files to copy in (relative to the workspace root, each landing
+    /// under its file name), e.g. a page shared with another example: the
+    /// package must be self-contained.
+    files: &'static [&'static str],
+    /// PyPI packages vendored besides `awslambdaric`: (name, pinned version).
+    packages: &'static [(&'static str, &'static str)],
+}
+
+/// Python Lambda functions.
+const PYTHON_LAMBDAS: &[PythonLambda] = &[
+    PythonLambda {
+        src: "examples/hello-lambda-python",
+        dest: Some("examples/hello-lambda-python/build"),
+        files: &[],
+        packages: &[],
+    },
+    PythonLambda {
+        src: "examples/chat-python",
+        dest: Some("examples/chat-python/build"),
+        files: &["examples/chat/index.html"],
+        packages: &[("boto3", BOTO3_VERSION)],
+    },
+    PythonLambda {
+        src: "tests/functions/lambda-python",
+        dest: None,
+        files: &[],
+        packages: &[],
+    },
 ];
 
 /// The Node.js Lambda function's sources (relative to the workspace root).
@@ -99,13 +133,14 @@ fn install_executable(from: &Path, to: &Path) -> Result<()> {
         .with_context(|| format!("renaming {} to {}", partial.display(), to.display()))
 }
 
-/// Copies the `.py` sources and vendors `awslambdaric` next to them.
+/// Copies the `.py` sources (and any extra files) and vendors `awslambdaric`
+/// (and any other pinned packages) next to them.
 fn build_python(ws: &Workspace) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let mut ext_suffix = None;
-    for (src, dest) in PYTHON_LAMBDAS {
-        let src = ws.root.join(src);
-        let dir = match dest {
+    for lambda in PYTHON_LAMBDAS {
+        let src = ws.root.join(lambda.src);
+        let dir = match lambda.dest {
             Some(dir) => ws.root.join(dir),
             None => ws.fixtures_dir().join("lambda-python"),
         };
@@ -120,26 +155,50 @@ fn build_python(ws: &Workspace) -> Result<Vec<PathBuf>> {
                     .with_context(|| format!("copying {} to {}", path.display(), to.display()))?;
             }
         }
+        for file in lambda.files {
+            let from = ws.root.join(file);
+            let to = dir.join(from.file_name().context("a file name")?);
+            std::fs::copy(&from, &to)
+                .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+        }
         // The native part must match the interpreter the function command runs.
         let suffix = match &ext_suffix {
             Some(suffix) => suffix,
             None => ext_suffix.insert(python_ext_suffix()?),
         };
-        let dist_info = dir.join(format!("awslambdaric-{AWSLAMBDARIC_VERSION}.dist-info"));
+        let packages: Vec<(&str, &str)> = std::iter::once(("awslambdaric", AWSLAMBDARIC_VERSION))
+            .chain(lambda.packages.iter().copied())
+            .collect();
+        let pinned = packages
+            .iter()
+            .map(|(name, version)| format!("{name} {version}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let native = dir.join(format!("runtime_client{suffix}"));
-        if dist_info.is_dir() && native.is_file() {
-            println!(
-                "kept  awslambdaric {AWSLAMBDARIC_VERSION} in {}",
-                dir.display()
-            );
+        let installed = packages
+            .iter()
+            .all(|(name, version)| dir.join(format!("{name}-{version}.dist-info")).is_dir());
+        if installed && native.is_file() {
+            println!("kept  {pinned} in {}", dir.display());
         } else {
+            // One pip run for all of them, so it resolves their shared
+            // dependencies together.
             let mut pip = Command::new("python3");
             pip.args(["-m", "pip", "install", "--upgrade", "--target"])
                 .arg(&dir)
-                .arg(format!("awslambdaric=={AWSLAMBDARIC_VERSION}"))
+                .args(
+                    packages
+                        .iter()
+                        .map(|(name, version)| format!("{name}=={version}")),
+                )
                 .args(["--disable-pip-version-check", "--no-warn-script-location"])
+                // pip compares the new packages with the interpreter's own
+                // site-packages (e.g. a system awscli pinning another
+                // botocore), not with DIR, and prints a false "ERROR".
+                .arg("--no-warn-conflicts")
                 .env("PIP_ROOT_USER_ACTION", "ignore");
-            run(&mut pip).context("vendoring awslambdaric (python3 -m pip install --target)")?;
+            run(&mut pip)
+                .with_context(|| format!("vendoring {pinned} (python3 -m pip install --target)"))?;
         }
         println!("built python lambda     {}", dir.display());
         written.push(dir);

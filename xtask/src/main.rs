@@ -36,6 +36,7 @@ const WASM_TARGET: &str = "wasm32-wasip2";
 const GUESTS: &[(&str, Option<&str>)] = &[
     ("hello", Some("examples/hello")),
     ("greet", Some("examples/greet")),
+    ("chat", Some("examples/chat")),
     ("testbed", None),
     ("not-handler", None),
 ];

@@ -17,6 +17,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+use gureum_websocket::{AcceptError, Hub};
+
 use crate::body::LimitedBody;
 
 /// Default request body limit (API Gateway's payload limit for Lambda is 6 MiB).
@@ -26,6 +28,9 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 6 * 1024 * 1024;
 pub const MAX_DRAIN_BYTES: u64 = 64 * 1024 * 1024;
 /// Longest time spent reading a refused body.
 pub const MAX_DRAIN_TIME: Duration = Duration::from_secs(10);
+
+/// Paths the platform uses to deliver events to functions (never reachable from outside).
+pub const PLATFORM_PATH: &str = "/.gureum/";
 
 /// Body type of every gateway response.
 pub type ResponseBody = gureum_invoke::ResponseBody;
@@ -50,6 +55,7 @@ impl Default for GatewaySettings {
 pub async fn serve_connections(
     listener: TcpListener,
     invoker: Arc<Invoker>,
+    hub: Arc<Hub>,
     settings: GatewaySettings,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
@@ -71,10 +77,14 @@ pub async fn serve_connections(
                 };
                 let _ = stream.set_nodelay(true);
                 let invoker = invoker.clone();
+                let hub = hub.clone();
                 let service = service_fn(move |request| {
                     let invoker = invoker.clone();
+                    let hub = hub.clone();
                     let client = Some(peer.ip());
-                    async move { Ok::<_, Infallible>(handle(&invoker, settings, request, client, Trigger::Http).await) }
+                    async move {
+                        Ok::<_, Infallible>(route_public(&invoker, &hub, settings, request, client).await)
+                    }
                 });
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -97,6 +107,65 @@ pub async fn serve_connections(
             "in-flight requests still running after the shutdown grace period"
         );
     }
+}
+
+/// The public listener's paths: `/ws/NAME` (WebSocket), the platform API
+/// (`/@connections/…`, `/channels/…`), else a function invocation.
+async fn route_public(
+    invoker: &Invoker,
+    hub: &Arc<Hub>,
+    settings: GatewaySettings,
+    request: Request<hyper::body::Incoming>,
+    client: Option<std::net::IpAddr>,
+) -> Response<ResponseBody> {
+    let path = request.uri().path();
+    if let Some(name) = path.strip_prefix("/ws/") {
+        let name = name.trim_end_matches('/').to_string();
+        if name.is_empty() || name.contains('/') {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                "route_not_found",
+                "WebSocket endpoints are /ws/NAME, NAME a deployed function",
+            );
+        }
+        return match hub.accept(&name, request, client).await {
+            Ok(response) => response,
+            Err(AcceptError::Invoke(error)) => invoke_error_response(&error),
+            Err(error @ AcceptError::NotWebSocket(_)) => error_response(
+                StatusCode::UPGRADE_REQUIRED,
+                "websocket_upgrade_required",
+                &error.to_string(),
+            ),
+            Err(error @ AcceptError::TooManyConnections { .. }) => {
+                let mut response = error_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_connections",
+                    &error.to_string(),
+                );
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                response
+            }
+            Err(error @ AcceptError::ShuttingDown) => error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                &error.to_string(),
+            ),
+        };
+    }
+    if path.starts_with("/@connections/") || path.starts_with("/channels/") {
+        let request = request.map(|body| body.map_err(|error| error.to_string()));
+        if let Some(response) = hub.platform_api(request).await {
+            return response;
+        }
+        return error_response(
+            StatusCode::NOT_FOUND,
+            "route_not_found",
+            "no such platform API path",
+        );
+    }
+    handle(invoker, settings, request, client, Trigger::Http).await
 }
 
 /// Answers one public request; `client` is the caller's address, when known.
@@ -164,6 +233,17 @@ where
     let (mut parts, body) = request.into_parts();
     if let Some(prefix) = &prefix {
         parts.uri = strip_prefix(&parts.uri, prefix, parts.headers.get(HOST));
+    }
+    // `/.gureum/…` is how the platform itself calls a function (WebSocket events); a
+    // caller from outside must not be able to forge those.
+    if parts.uri.path().contains(PLATFORM_PATH) {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            "route_not_found",
+            "paths under /.gureum/ are reserved for the platform's own events",
+        );
+    }
+    if let Some(prefix) = &prefix {
         if let Ok(value) = HeaderValue::from_str(prefix) {
             parts.headers.insert("x-forwarded-prefix", value);
         }

@@ -46,15 +46,22 @@ impl Invoker {
                 );
             }
         };
-        let event = apigw::request_event(
-            &parts,
-            &body,
-            &EventContext {
-                request_id: &call.invocation_id,
-                source_ip: client,
-                time_ms: call.started_at_ms,
-            },
-        );
+        let raw = parts
+            .extensions
+            .get::<crate::RawEvent>()
+            .map(|raw| raw.0.clone());
+        let event = match &raw {
+            Some(event) => event.to_vec(),
+            None => apigw::request_event(
+                &parts,
+                &body,
+                &EventContext {
+                    request_id: &call.invocation_id,
+                    source_ip: client,
+                    time_ms: call.started_at_ms,
+                },
+            ),
+        };
         let mut lease = match pool.acquire().await {
             Ok(lease) => lease,
             Err(throttled) => return self.refuse(loaded, call, throttled),
@@ -101,6 +108,15 @@ impl Invoker {
             )
             .await;
         let response = match invocation.reply {
+            // A handler of a raw event that returns nothing (`None`) answers 200, no body.
+            Ok(Reply::Buffered(payload)) if raw.is_some() && is_null(&payload) => Ok(respond(
+                ResponseHead {
+                    status: http::StatusCode::OK,
+                    headers: http::HeaderMap::new(),
+                },
+                body::HoldEnd::new(Full::new(Bytes::new()).map_err(BoxError::from), released)
+                    .boxed_unsync(),
+            )),
             Ok(Reply::Buffered(payload)) => match apigw::read_response(&payload) {
                 Ok((head, bytes)) => Ok(respond(
                     head,
@@ -204,4 +220,10 @@ pub(crate) fn log_sink(telemetry: &Telemetry, function: &str, version: VersionNu
                 .await;
         })
     })
+}
+
+/// An empty or `null` payload.
+fn is_null(payload: &[u8]) -> bool {
+    let text = payload.trim_ascii();
+    text.is_empty() || text == b"null"
 }

@@ -11,6 +11,7 @@ mod lambda;
 mod metrics;
 mod quota;
 mod routes;
+mod tokens;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -40,6 +41,7 @@ use crate::metrics::VersionMetrics;
 pub use deploy::{DeployError, Deployed};
 pub use quota::{QuotaError, QuotaRefusal, Quotas};
 pub use routes::RouteTable;
+pub use tokens::{FunctionTokens, TOKEN_KEY_SETTING};
 
 /// How often a node checks whether another node changed what is live.
 pub const REGISTRY_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -151,7 +153,15 @@ pub struct InvokerParts {
     /// Off only to measure metering's cost (`gureum up --no-metering`, for benchmarks):
     /// no invocation records, byte counts, quota accounting or invocation metrics.
     pub metering: bool,
+    /// Mints each function's `GUREUM_FUNCTION_TOKEN`.
+    pub tokens: FunctionTokens,
 }
+
+/// A request extension: the event a lambda function receives as is, instead of the
+/// API Gateway HTTP event built from the request (WebSocket, cron and queue events).
+/// Wasm functions get the request itself, whose body carries the same JSON.
+#[derive(Debug, Clone)]
+pub struct RawEvent(pub Bytes);
 
 /// The in-memory registry of functions and their loaded versions.
 pub struct Invoker {
@@ -275,6 +285,11 @@ impl Invoker {
     pub async fn finish_accounting(&self) {
         self.accounting.close();
         self.accounting.wait().await;
+    }
+
+    /// The function tokens (the platform API checks them).
+    pub fn tokens(&self) -> &FunctionTokens {
+        &self.parts.tokens
     }
 
     /// The quotas, to change them (control API).
@@ -761,6 +776,27 @@ impl Invoker {
         let mut env = self.parts.platform_env.clone();
         env.push(("GUREUM_FUNCTION_NAME".into(), function.to_string()));
         env.push(("GUREUM_FUNCTION_VERSION".into(), version.to_string()));
+        let token = self.parts.tokens.token_for(function);
+        if spec.runtime == Runtime::Lambda {
+            // The AWS SDKs sign platform API calls (e.g. boto3's apigatewaymanagementapi)
+            // with these; the platform reads the token from the access key id.
+            env.push(("AWS_ACCESS_KEY_ID".into(), token.clone()));
+            env.push(("AWS_SECRET_ACCESS_KEY".into(), "gureum".into()));
+            // Unchanged AWS code creating an API Gateway management client without an
+            // endpoint finds the platform API through the SDKs' per-service variable.
+            if let Some((_, api)) = self
+                .parts
+                .platform_env
+                .iter()
+                .find(|(key, _)| key == "GUREUM_API")
+            {
+                env.push((
+                    "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI".into(),
+                    api.clone(),
+                ));
+            }
+        }
+        env.push(("GUREUM_FUNCTION_TOKEN".into(), token));
         env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         let limits = spec.limits;
         let pool_settings = PoolSettings::new(

@@ -510,6 +510,26 @@ impl Store {
             .collect())
     }
 
+    /// The value of `key`, storing `value` first when the key is absent; with several
+    /// nodes starting at once, every one gets the value the first one stored.
+    pub async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        sqlx::query(
+            "INSERT INTO settings (key, value, updated_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(gureum_model::now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                .bind(key)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     /// Creates or replaces a setting.
     pub async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
         sqlx::query(

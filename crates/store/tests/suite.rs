@@ -866,6 +866,15 @@ async fn settings_round_trip(ctx: Ctx) {
     assert!(store.delete_setting("quota:hello").await.unwrap());
     assert!(!store.delete_setting("quota:hello").await.unwrap());
     assert_eq!(store.list_settings("quota:").await.unwrap().len(), 1);
+    // The first value stored wins; later callers get it back.
+    assert_eq!(
+        store.setting_or_insert("key", "first").await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store.setting_or_insert("key", "second").await.unwrap(),
+        "first"
+    );
 }
 
 async fn purge_deletes_old_logs_and_records_but_keeps_usage(ctx: Ctx) {

@@ -10,6 +10,7 @@ mod writer;
 
 pub use metrics::{
     FunctionLabels, InvocationLabels, Metrics, PoolSample, PoolStats, QuotaLabels, RejectionLabels,
+    WebSocketLabels,
 };
 pub use retention::{DEFAULT_RETENTION_INTERVAL, spawn_retention};
 pub use writer::{Telemetry, TelemetryWriter, WriterSettings, start};

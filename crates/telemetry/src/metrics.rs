@@ -58,6 +58,13 @@ pub struct QuotaLabels {
     pub kind: String,
 }
 
+/// Labels of the WebSocket metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebSocketLabels {
+    /// The function whose `/ws/NAME` the connection opened.
+    pub function: String,
+}
+
 /// The pool of one loaded version, as seen at scrape time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolSample {
@@ -106,6 +113,14 @@ pub struct Metrics {
     pub quota_used_ratio: Family<QuotaLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// Times a quota crossed its warning threshold.
     pub quota_warnings: Family<QuotaLabels, Counter>,
+    /// WebSocket connections open now, per function.
+    pub websocket_connections: Family<WebSocketLabels, Gauge>,
+    /// WebSocket messages received from clients.
+    pub websocket_messages_in: Family<WebSocketLabels, Counter>,
+    /// WebSocket messages sent to clients.
+    pub websocket_messages_out: Family<WebSocketLabels, Counter>,
+    /// WebSocket connections closed because their send queue was full (1013).
+    pub websocket_slow_consumers: Family<WebSocketLabels, Counter>,
     pools: Arc<Mutex<Option<Arc<dyn PoolStats>>>>,
 }
 
@@ -207,8 +222,36 @@ impl Metrics {
             "Times a monthly quota crossed its warning threshold",
             quota_warnings.clone(),
         );
+        let websocket_connections = Family::<WebSocketLabels, Gauge>::default();
+        gureum.register(
+            "websocket_connections",
+            "WebSocket connections open on this node",
+            websocket_connections.clone(),
+        );
+        let websocket_messages_in = Family::<WebSocketLabels, Counter>::default();
+        gureum.register(
+            "websocket_messages_in",
+            "WebSocket messages received from clients",
+            websocket_messages_in.clone(),
+        );
+        let websocket_messages_out = Family::<WebSocketLabels, Counter>::default();
+        gureum.register(
+            "websocket_messages_out",
+            "WebSocket messages sent to clients",
+            websocket_messages_out.clone(),
+        );
+        let websocket_slow_consumers = Family::<WebSocketLabels, Counter>::default();
+        gureum.register(
+            "websocket_slow_consumers",
+            "WebSocket connections closed (1013) because they did not read fast enough",
+            websocket_slow_consumers.clone(),
+        );
         Self {
             registry,
+            websocket_connections,
+            websocket_messages_in,
+            websocket_messages_out,
+            websocket_slow_consumers,
             invocations,
             errors,
             duration_seconds,

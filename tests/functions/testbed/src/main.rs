@@ -17,6 +17,7 @@
 //! | `/fetch?url=U`   | outbound GET of U: answers with the upstream status and body, or 599 and the error text |
 //! | `/status?code=N` | answers status N with body `status N` |
 //! | `/headers`       | answers with `x-testbed: yes` and two `set-cookie` headers |
+//! | `/.gureum/websocket` | WebSocket events, see [`websocket`] |
 //! | anything else    | 404 `no such testbed route` |
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,6 +84,7 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
             },
             None => text(StatusCode::BAD_REQUEST, "status needs ?code=N".to_owned()),
         },
+        "websocket" => websocket(request).await,
         "headers" => Ok(Response::builder()
             .header("content-type", "text/plain; charset=utf-8")
             .header("x-testbed", "yes")
@@ -143,6 +145,110 @@ fn spin() -> ! {
     let mut x = 0u64;
     loop {
         x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+/// WebSocket events (`POST /.gureum/websocket`, the event JSON as body):
+///
+/// - `$connect`: answers `?reject=N` of the connect URL as the status (refusing the
+///   upgrade), else 200.
+/// - `$default`, by the message text: `echo X` → answers X; `silent` → no answer;
+///   `big N` → N bytes of `x`; `close` → DELETE its own connection; `send ID X` → POST X
+///   to connection ID (answers the status); `join CH` / `leave CH` → channel membership
+///   (answers the status); `broadcast CH X` → to every member but itself (answers the
+///   JSON); `info` → GET its own connection (answers the JSON); `members CH`.
+/// - `$disconnect`: prints `disconnect ID CODE` (the tests read it in the logs).
+async fn websocket(mut request: Request<Body>) -> Result<Response<Body>, Error> {
+    let id = request
+        .headers()
+        .get("x-gureum-connection-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body = request.body_mut().contents().await?.to_vec();
+    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let route = event["requestContext"]["routeKey"].as_str().unwrap_or("");
+    match route {
+        "$connect" => {
+            let reject = event["queryStringParameters"]["reject"]
+                .as_str()
+                .and_then(|code| code.parse::<u16>().ok())
+                .and_then(|code| StatusCode::from_u16(code).ok());
+            match reject {
+                Some(status) => text(status, "rejected by the testbed".to_owned()),
+                None => text(StatusCode::OK, String::new()),
+            }
+        }
+        "$disconnect" => {
+            let code = &event["requestContext"]["disconnectStatusCode"];
+            println!("disconnect {id} {code}");
+            text(StatusCode::OK, String::new())
+        }
+        _ => {
+            let message = event["body"].as_str().unwrap_or("").to_owned();
+            let (command, rest) = message.split_once(' ').unwrap_or((message.as_str(), ""));
+            let answer = match command {
+                "echo" => rest.to_owned(),
+                "silent" => String::new(),
+                "big" => "x".repeat(rest.parse().unwrap_or(0)),
+                "close" => api("DELETE", &format!("/@connections/{id}"), "").await.0,
+                "info" => api("GET", &format!("/@connections/{id}"), "").await.1,
+                "send" => {
+                    let (to, data) = rest.split_once(' ').unwrap_or((rest, ""));
+                    api("POST", &format!("/@connections/{to}"), data).await.0
+                }
+                "join" => {
+                    api("POST", &format!("/channels/{rest}/members/{id}"), "")
+                        .await
+                        .0
+                }
+                "leave" => {
+                    api("DELETE", &format!("/channels/{rest}/members/{id}"), "")
+                        .await
+                        .0
+                }
+                "members" => api("GET", &format!("/channels/{rest}/members"), "").await.1,
+                "broadcast" => {
+                    let (channel, data) = rest.split_once(' ').unwrap_or((rest, ""));
+                    api(
+                        "POST",
+                        &format!("/channels/{channel}/messages?exclude={id}"),
+                        data,
+                    )
+                    .await
+                    .1
+                }
+                other => format!("unknown command {other:?}"),
+            };
+            text(StatusCode::OK, answer)
+        }
+    }
+}
+
+/// A platform API call with the function's token: (status, body), or ("error", message).
+async fn api(method: &str, path: &str, body: &str) -> (String, String) {
+    let base = std::env::var("GUREUM_API").unwrap_or_default();
+    let token = std::env::var("GUREUM_FUNCTION_TOKEN").unwrap_or_default();
+    let request = Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::from(body.to_owned()));
+    let request = match request {
+        Ok(request) => request,
+        Err(e) => return ("error".into(), e.to_string()),
+    };
+    match Client::new().send(request).await {
+        Ok(response) => {
+            let status = response.status().as_u16().to_string();
+            let mut body = response.into_body();
+            let text = match body.contents().await {
+                Ok(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                Err(e) => e.to_string(),
+            };
+            (status, text)
+        }
+        Err(e) => ("error".into(), format!("{e:#}")),
     }
 }
 
