@@ -2,6 +2,7 @@
 //! driven by the real CLI and an HTTP client. One binary (one link on 2 cores); tests
 //! share a server per store and isolate by function name.
 
+mod browser;
 mod harness;
 mod lambda;
 mod lifecycle;

@@ -12,11 +12,14 @@
 //!     `target/fixtures/lambda-stream/bootstrap`; Python code directories with
 //!     `awslambdaric` vendored, `examples/hello-lambda-python/build/` and
 //!     `target/fixtures/lambda-python/`; Node.js with `aws-lambda-ric` in
-//!     `target/fixtures/lambda-node/` (skipped without npm).
+//!     `target/fixtures/lambda-node/` (skipped without npm);
+//!   - the real-browser tests (see `browser.rs`): Debian's `/usr/bin/chromium`
+//!     (apt-get install when missing) and `tests/browser/node_modules/`.
 //! * `ci` — everything CI checks: PostgreSQL ready, fmt, clippy, fixtures, all tests.
 //! * `up` — builds the release binary and the examples and runs `gureum up`.
 
 mod bench;
+mod browser;
 mod ci;
 mod lambda;
 mod tidy;
@@ -126,6 +129,7 @@ impl Workspace {
 pub(crate) fn build_fixtures(ws: &Workspace) -> Result<Vec<PathBuf>> {
     let mut written = build_wasm_guests(ws)?;
     written.extend(lambda::build(ws)?);
+    written.extend(browser::prepare(ws)?);
     Ok(written)
 }
 
