@@ -76,7 +76,7 @@ fn count_before(summary: &str, label: &str) -> u64 {
 /// Builds the release binary and the examples and runs `gureum up` in the workspace
 /// root, so `./examples` is deployed into an empty `./.gureum`.
 pub fn up(ws: &Workspace, args: &[String]) -> Result<()> {
-    build_fixtures(ws)?;
+    crate::build_functions(ws)?;
     run(ws.cargo().args(["build", "--release", "-p", "gureum"]))?;
     let binary = ws.target_dir.join("release").join("gureum");
     let mut command = Command::new(&binary);

@@ -4,19 +4,21 @@
 //! * `build-fixtures` — builds the guest functions and puts them where the
 //!   examples and the end-to-end tests expect them:
 //!   - wasm (`wasm32-wasip2` components): `examples/hello/hello.wasm`,
-//!     `examples/greet/greet.wasm`, `target/fixtures/testbed.wasm`,
+//!     `examples/greet/greet.wasm`, `examples/chat/chat.wasm`, `target/fixtures/testbed.wasm`,
 //!     `target/fixtures/not-handler.wasm`;
 //!   - Lambda (official AWS clients, see `lambda.rs`): Rust binaries as
 //!     `examples/hello-lambda-rust/bootstrap`,
 //!     `target/fixtures/lambda-testbed/bootstrap`,
 //!     `target/fixtures/lambda-stream/bootstrap`; Python code directories with
-//!     `awslambdaric` vendored, `examples/hello-lambda-python/build/` and
+//!     `awslambdaric` vendored, `examples/hello-lambda-python/build/`,
+//!     `examples/chat-python/build/` (also boto3 and the chat page) and
 //!     `target/fixtures/lambda-python/`; Node.js with `aws-lambda-ric` in
 //!     `target/fixtures/lambda-node/` (skipped without npm);
 //!   - the real-browser tests (see `browser.rs`): Debian's `/usr/bin/chromium`
 //!     (apt-get install when missing) and `tests/browser/node_modules/`.
 //! * `ci` — everything CI checks: PostgreSQL ready, fmt, clippy, fixtures, all tests.
-//! * `up` — builds the release binary and the examples and runs `gureum up`.
+//! * `up` — builds the release binary and the examples (not the browser tools) and
+//!   runs `gureum up`.
 
 mod bench;
 mod browser;
@@ -127,9 +129,16 @@ impl Workspace {
 
 /// `cargo xtask build-fixtures`; returns the paths written.
 pub(crate) fn build_fixtures(ws: &Workspace) -> Result<Vec<PathBuf>> {
+    let mut written = build_functions(ws)?;
+    written.extend(browser::prepare(ws)?);
+    Ok(written)
+}
+
+/// Every guest function (wasm and lambda), without the browser tests' tools: what
+/// `cargo xtask up` needs.
+pub(crate) fn build_functions(ws: &Workspace) -> Result<Vec<PathBuf>> {
     let mut written = build_wasm_guests(ws)?;
     written.extend(lambda::build(ws)?);
-    written.extend(browser::prepare(ws)?);
     Ok(written)
 }
 
