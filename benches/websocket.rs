@@ -18,9 +18,8 @@ use std::time::{Duration, Instant};
 use futures::{SinkExt as _, StreamExt as _};
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -74,9 +73,9 @@ fn start(connections: usize) -> Server {
         .stdout(Stdio::piped())
         .spawn()
         .expect("starting gureum up");
-    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let (mut public, mut admin) = (None, None);
-    for line in stdout.lines().map_while(Result::ok) {
+    while let Some(Ok(line)) = stdout.next() {
         if let Some(rest) = line.trim().strip_prefix("functions:") {
             public = rest.split_whitespace().next().map(str::to_string);
         }
@@ -87,10 +86,15 @@ fn start(connections: usize) -> Server {
             break;
         }
     }
+    // Keep reading: a closed pipe would make the server's next line fail.
+    std::thread::spawn(move || stdout.for_each(drop));
     Server {
         child,
         public: public.expect("the public URL"),
-        admin: admin.expect("the admin URL").trim_end_matches("/api/v1").to_string(),
+        admin: admin
+            .expect("the admin URL")
+            .trim_end_matches("/api/v1")
+            .to_string(),
         data,
     }
 }
@@ -155,6 +159,20 @@ async fn join(url: String) -> Ws {
     ws
 }
 
+/// CPU time (user + system) the process has used, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |index: usize| fields.get(index).and_then(|v| v.parse::<f64>().ok());
+    // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after the name.
+    let ticks_per_second = 100.0;
+    (ticks(11).unwrap_or(0.0) + ticks(12).unwrap_or(0.0)) / ticks_per_second
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -211,6 +229,7 @@ async fn main() {
     let receivers = args.connections - 1;
     let mut latencies = Vec::with_capacity(receivers * args.broadcasts);
     let mut last_member = Vec::with_capacity(args.broadcasts);
+    let cpu_before = cpu_seconds(pid);
     for round in 0..args.broadcasts {
         let sent = Instant::now();
         first
@@ -233,6 +252,7 @@ async fn main() {
         assert_eq!(answer, format!("{{\"delivered\":{receivers}}}"));
         last_member.push(slowest);
     }
+    let server_cpu = cpu_seconds(pid) - cpu_before;
     latencies.sort_by(f64::total_cmp);
     last_member.sort_by(f64::total_cmp);
     let per_connection = held.saturating_sub(baseline) as f64 / (args.connections - 1) as f64;
@@ -273,6 +293,10 @@ async fn main() {
     println!(
         "| broadcast until the last member, worst round | {:.1} ms | |",
         last_member.last().copied().unwrap_or(0.0)
+    );
+    println!(
+        "| server CPU per delivered message (user + system) | {:.1} µs | |",
+        server_cpu * 1e6 / (receivers * args.broadcasts) as f64
     );
     for reader in readers {
         reader.abort();

@@ -406,3 +406,35 @@ async fn two_clients_chat_through_the_wasm_example() {
 async fn two_clients_chat_through_the_python_lambda_example() {
     two_clients_chat(shared().await, "chat-python").await;
 }
+
+#[tokio::test]
+async fn the_per_function_connection_cap_refuses_with_429_until_one_closes() {
+    let server = Server::start_with(&["--no-examples", "--ws-max-connections", "2"]);
+    let _dir = deploy(&server, "ws-cap", "");
+    let (mut first, first_id) = connect(&server, "/ws/ws-cap").await;
+    let (_second, _) = connect(&server, "/ws/ws-cap").await;
+    match tokio_tungstenite::connect_async(ws_url(&server, "/ws/ws-cap")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            assert_eq!(response.headers()["x-gureum-error"], "too_many_connections");
+        }
+        other => panic!("expected 429, got {other:?}"),
+    }
+    first
+        .close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "done".into(),
+        }))
+        .await
+        .unwrap();
+    assert_eq!(disconnect_code(&server, "ws-cap", &first_id).await, "1000");
+    // The place is free once the connection is gone.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match tokio_tungstenite::connect_async(ws_url(&server, "/ws/ws-cap")).await {
+            Ok(_) => break,
+            Err(error) => assert!(Instant::now() < deadline, "never admitted again: {error}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
