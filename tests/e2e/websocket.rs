@@ -234,7 +234,8 @@ async fn a_slow_consumer_is_closed_and_memory_stays_bounded() {
 #[tokio::test]
 async fn a_thousand_members_of_one_channel_all_get_a_broadcast() {
     let server = Server::start_with(&["--no-examples", "--metrics-public"]);
-    let _dir = deploy(&server, "ws-room", "max_instances = 20");
+    // 100 connects at a time: 40 slots + their wait queue hold them all.
+    let _dir = deploy(&server, "ws-room", "max_instances = 40");
     let mut members = Vec::new();
     for batch in 0..10 {
         let joins = (0..100).map(|_| async {

@@ -294,11 +294,14 @@ impl Hub {
                             conn.touch();
                             self.metrics.websocket_messages_in.get_or_create(&labels).inc();
                             self.on_message(function, conn, domain, MessageBody::Text(text.as_str())).await;
+                            // Pongs were not read while the function ran.
+                            last_heard = Instant::now();
                         }
                         Some(Ok(Message::Binary(bytes))) => {
                             conn.touch();
                             self.metrics.websocket_messages_in.get_or_create(&labels).inc();
                             self.on_message(function, conn, domain, MessageBody::Binary(&bytes)).await;
+                            last_heard = Instant::now();
                         }
                         Some(Ok(_)) => {} // ping (answered by tungstenite), pong, raw frame
                     }
