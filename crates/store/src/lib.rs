@@ -411,6 +411,7 @@ impl Store {
         let mut transaction = self.begin_write().await?;
         for chunk in insert_chunks(records) {
             let sql = multi_row_insert(
+                self.backend,
                 &format!("INSERT INTO invocations ({INVOCATION_COLUMNS}) VALUES "),
                 13,
                 chunk.len(),
@@ -437,6 +438,7 @@ impl Store {
         }
         for chunk in insert_chunks(&usage) {
             let sql = multi_row_insert(
+                self.backend,
                 &format!("INSERT INTO usage_daily ({USAGE_COLUMNS}) VALUES "),
                 13,
                 chunk.len(),
@@ -633,6 +635,7 @@ impl Store {
         let mut transaction = self.begin_write().await?;
         for chunk in insert_chunks(lines) {
             let sql = multi_row_insert(
+                self.backend,
                 "INSERT INTO logs (invocation_id, function, version, ts_ms, stream, message) VALUES ",
                 6,
                 chunk.len(),
