@@ -49,6 +49,10 @@ const LAMBDA_TTL_PATH: &str = "/fn/hello-lambda-rust-ttl";
 const LAMBDA_WARM_C1: &str = "lambda warm c=1";
 const LAMBDA_WARM_C16: &str = "lambda warm c=16";
 const LAMBDA_COLD: &str = "lambda cold start";
+/// Many deployed functions on one node: idle memory and the first hit of one of them.
+const DENSITY: &str = "density";
+/// How many functions the density scenario deploys (the target: 1,000 under 500 MB).
+const DENSITY_FUNCTIONS: usize = 1000;
 /// gureum with and without metering (invocation records, byte counts, usage, metrics).
 const METERING_C16: &str = "metering on/off c=16";
 
@@ -254,6 +258,12 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
             &running,
             if args.quick { 1 } else { 5 },
         )?);
+        running.stop();
+    }
+    if selected(DENSITY) {
+        let mut running = servers.start(Server::Gureum)?.expect("gureum always runs");
+        let count = if args.quick { 20 } else { DENSITY_FUNCTIONS };
+        extra.extend(density(&servers, &running, count)?);
         running.stop();
     }
     if selected(LAMBDA_COLD) {
@@ -553,6 +563,78 @@ fn cold_start(
             cold_ms - warm_ms
         ),
     ))
+}
+
+/// Deploys `count` copies of hello (4 CLI uploads at a time), then reports the server's
+/// resident memory with them all deployed and idle, and the time to first byte of the
+/// first request to functions never called before (their code is loaded then).
+fn density(servers: &Servers, running: &Running, count: usize) -> Result<Vec<(String, String)>> {
+    let root = servers.work.join("density");
+    let mut dirs = Vec::with_capacity(count);
+    for index in 0..count {
+        let dir = root.join(format!("d{index}"));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::copy(servers.component, dir.join("hello.wasm"))?;
+        std::fs::write(
+            dir.join("gureum.toml"),
+            format!("name = \"d{index}\"\nartifact = \"hello.wasm\"\n"),
+        )?;
+        dirs.push(dir);
+    }
+    let started = Instant::now();
+    for batch in dirs.chunks(4) {
+        std::thread::scope(|scope| -> Result<()> {
+            let deploys: Vec<_> = batch
+                .iter()
+                .map(|dir| scope.spawn(|| servers.deploy(running, dir)))
+                .collect();
+            for deploy in deploys {
+                deploy.join().expect("a deploy thread")?;
+            }
+            Ok(())
+        })?;
+    }
+    let deploy_seconds = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    let (rss_mb, anon_mb, file_mb) = resident_mb(running.child.id());
+    // Functions spread over the range, each called for the first time.
+    let samples = count.min(25);
+    let mut first = Vec::with_capacity(samples);
+    for sample in 0..samples {
+        let index = (sample * 7919 + 13) % count;
+        let url = format!("http://127.0.0.1:{}/fn/d{index}", running.port);
+        first.push(curl_first_byte(&url)?.0);
+    }
+    let first_ms = median(&mut first);
+    Ok(vec![
+        (
+            format!("density: {count} deployed hello functions, idle (goal at 1,000: < 500 MB)"),
+            format!(
+                "{rss_mb:.0} MiB resident ({anon_mb:.0} MiB anonymous, {file_mb:.0} MiB file-backed: mapped compiled code); deployed in {deploy_seconds:.0} s ({:.0} ms each, 4 at a time)",
+                deploy_seconds * 1000.0 / count as f64
+            ),
+        ),
+        (
+            "density: first request to a function never called before (time to first byte, curl)"
+                .into(),
+            format!("median {first_ms:.2} ms, {samples} samples"),
+        ),
+    ])
+}
+
+/// Resident memory of a process in MiB (Linux `/proc`): total, anonymous, file-backed
+/// (mapped compiled code; shared with the page cache, counted once per mapping).
+fn resident_mb(pid: u32) -> (f64, f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("RssAnon:"), field("RssFile:"))
 }
 
 fn deploy_to_first_200(
