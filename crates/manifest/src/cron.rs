@@ -1,7 +1,5 @@
-//! Shape check of `[[schedule]] cron` lines, so typos fail at deploy; the scheduler parses
-//! them for real later.
-
-use std::time::Duration;
+//! Shape check of `[[schedule]] cron` lines before croner reads them: its messages name
+//! the field, its position and the valid range, which croner's errors do not.
 
 /// The accepted forms, appended to every cron problem.
 pub(crate) const FORMS: &str = "expected \"@every <duration>\" (at least 1s, e.g. \"@every 10s\", \"@every 5m\", \"@every 1h\"), one of @yearly, @monthly, @weekly, @daily, @hourly, 5 fields \"minute hour day-of-month month day-of-week\" or 6 fields \"second minute hour day-of-month month day-of-week\" made of numbers, names (JAN-DEC, SUN-SAT) and * / , -";
@@ -52,9 +50,6 @@ impl Field {
 /// Checks one cron line; the error says what is wrong (the caller adds [`FORMS`]).
 pub(crate) fn check(line: &str) -> Result<(), String> {
     let line = line.trim();
-    if let Some(rest) = line.strip_prefix("@every") {
-        return check_every(rest.trim());
-    }
     if line.starts_with('@') {
         return if MACROS.contains(&line) {
             Ok(())
@@ -71,19 +66,11 @@ pub(crate) fn check(line: &str) -> Result<(), String> {
     fields
         .iter()
         .zip(layout)
-        .try_for_each(|(text, field)| check_field(text, field))
-}
-
-fn check_every(duration: &str) -> Result<(), String> {
-    if duration.is_empty() {
-        return Err("@every needs a duration".to_string());
-    }
-    let parsed = humantime::parse_duration(duration)
-        .map_err(|error| format!("invalid duration {duration:?} ({error})"))?;
-    if parsed < Duration::from_secs(1) {
-        return Err(format!("duration {duration:?} is shorter than 1s"));
-    }
-    Ok(())
+        .enumerate()
+        .try_for_each(|(index, (text, field))| {
+            check_field(text, field)
+                .map_err(|reason| format!("field {} ({}): {reason}", index + 1, field.name))
+        })
 }
 
 fn check_field(text: &str, field: &Field) -> Result<(), String> {

@@ -2,7 +2,10 @@
 //! the field it concerns and what would be valid, and matches outbound requests against the
 //! manifest's `allowed_outbound_hosts`.
 
+mod cadence;
 mod cron;
+
+pub use cadence::Cadence;
 mod outbound;
 mod validate;
 
@@ -51,13 +54,25 @@ auth = "none"                   # "user": callers need a valid gureum JWT; or a 
 # dir = "public"                # required in [static]; relative to this file
 # spa = false                   # true: unknown paths serve index.html
 
+[async]                         # asynchronous invocations (x-gureum-invocation-type: event)
+retries = 2                     # 0 to 10; retries after a failed attempt (status >= 500, timeout)
+max_event_age_s = 21600         # 1 to 86400; older events go to the dead-letter list untried
+retry_delay_ms = 5000           # first retry after this, each next one doubles (with jitter)
+max_queued = 100000             # events waiting; enqueues beyond get 429 queue_full
+# on_success = "audit"          # a function invoked with a record of each success
+# on_failure = "alert"          # ... and of each event that exhausted its retries
+
 [env]                           # example; default empty. Environment / wasi:config values;
 GREETING = "hi"                 # keys [A-Za-z_][A-Za-z0-9_]*, values strings. GUREUM_* and
                                 # AWS_LAMBDA_* are set by the platform
 
-[[schedule]]                    # example; default none. Cron triggers: 6 fields with seconds,
-cron = "0 */5 * * * *"          # 5 fields, @every 10s, or @yearly/@monthly/@weekly/@daily/@hourly
+[[schedule]]                    # example; default none. Cron triggers
+name = "report"                 # default "schedule-N"; unique; keeps the schedule's state
+cron = "0 */5 * * * *"          # 6 fields with seconds, 5 fields, @every 10s, or
+                                # @yearly/@monthly/@weekly/@daily/@hourly
+tz = "UTC"                      # IANA time zone of the cron fields, e.g. "Europe/Berlin"
 body = "{}"                     # request body of each tick; default ""
+missed = "run-once"             # after downtime run a missed tick once, or "skip"
 "#;
 
 /// One thing wrong with a manifest.

@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use gureum_model::{AuthPolicy, Limits, Runtime, Schedule};
+use gureum_model::{AsyncConfig, AuthPolicy, Limits, Runtime, Schedule};
 
 use super::*;
 
@@ -474,6 +474,54 @@ fn each_rule_reports_its_field_and_what_is_valid() {
             "minute 61 is out of range 0-59",
         ),
         (
+            with_base("[[schedule]]\ncron = \"0 0 30 2 *\""),
+            "schedule[0].cron",
+            "never matches a real date",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"@daily\"\ntz = \"Mars/Base\""),
+            "schedule[0].tz",
+            "unknown time zone \"Mars/Base\"",
+        ),
+        (
+            with_base("[[schedule]]\ncron = \"@daily\"\nmissed = \"later\""),
+            "schedule[0].missed",
+            "expected \"run-once\"",
+        ),
+        (
+            with_base(
+                "[[schedule]]\nname = \"a\"\ncron = \"@daily\"\n[[schedule]]\nname = \"a\"\ncron = \"@hourly\"",
+            ),
+            "schedule[1].name",
+            "names must be unique",
+        ),
+        (
+            with_base("[[schedule]]\nname = \"Nightly Job\"\ncron = \"@daily\""),
+            "schedule[0].name",
+            "expected 1 to 63 characters",
+        ),
+        (
+            with_base("[async]\nretries = 11"),
+            "async.retries",
+            "expected an integer from 0 to 10",
+        ),
+        (
+            with_base("[async]\nmax_event_age_s = \"6h\""),
+            "async.max_event_age_s",
+            "expected an integer (seconds)",
+        ),
+        (
+            with_base("[async]\non_failure = \"Bad Name\""),
+            "async.on_failure",
+            "expected a function name",
+        ),
+        (
+            with_base("[async]\nretires = 1"),
+            "async.retires",
+            "did you mean `retries`?",
+        ),
+        (with_base("async = 1"), "async", "expected a table ([async]"),
+        (
             with_base("[[schedule]]\ncron = \"0 24 * * *\""),
             "schedule[0].cron",
             "hour 24 is out of range 0-23",
@@ -617,6 +665,32 @@ fn minimal_manifest_gets_every_default() {
     assert_eq!(spec.auth, AuthPolicy::None);
     assert!(spec.env.is_empty());
     assert!(spec.schedules.is_empty());
+    assert_eq!(spec.async_config, AsyncConfig::default());
+}
+
+#[test]
+fn schedules_and_async_settings() {
+    let spec = parse(&with_base(
+        "[async]\nretries = 0\nmax_event_age_s = 60\nretry_delay_ms = 100\nmax_queued = 5\non_failure = \"alert\"\n\
+         [[schedule]]\ncron = \"@every 1s\"\n\
+         [[schedule]]\nname = \"nightly\"\ncron = \"0 3 * * *\"\ntz = \"Asia/Seoul\"\nmissed = \"skip\"",
+    ))
+    .expect("valid");
+    assert_eq!(spec.schedules[0].name, "schedule-1");
+    assert_eq!(spec.schedules[0].tz, "UTC");
+    assert!(spec.schedules[0].catch_up);
+    assert_eq!(spec.schedules[1].name, "nightly");
+    assert_eq!(spec.schedules[1].tz, "Asia/Seoul");
+    assert!(!spec.schedules[1].catch_up);
+    assert_eq!(spec.async_config.retries, 0);
+    assert_eq!(spec.async_config.max_event_age_ms, 60_000);
+    assert_eq!(spec.async_config.retry_delay_ms, 100);
+    assert_eq!(spec.async_config.max_queued, 5);
+    assert_eq!(
+        spec.async_config.on_failure.as_ref().map(|n| n.as_str()),
+        Some("alert")
+    );
+    assert_eq!(spec.async_config.on_success, None);
 }
 
 #[test]
@@ -631,12 +705,17 @@ fn example_parses_with_its_stated_defaults() {
     assert_eq!(
         spec.schedules,
         [Schedule {
+            name: "report".into(),
             cron: "0 */5 * * * *".into(),
-            body: "{}".into()
+            tz: "UTC".into(),
+            body: "{}".into(),
+            catch_up: true,
         }]
     );
+    assert_eq!(spec.async_config, AsyncConfig::default());
     // The commented-out sections must stay valid when a user uncomments them.
     let uncommented = EXAMPLE
+        .replace("# on_", "on_")
         .replace("# [static]", "[static]")
         .replace("# dir", "dir")
         .replace("# spa", "spa");

@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 
 use gureum_model::{
-    AuthPolicy, DEFAULT_IDLE_TTL_S, DEFAULT_MAX_INSTANCES, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS,
-    FunctionName, FunctionSpec, Limits, MAX_MAX_INSTANCES, MAX_MEMORY_MB, MAX_TIMEOUT_MS, Runtime,
-    Schedule,
+    AsyncConfig, AuthPolicy, DEFAULT_IDLE_TTL_S, DEFAULT_MAX_INSTANCES, DEFAULT_MEMORY_MB,
+    DEFAULT_TIMEOUT_MS, FunctionName, FunctionSpec, Limits, MAX_ASYNC_RETRIES, MAX_MAX_INSTANCES,
+    MAX_MEMORY_MB, MAX_TIMEOUT_MS, Runtime, Schedule,
 };
 use toml::{Table, Value};
 
-use crate::{Problem, cron, outbound};
+use crate::{Problem, cadence::Cadence, cron, outbound};
 
 const TOP_KEYS: &[&str] = &[
     "name",
@@ -28,9 +28,20 @@ const TOP_KEYS: &[&str] = &[
     "auth",
     "env",
     "schedule",
+    "async",
     "static",
 ];
-const SCHEDULE_KEYS: &[&str] = &["cron", "body"];
+const SCHEDULE_KEYS: &[&str] = &["name", "cron", "tz", "body", "missed"];
+const ASYNC_KEYS: &[&str] = &[
+    "retries",
+    "max_event_age_s",
+    "retry_delay_ms",
+    "max_queued",
+    "on_success",
+    "on_failure",
+];
+/// Longest `max_event_age_s` (a day).
+const MAX_EVENT_AGE_S: i64 = 86_400;
 const STATIC_KEYS: &[&str] = &["dir", "spa"];
 
 const MAX_IDLE_TTL_S: u64 = 86_400;
@@ -95,6 +106,7 @@ pub(crate) fn validate(table: &Table) -> Result<Validated, Vec<Problem>> {
     let auth = c.auth(table.get("auth"));
     let env = c.env(table.get("env"));
     let schedules = c.schedules(table.get("schedule"));
+    let async_config = c.async_config(table.get("async"));
     let static_dir = c.static_site(table.get("static"));
 
     match (name, runtime, artifact) {
@@ -111,6 +123,7 @@ pub(crate) fn validate(table: &Table) -> Result<Validated, Vec<Problem>> {
                 auth,
                 env,
                 schedules,
+                async_config,
             },
             static_dir,
         }),
@@ -210,18 +223,36 @@ impl Checker {
         min: i64,
         max: i64,
     ) -> Option<T> {
+        self.integer_in("", table, key, unit, min, max)
+    }
+
+    /// [`Checker::integer`] for a key of the section `prefix` (named `prefix.key`).
+    fn integer_in<T: TryFrom<i64>>(
+        &mut self,
+        prefix: &str,
+        table: &Table,
+        key: &str,
+        unit: &str,
+        min: i64,
+        max: i64,
+    ) -> Option<T> {
+        let field = if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}.{key}")
+        };
         match table.get(key)? {
             Value::Integer(n) if (min..=max).contains(n) => T::try_from(*n).ok(),
             Value::Integer(n) => {
                 self.problem(
-                    key,
+                    field,
                     format!("expected an integer from {min} to {max} ({unit}), got {n}"),
                 );
                 None
             }
             other => {
                 self.problem(
-                    key,
+                    field,
                     format!("expected an integer ({unit}), got {}", describe(other)),
                 );
                 None
@@ -489,7 +520,7 @@ impl Checker {
             );
             return Vec::new();
         };
-        let mut schedules = Vec::with_capacity(items.len());
+        let mut schedules: Vec<Schedule> = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let field = format!("schedule[{i}]");
             let Value::Table(table) = item else {
@@ -503,6 +534,48 @@ impl Checker {
                 continue;
             };
             self.unknown_keys(&field, table, SCHEDULE_KEYS);
+            let name = match table.get("name") {
+                None => Some(format!("schedule-{}", i + 1)),
+                Some(value) => {
+                    let name_field = format!("{field}.name");
+                    self.string(&name_field, value, "a string").and_then(|name| {
+                        let valid = !name.is_empty()
+                            && name.len() <= 63
+                            && name.bytes().all(|b| {
+                                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'
+                            });
+                        if !valid {
+                            self.problem(
+                                &name_field,
+                                format!("expected {NAME_RULE}, got {name:?}"),
+                            );
+                            return None;
+                        }
+                        if schedules.iter().any(|other| other.name == name) {
+                            self.problem(
+                                &name_field,
+                                format!("another schedule is already named {name:?}: names must be unique"),
+                            );
+                            return None;
+                        }
+                        Some(name.to_string())
+                    })
+                }
+            };
+            let tz = match table.get("tz") {
+                None => Some("UTC".to_string()),
+                Some(value) => {
+                    let tz_field = format!("{field}.tz");
+                    self.string(&tz_field, value, "an IANA time zone name")
+                        .and_then(|tz| match crate::cadence::parse_tz(tz) {
+                            Ok(_) => Some(tz.to_string()),
+                            Err(reason) => {
+                                self.problem(&tz_field, reason);
+                                None
+                            }
+                        })
+                }
+            };
             let cron_field = format!("{field}.cron");
             let cron = match table.get("cron") {
                 None => {
@@ -512,18 +585,20 @@ impl Checker {
                     );
                     None
                 }
-                Some(value) => self
-                    .string(&cron_field, value, "a string")
-                    .and_then(|line| match cron::check(line) {
-                        Ok(()) => Some(line.to_string()),
-                        Err(reason) => {
-                            self.problem(
-                                &cron_field,
-                                format!("{reason}; {}, got {line:?}", cron::FORMS),
-                            );
-                            None
-                        }
-                    }),
+                Some(value) => {
+                    self.string(&cron_field, value, "a string").and_then(
+                        |line| match Cadence::parse(line, tz.as_deref().unwrap_or("UTC")) {
+                            Ok(_) => Some(line.to_string()),
+                            Err(reason) => {
+                                self.problem(
+                                    &cron_field,
+                                    format!("{reason}; {}, got {line:?}", cron::FORMS),
+                                );
+                                None
+                            }
+                        },
+                    )
+                }
             };
             let body = match table.get("body") {
                 None => Some(String::new()),
@@ -535,11 +610,113 @@ impl Checker {
                     )
                     .map(str::to_string),
             };
-            if let (Some(cron), Some(body)) = (cron, body) {
-                schedules.push(Schedule { cron, body });
+            let catch_up = match table.get("missed") {
+                None => Some(true),
+                Some(value) => {
+                    let missed_field = format!("{field}.missed");
+                    match self.string(&missed_field, value, "\"run-once\" or \"skip\"") {
+                        Some("run-once") => Some(true),
+                        Some("skip") => Some(false),
+                        Some(other) => {
+                            self.problem(
+                                &missed_field,
+                                format!("expected \"run-once\" (run a tick missed while the server was down, once) or \"skip\", got {other:?}"),
+                            );
+                            None
+                        }
+                        None => None,
+                    }
+                }
+            };
+            if let (Some(name), Some(cron), Some(tz), Some(body), Some(catch_up)) =
+                (name, cron, tz, body, catch_up)
+            {
+                schedules.push(Schedule {
+                    name,
+                    cron,
+                    tz,
+                    body,
+                    catch_up,
+                });
             }
         }
         schedules
+    }
+
+    fn async_config(&mut self, value: Option<&Value>) -> AsyncConfig {
+        let mut config = AsyncConfig::default();
+        let Some(value) = value else {
+            return config;
+        };
+        let Value::Table(table) = value else {
+            self.problem(
+                "async",
+                format!(
+                    "expected a table ([async] with retries, max_event_age_s, retry_delay_ms, max_queued, on_success, on_failure), got {}",
+                    describe(value)
+                ),
+            );
+            return config;
+        };
+        self.unknown_keys("async", table, ASYNC_KEYS);
+        if let Some(retries) = self.integer_in(
+            "async",
+            table,
+            "retries",
+            "retries after a failed attempt",
+            0,
+            MAX_ASYNC_RETRIES.into(),
+        ) {
+            config.retries = retries;
+        }
+        if let Some(age) = self.integer_in::<u64>(
+            "async",
+            table,
+            "max_event_age_s",
+            "seconds",
+            1,
+            MAX_EVENT_AGE_S,
+        ) {
+            config.max_event_age_ms = age * 1000;
+        }
+        if let Some(delay) = self.integer_in(
+            "async",
+            table,
+            "retry_delay_ms",
+            "milliseconds before the first retry",
+            1,
+            3_600_000,
+        ) {
+            config.retry_delay_ms = delay;
+        }
+        if let Some(max) = self.integer_in(
+            "async",
+            table,
+            "max_queued",
+            "events waiting",
+            1,
+            10_000_000,
+        ) {
+            config.max_queued = max;
+        }
+        for (key, slot) in [
+            ("on_success", &mut config.on_success),
+            ("on_failure", &mut config.on_failure),
+        ] {
+            if let Some(value) = table.get(key) {
+                let field = format!("async.{key}");
+                if let Some(name) = self.string(&field, value, "a function name") {
+                    match FunctionName::new(name) {
+                        Ok(name) => *slot = Some(name),
+                        Err(_) => self.problem(
+                            &field,
+                            format!("expected a function name ({NAME_RULE}), got {name:?}"),
+                        ),
+                    }
+                }
+            }
+        }
+        config
     }
 
     fn static_site(&mut self, value: Option<&Value>) -> Option<String> {

@@ -123,10 +123,59 @@ pub enum AuthPolicy {
 /// A cron trigger from the manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {
-    /// Cron line: 6 fields with seconds, 5 fields, or `@every <duration>`.
+    /// Unique among the function's schedules (default `schedule-N`, N from 1); the
+    /// schedule's state (last tick, last result) is kept under it across deploys.
+    pub name: String,
+    /// Cron line: 6 fields with seconds, 5 fields, a macro, or `@every <duration>`.
     pub cron: String,
+    /// IANA time zone the cron fields are read in (`@every` ignores it).
+    pub tz: String,
     /// Request body sent to the function on each tick.
     pub body: String,
+    /// After downtime: run a missed tick once (true, the default) or skip it.
+    pub catch_up: bool,
+}
+
+/// Default retries of a failed asynchronous invocation (as Lambda's).
+pub const DEFAULT_ASYNC_RETRIES: u32 = 2;
+/// Most retries a function may configure.
+pub const MAX_ASYNC_RETRIES: u32 = 10;
+/// Default age after which a queued event is dropped to the dead-letter list (6 h).
+pub const DEFAULT_MAX_EVENT_AGE_MS: u64 = 6 * 3_600_000;
+/// Default delay before the first retry; each next one doubles it (with jitter).
+pub const DEFAULT_RETRY_DELAY_MS: u64 = 5_000;
+/// Default most queued events per function before enqueues get 429.
+pub const DEFAULT_MAX_QUEUED: u32 = 100_000;
+
+/// How a function's asynchronous invocations are retried and where results go
+/// (`[async]` in the manifest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsyncConfig {
+    /// Retries after the first failed attempt.
+    pub retries: u32,
+    /// An event older than this is not tried again (dead-lettered instead).
+    pub max_event_age_ms: u64,
+    /// Delay before the first retry; doubled for each next one, with jitter.
+    pub retry_delay_ms: u64,
+    /// Most events waiting in the function's queue (enqueues beyond get 429).
+    pub max_queued: u32,
+    /// Function invoked with a record of each successful asynchronous invocation.
+    pub on_success: Option<FunctionName>,
+    /// Function invoked with a record of each invocation that exhausted its retries.
+    pub on_failure: Option<FunctionName>,
+}
+
+impl Default for AsyncConfig {
+    fn default() -> Self {
+        Self {
+            retries: DEFAULT_ASYNC_RETRIES,
+            max_event_age_ms: DEFAULT_MAX_EVENT_AGE_MS,
+            retry_delay_ms: DEFAULT_RETRY_DELAY_MS,
+            max_queued: DEFAULT_MAX_QUEUED,
+            on_success: None,
+            on_failure: None,
+        }
+    }
 }
 
 /// A validated `gureum.toml`: everything the platform needs to run one function version.
@@ -154,6 +203,8 @@ pub struct FunctionSpec {
     pub env: BTreeMap<String, String>,
     /// Cron triggers.
     pub schedules: Vec<Schedule>,
+    /// Retries, event age, queue depth and destinations of asynchronous invocations.
+    pub async_config: AsyncConfig,
 }
 
 /// A version number of a function; the first deploy is 1, each deploy adds one.
