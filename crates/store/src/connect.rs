@@ -45,6 +45,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[Embedded] = &[
         "metering",
         include_str!("../migrations/sqlite/0003_metering.sql"),
     ),
+    (
+        4,
+        "queue",
+        include_str!("../migrations/sqlite/0004_queue.sql"),
+    ),
 ];
 
 /// PostgreSQL migrations, oldest first; same versions and descriptions as [`SQLITE_MIGRATIONS`].
@@ -63,6 +68,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Embedded] = &[
         3,
         "metering",
         include_str!("../migrations/postgres/0003_metering.sql"),
+    ),
+    (
+        4,
+        "queue",
+        include_str!("../migrations/postgres/0004_queue.sql"),
     ),
 ];
 

@@ -15,6 +15,7 @@
 //! may commit after a line with a larger number, which a tail polling `after_seq` can miss.
 
 mod connect;
+mod queue;
 mod rows;
 pub mod testing;
 
@@ -25,6 +26,10 @@ use gureum_model::{
     LogLine, VersionNumber,
 };
 use sqlx::{Any, AnyPool, Transaction};
+
+pub use queue::{
+    DeadLetter, Enqueued, IDEMPOTENCY_KEY_TTL_MS, QueueDepth, QueuedEvent, ScheduleState,
+};
 
 use crate::rows::{
     function_name, insert_chunks, invocation_from_row, log_from_row, multi_row_insert, u32_column,

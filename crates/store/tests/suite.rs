@@ -8,7 +8,7 @@ use gureum_model::{
     DailyUsage, FunctionName, InvocationOutcome, InvocationRecord, LIVE_ALIAS, LogLine, LogStream,
     MS_PER_DAY, Trigger,
 };
-use gureum_store::{Backend, LogQuery, Store, StoreError, testing};
+use gureum_store::{Backend, Enqueued, LogQuery, QueuedEvent, Store, StoreError, testing};
 use sqlx::Connection;
 
 /// What each test gets: an open store and its URL, to open it again as a second node.
@@ -75,7 +75,7 @@ fn rethrow(outcome: Result<(), tokio::task::JoinError>) {
 
 /// Instantiates every listed test once per backend: `sqlite::NAME` and `postgres::NAME`.
 /// Migrations each backend has (the files under migrations/<backend>/).
-const MIGRATIONS: i64 = 3;
+const MIGRATIONS: i64 = 4;
 
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
@@ -115,6 +115,11 @@ on_both_backends!(
     settings_round_trip,
     purge_deletes_old_logs_and_records_but_keeps_usage,
     logs_grep_is_a_case_sensitive_substring,
+    queued_events_are_claimed_once_and_leases_expire,
+    two_nodes_never_claim_the_same_event,
+    events_retry_complete_and_dead_letter_with_follow_ups,
+    idempotency_keys_deduplicate_enqueues,
+    schedule_ticks_fire_once,
 );
 
 fn name(name: &str) -> FunctionName {
@@ -947,4 +952,353 @@ async fn logs_grep_is_a_case_sensitive_substring(ctx: Ctx) {
         messages(store.query_logs(&grep("d_n")).await.unwrap()),
         Vec::<String>::new()
     );
+}
+
+fn event(id: &str, function: &str, now_ms: i64) -> QueuedEvent {
+    QueuedEvent {
+        id: id.to_string(),
+        function: function.to_string(),
+        version: None,
+        trigger: "queue".to_string(),
+        source: None,
+        method: "POST".to_string(),
+        path: "/jobs?x=1".to_string(),
+        headers: r#"[["content-type","text/plain"]]"#.to_string(),
+        body: vec![0, 159, 146, 150, b'x'],
+        raw_event: None,
+        enqueued_at_ms: now_ms,
+        attempts: 0,
+        next_at_ms: now_ms,
+        errors: "[]".to_string(),
+    }
+}
+
+async fn queued_events_are_claimed_once_and_leases_expire(ctx: Ctx) {
+    let store = &ctx.store;
+    let mut pinned = event("e2", "work", 1_000);
+    pinned.version = Some(3);
+    pinned.raw_event = Some("{}".to_string());
+    let mut later = event("e3", "work", 1_000);
+    later.next_at_ms = 5_000;
+    let outcomes = store
+        .enqueue_events(&[
+            (event("e1", "work", 1_000), None),
+            (pinned.clone(), None),
+            (later, None),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [Enqueued::New, Enqueued::New, Enqueued::New]);
+    let claimed = store
+        .claim_events("node-a", 2_000, 32_000, 10, &[])
+        .await
+        .unwrap();
+    let ids: Vec<&str> = claimed.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids.len(), 2, "{ids:?}: e3 is not due yet");
+    let got = claimed.iter().find(|e| e.id == "e2").unwrap();
+    assert_eq!(got.attempts, 1);
+    assert_eq!(got.version, Some(3));
+    assert_eq!(got.body, pinned.body);
+    assert_eq!(got.raw_event.as_deref(), Some("{}"));
+    // Leased events are not claimed again, and a skipped function is left alone.
+    assert!(
+        store
+            .claim_events("node-b", 6_000, 36_000, 10, &[])
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.id == "e3")
+    );
+    // node-b now holds e3; a renewal by node-a covers only its own two.
+    assert_eq!(store.renew_leases("node-a", 50_000).await.unwrap(), 2);
+    // After the lease expires, another node gets them (a second attempt).
+    let again = store
+        .claim_events("node-b", 50_001, 90_000, 10, &["other".to_string()])
+        .await
+        .unwrap();
+    // e3's lease (node-b's, to 36 000) has expired too.
+    assert_eq!(again.len(), 3);
+    assert!(again.iter().all(|e| e.attempts == 2));
+    assert!(
+        store
+            .claim_events("node-c", 50_002, 90_000, 10, &["work".to_string()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A restarted node frees its leases at once.
+    assert_eq!(store.release_leases("node-b").await.unwrap(), 3);
+    assert_eq!(
+        store
+            .claim_events("node-b", 50_003, 90_000, 10, &[])
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    let depths = store.queue_depths().await.unwrap();
+    assert_eq!(depths.len(), 1);
+    assert_eq!(
+        (depths[0].depth, depths[0].oldest_enqueued_at_ms),
+        (3, 1_000)
+    );
+}
+
+async fn two_nodes_never_claim_the_same_event(ctx: Ctx) {
+    let node_b = Store::open(&ctx.url).await.unwrap();
+    let events: Vec<(QueuedEvent, Option<String>)> = (0..200)
+        .map(|i| (event(&format!("ev{i:03}"), "work", 1_000), None))
+        .collect();
+    ctx.store.enqueue_events(&events).await.unwrap();
+    let mut racers = Vec::new();
+    for node in 0..4 {
+        let store = if node % 2 == 0 {
+            ctx.store.clone()
+        } else {
+            node_b.clone()
+        };
+        racers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let batch = store
+                    .claim_events(&format!("node-{node}"), 2_000, 60_000, 7, &[])
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return got;
+                }
+                got.extend(batch.into_iter().map(|e| e.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for racer in racers {
+        all.extend(racer.await.unwrap());
+    }
+    all.sort();
+    let claimed = all.len();
+    all.dedup();
+    assert_eq!(claimed, 200, "every event claimed exactly once");
+    assert_eq!(all.len(), 200);
+    node_b.close().await;
+}
+
+async fn events_retry_complete_and_dead_letter_with_follow_ups(ctx: Ctx) {
+    let store = &ctx.store;
+    store
+        .enqueue_events(&[
+            (event("ok", "work", 1_000), None),
+            (event("bad", "work", 1_000), None),
+        ])
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_events("n", 1_000, 9_000, 10, &[])
+        .await
+        .unwrap();
+    let ok = claimed.iter().find(|e| e.id == "ok").unwrap();
+    let bad = claimed.iter().find(|e| e.id == "bad").unwrap();
+    let mut destination = event("dest-1", "audit", 2_000);
+    destination.source = Some("ok".to_string());
+    store
+        .complete_event(ok, Some(&destination), 2_000)
+        .await
+        .unwrap();
+    assert!(store.get_event("ok").await.unwrap().is_none());
+    assert_eq!(
+        store.get_event("dest-1").await.unwrap().unwrap().function,
+        "audit"
+    );
+    // A throttled attempt is not counted; a failed one is.
+    store.retry_event("bad", 3_000, "[]", false).await.unwrap();
+    assert_eq!(store.get_event("bad").await.unwrap().unwrap().attempts, 0);
+    assert!(
+        store
+            .claim_events("n", 2_999, 9_000, 10, &["audit".into()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let bad = store
+        .claim_events("n", 3_000, 9_000, 10, &["audit".into()])
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .retry_event("bad", 4_000, r#"[{"attempt":1}]"#, true)
+        .await
+        .unwrap();
+    let stored = store.get_event("bad").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.attempts, stored.errors.as_str()),
+        (1, r#"[{"attempt":1}]"#)
+    );
+    let bad2 = store
+        .claim_events("n", 4_000, 9_000, 10, &["audit".into()])
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(bad2.attempts, 2);
+    drop(bad);
+    let mut failure = event("dest-2", "alert", 5_000);
+    failure.source = Some("bad".to_string());
+    store
+        .dead_letter_event(
+            &bad2,
+            r#"[{"attempt":1},{"attempt":2}]"#,
+            "retries_exhausted",
+            Some(&failure),
+            5_000,
+        )
+        .await
+        .unwrap();
+    assert!(store.get_event("bad").await.unwrap().is_none());
+    assert!(store.get_event("dest-2").await.unwrap().is_some());
+    let letters = store.list_dead_letters("work", 10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].event.attempts, 2);
+    assert_eq!(letters[0].event.body, event("x", "work", 0).body);
+    assert_eq!(letters[0].reason, "retries_exhausted");
+    assert_eq!(letters[0].failed_at_ms, 5_000);
+    assert!(
+        store
+            .get_dead_letter("other", "bad")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Redrive: back in the queue with no attempts and a fresh age.
+    assert_eq!(
+        store
+            .redrive_dead_letters("work", Some("bad"), 6_000)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        store
+            .list_dead_letters("work", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let redriven = store.get_event("bad").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            redriven.attempts,
+            redriven.enqueued_at_ms,
+            redriven.errors.as_str()
+        ),
+        (0, 6_000, "[]")
+    );
+    // Delete: one or all.
+    let again = store
+        .claim_events("n", 6_000, 9_000, 10, &["audit".into(), "alert".into()])
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .dead_letter_event(&again, "[]", "event_too_old", None, 7_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .delete_dead_letters("work", Some("nope"))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.delete_dead_letters("work", None).await.unwrap(), 1);
+}
+
+async fn idempotency_keys_deduplicate_enqueues(ctx: Ctx) {
+    let store = &ctx.store;
+    let key = Some("order-17".to_string());
+    let first = store
+        .enqueue_events(&[(event("i1", "work", 1_000), key.clone())])
+        .await
+        .unwrap();
+    assert_eq!(first, [Enqueued::New]);
+    // Same key, same function: the first invocation; in one batch too.
+    let second = store
+        .enqueue_events(&[
+            (event("i2", "work", 2_000), key.clone()),
+            (event("i3", "other", 2_000), key.clone()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        second,
+        [Enqueued::Duplicate("i1".to_string()), Enqueued::New]
+    );
+    assert!(store.get_event("i2").await.unwrap().is_none());
+    // After 24 h the key is fresh again.
+    let day_later = 1_000 + gureum_store::IDEMPOTENCY_KEY_TTL_MS + 1;
+    let third = store
+        .enqueue_events(&[(event("i4", "work", day_later), key)])
+        .await
+        .unwrap();
+    assert_eq!(third, [Enqueued::New]);
+    assert_eq!(
+        store.purge_idempotency_keys(day_later + 1_500).await.unwrap(),
+        1
+    );
+}
+
+async fn schedule_ticks_fire_once(ctx: Ctx) {
+    let node_b = Store::open(&ctx.url).await.unwrap();
+    let state = ctx
+        .store
+        .schedule_state_or_insert("tick", "s1", 10_000)
+        .await
+        .unwrap();
+    assert_eq!(state.last_tick_ms, 10_000);
+    // A second insert keeps the first state.
+    let state = node_b
+        .schedule_state_or_insert("tick", "s1", 99_000)
+        .await
+        .unwrap();
+    assert_eq!(state.last_tick_ms, 10_000);
+    let mut fired = 0;
+    for (i, store) in [&ctx.store, &node_b, &ctx.store].into_iter().enumerate() {
+        let mut tick_event = event(&format!("t{i}"), "tick", 11_000);
+        tick_event.trigger = "cron".to_string();
+        tick_event.source = Some("s1".to_string());
+        if store
+            .fire_schedule("tick", "s1", 11_000, Some(&tick_event), 11_001)
+            .await
+            .unwrap()
+        {
+            fired += 1;
+        }
+    }
+    assert_eq!(fired, 1, "one firing per tick");
+    let depths = ctx.store.queue_depths().await.unwrap();
+    assert_eq!(depths[0].depth, 1);
+    // A skipped tick moves the state without an event.
+    assert!(
+        ctx.store
+            .fire_schedule("tick", "s1", 12_000, None, 12_001)
+            .await
+            .unwrap()
+    );
+    assert_eq!(ctx.store.queue_depths().await.unwrap()[0].depth, 1);
+    // The tick's result lands on the schedule.
+    let claimed = ctx
+        .store
+        .claim_events("n", 20_000, 30_000, 10, &[])
+        .await
+        .unwrap();
+    let state = ctx.store.schedule_states().await.unwrap().remove(0);
+    assert_eq!(state.last_tick_ms, 12_000);
+    assert_eq!(state.last_status, None);
+    ctx.store
+        .complete_event(&claimed[0], None, 21_000)
+        .await
+        .unwrap();
+    let state = ctx.store.schedule_states().await.unwrap().remove(0);
+    assert_eq!(state.last_status.as_deref(), Some("succeeded"));
+    assert_eq!(state.last_finished_at_ms, Some(21_000));
+    assert_eq!(state.last_invocation_id, Some(claimed[0].id.clone()));
+    node_b.close().await;
 }
