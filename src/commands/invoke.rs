@@ -25,9 +25,21 @@ pub struct InvokeArgs {
     /// Print the response status and headers to stderr.
     #[arg(short = 'i', long)]
     include: bool,
+    /// Queue the invocation (stored durably, run with retries) and print its
+    /// invocation id instead of waiting for the response.
+    #[arg(long = "async")]
+    asynchronous: bool,
+    /// With --async: a key that makes a repeat of this call within 24 h a no-op (the
+    /// first invocation's id is printed).
+    #[arg(long, requires = "asynchronous")]
+    idempotency_key: Option<String>,
 }
 
-pub async fn run(client: &gureum_client::Client, args: InvokeArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    client: &gureum_client::Client,
+    args: InvokeArgs,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let body = match &args.data {
         Some(data) => match data.strip_prefix('@') {
             Some(file) => std::fs::read(file).with_context(|| format!("reading {file}"))?,
@@ -51,6 +63,12 @@ pub async fn run(client: &gureum_client::Client, args: InvokeArgs) -> anyhow::Re
         };
         headers.push((key.trim().to_string(), value.trim().to_string()));
     }
+    if args.asynchronous {
+        headers.push(("x-gureum-invocation-type".to_string(), "event".to_string()));
+        if let Some(key) = &args.idempotency_key {
+            headers.push(("idempotency-key".to_string(), key.clone()));
+        }
+    }
     let response = client
         .invoke(&args.name, method, &args.path, &headers, body)
         .await?;
@@ -71,6 +89,20 @@ pub async fn run(client: &gureum_client::Client, args: InvokeArgs) -> anyhow::Re
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
         eprintln!("error: HTTP {status}: {message}");
         return Ok(ExitCode::FAILURE);
+    }
+    if args.asynchronous && !json {
+        let queued: gureum_api_types::QueuedInvocation = serde_json::from_slice(&bytes)
+            .with_context(|| {
+                format!(
+                    "unexpected answer to an asynchronous invoke: {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })?;
+        if queued.duplicate {
+            eprintln!("already queued with this idempotency key:");
+        }
+        println!("{}", queued.invocation_id);
+        return Ok(ExitCode::SUCCESS);
     }
     std::io::stdout().write_all(&bytes)?;
     Ok(ExitCode::SUCCESS)

@@ -4,6 +4,7 @@ mod deploy;
 mod functions;
 mod invoke;
 mod logs;
+mod queue;
 mod quota;
 mod up;
 mod usage;
@@ -73,6 +74,11 @@ enum Command {
     Quota(quota::QuotaArgs),
     /// Show the price list and free tier, or replace it: `gureum prices set FILE.toml`.
     Prices(quota::PricesArgs),
+    /// List the cron schedules of the live functions with their next and last runs.
+    Schedules,
+    /// A function's dead-letter list: asynchronous invocations that exhausted their
+    /// retries (ls, show, rm, redrive).
+    Dlq(queue::DlqArgs),
 }
 
 /// Runs the parsed command line.
@@ -89,11 +95,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             functions::rollback(&client(&cli.url, cli.token)?, &name, to, json).await
         }
         Command::Rm { name } => functions::remove(&client(&cli.url, cli.token)?, &name, json).await,
-        Command::Invoke(args) => invoke::run(&client(&cli.url, cli.token)?, args).await,
+        Command::Invoke(args) => invoke::run(&client(&cli.url, cli.token)?, args, json).await,
         Command::Logs(args) => logs::run(&client(&cli.url, cli.token)?, args, json).await,
         Command::Usage(args) => usage::run(&client(&cli.url, cli.token)?, args, json).await,
         Command::Quota(args) => quota::quota(&client(&cli.url, cli.token)?, args, json).await,
         Command::Prices(args) => quota::prices(&client(&cli.url, cli.token)?, args, json).await,
+        Command::Schedules => queue::schedules(&client(&cli.url, cli.token)?, json).await,
+        Command::Dlq(args) => queue::dlq(&client(&cli.url, cli.token)?, args, json).await,
     }
 }
 

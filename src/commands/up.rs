@@ -100,7 +100,17 @@ pub struct UpArgs {
     /// Time between WebSocket keep-alive pings, e.g. 30s.
     #[arg(long, env = "GUREUM_WS_PING_INTERVAL", default_value = "30s")]
     ws_ping_interval: humantime::Duration,
+    /// Asynchronous events (queued invocations, cron ticks) this node runs at once.
+    #[arg(long, env = "GUREUM_QUEUE_CONCURRENCY", default_value_t = 64)]
+    queue_concurrency: usize,
+    /// How long a node's claim on a running event lasts without renewal (renewed every
+    /// third of it); after a node dies its events run again on another node this late.
+    #[arg(long, env = "GUREUM_QUEUE_LEASE", default_value = "30s")]
+    queue_lease: humantime::Duration,
 }
+
+/// File in the data directory holding this node's id (the owner of its queue leases).
+pub const NODE_ID_FILE: &str = "node.id";
 
 pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     init_tracing(&args.log_format);
@@ -215,10 +225,25 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             ping_interval: args.ws_ping_interval.into(),
         },
     );
+    let node_id = node_id(&args.data_dir)?;
+    let queue = gureum_queue::Queue::start(
+        store.clone(),
+        invoker.clone(),
+        metrics.clone(),
+        node_id,
+        gureum_queue::QueueSettings {
+            concurrency: args.queue_concurrency.max(1),
+            lease: Duration::from(args.queue_lease).max(Duration::from_secs(1)),
+            ..gureum_queue::QueueSettings::default()
+        },
+    )
+    .await
+    .context("starting the asynchronous queue")?;
     let public = tokio::spawn(gureum_gateway::serve_connections(
         public_listener,
         invoker.clone(),
         hub.clone(),
+        queue.clone(),
         gateway,
         wait_for(stop.clone()),
         grace,
@@ -231,6 +256,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         public_url: Arc::new(public_url.clone()),
         gateway,
         metrics_public: args.metrics_public,
+        queue: queue.clone(),
     });
     let admin = tokio::spawn(async move {
         axum::serve(
@@ -265,6 +291,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     // WebSocket clients get their close and functions their `$disconnect` while the
     // public listener still serves the platform API those functions may call.
     hub.shutdown(grace).await;
+    // Events still running get the grace to finish; the leases of any that do not are
+    // freed, so they run again (on another node, or after the restart).
+    queue.shutdown(grace).await;
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
     let _ = stop_sender.send(true);
     let _ = public.await;
@@ -290,6 +319,21 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     store.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// This node's id, created on first start and kept in the data directory, so a restarted
+/// node recognises (and frees at once) the queue leases it held before.
+fn node_id(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(NODE_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        _ => {
+            let id = uuid::Uuid::now_v7().simple().to_string();
+            std::fs::write(&path, format!("{id}\n"))
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(id)
+        }
+    }
 }
 
 async fn deploy_examples(invoker: &Invoker, examples_dir: &Path, public_url: &str) {

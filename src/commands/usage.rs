@@ -178,7 +178,7 @@ pub(super) fn price_summary(prices: &PricesView) -> anyhow::Result<String> {
 
 /// Prints rows under a header, each column as wide as its widest cell; `right` says
 /// which columns are right-aligned (numbers). The last column is not padded.
-fn print_table(head: &[String], rows: &[Vec<String>], right: &[bool]) {
+pub(super) fn print_table(head: &[String], rows: &[Vec<String>], right: &[bool]) {
     let width = |column: usize| {
         rows.iter()
             .map(|row| row[column].chars().count())

@@ -115,6 +115,12 @@ impl Server {
         None
     }
 
+    /// Kills the server outright (SIGKILL: no graceful shutdown, nothing flushed).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The CLI with this server's `--url` and `--token` and then `args`, not yet run
     /// (for commands that keep running, such as `logs -f`).
     pub fn cli_command(&self, args: &[&str]) -> Command {

@@ -8,6 +8,7 @@ mod lambda;
 mod lifecycle;
 mod metering;
 mod operations;
+mod queue;
 mod restart;
 mod usage_cli;
 mod validation;

@@ -424,3 +424,94 @@ mod decimal_text {
         deserializer.deserialize_any(DecimalText)
     }
 }
+
+/// A cron schedule of a live function: `GET /api/v1/schedules`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleInfo {
+    /// The function.
+    pub function: String,
+    /// The schedule's name (`schedule-N` unless the manifest names it).
+    pub name: String,
+    /// The cron line.
+    pub cron: String,
+    /// The time zone its fields are read in.
+    pub tz: String,
+    /// The next tick (RFC 3339, UTC).
+    pub next_run: Option<String>,
+    /// The last tick fired (or skipped).
+    pub last_run: Option<String>,
+    /// The invocation id of the last fired tick (`gureum logs NAME --invocation ID`).
+    pub last_invocation_id: Option<String>,
+    /// `succeeded`, `failed` (in the dead-letter list), `pending` (running or waiting for
+    /// a retry), or none yet.
+    pub last_result: Option<String>,
+    /// When the last run finished (RFC 3339).
+    pub last_finished: Option<String>,
+}
+
+/// One failed attempt of an asynchronous invocation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AttemptError {
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// When it failed (RFC 3339).
+    pub at: String,
+    /// The HTTP status it ended with (502 crash, 504 timeout, the function's own 5xx…).
+    pub status: u16,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// An event in a function's dead-letter list.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetterInfo {
+    /// The invocation id (every attempt ran under it; a redrive keeps it).
+    pub id: String,
+    /// The function.
+    pub function: String,
+    /// The pinned version, if the request pinned one.
+    pub version: Option<u32>,
+    /// `queue` (asynchronous request or destination) or `cron`.
+    pub trigger: String,
+    /// The schedule (cron) or originating invocation (destination).
+    pub source: Option<String>,
+    /// Method of the stored request.
+    pub method: String,
+    /// Path and query of the stored request.
+    pub path: String,
+    /// Its headers.
+    pub headers: Vec<(String, String)>,
+    /// Its body as text (UTF-8, lossy), or base64 when `body_base64` is set.
+    pub body: String,
+    /// Whether `body` is base64.
+    pub body_base64: bool,
+    /// When it was enqueued (RFC 3339).
+    pub enqueued: String,
+    /// When it was dead-lettered (RFC 3339).
+    pub failed: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// `retries_exhausted`, `event_too_old` or `function_removed`.
+    pub reason: String,
+    /// Every failed attempt.
+    pub errors: Vec<AttemptError>,
+}
+
+/// Answer to deleting or redriving dead letters.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetterCount {
+    /// How many were deleted or queued again.
+    pub count: u64,
+}
+
+/// Answer to an asynchronous invocation (`202 Accepted`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QueuedInvocation {
+    /// The invocation id.
+    pub invocation_id: String,
+    /// Always `queued`.
+    pub status: String,
+    /// True when the idempotency key was used before: nothing new was queued and the id
+    /// is the first invocation's.
+    pub duplicate: bool,
+}

@@ -3,8 +3,9 @@
 
 use futures::{Stream, StreamExt};
 use gureum_api_types::{
-    DeployResponse, ErrorBody, FunctionInfo, InvocationView, LogLineView, PricesView, Problem,
-    QuotaBody, QuotaView, RollbackRequest, RollbackResponse, UsageReportView, VersionInfo,
+    DeadLetterCount, DeadLetterInfo, DeployResponse, ErrorBody, FunctionInfo, InvocationView,
+    LogLineView, PricesView, Problem, QuotaBody, QuotaView, RollbackRequest, RollbackResponse,
+    ScheduleInfo, UsageReportView, VersionInfo,
 };
 use serde::de::DeserializeOwned;
 
@@ -174,6 +175,60 @@ impl Client {
             .send()
             .await
             .map_err(|source| self.connect_error(source))
+    }
+
+    /// Every live function's cron schedules.
+    pub async fn schedules(&self) -> Result<Vec<ScheduleInfo>, ClientError> {
+        self.json(self.http.get(self.url("/api/v1/schedules")))
+            .await
+    }
+
+    /// A function's dead letters, newest first.
+    pub async fn dead_letters(
+        &self,
+        name: &str,
+        limit: u32,
+    ) -> Result<Vec<DeadLetterInfo>, ClientError> {
+        let request = self
+            .http
+            .get(self.url(&format!("/api/v1/functions/{name}/dead-letters")))
+            .query(&[("limit", limit)]);
+        self.json(request).await
+    }
+
+    /// One dead letter.
+    pub async fn dead_letter(&self, name: &str, id: &str) -> Result<DeadLetterInfo, ClientError> {
+        self.json(
+            self.http
+                .get(self.url(&format!("/api/v1/functions/{name}/dead-letters/{id}"))),
+        )
+        .await
+    }
+
+    /// Deletes one dead letter, or all of the function's with `None`.
+    pub async fn delete_dead_letters(
+        &self,
+        name: &str,
+        id: Option<&str>,
+    ) -> Result<DeadLetterCount, ClientError> {
+        let path = match id {
+            Some(id) => format!("/api/v1/functions/{name}/dead-letters/{id}"),
+            None => format!("/api/v1/functions/{name}/dead-letters"),
+        };
+        self.json(self.http.delete(self.url(&path))).await
+    }
+
+    /// Queues one dead letter again, or all of the function's with `None`.
+    pub async fn redrive_dead_letters(
+        &self,
+        name: &str,
+        id: Option<&str>,
+    ) -> Result<DeadLetterCount, ClientError> {
+        let path = match id {
+            Some(id) => format!("/api/v1/functions/{name}/dead-letters/{id}/redrive"),
+            None => format!("/api/v1/functions/{name}/dead-letters/redrive"),
+        };
+        self.json(self.http.post(self.url(&path))).await
     }
 
     /// Log lines of a function, oldest first.

@@ -197,6 +197,7 @@ pub async fn invoke(State(state): State<AdminState>, request: Request) -> Respon
     let request = Request::from_parts(parts, body);
     gureum_gateway::handle(
         &state.invoker,
+        &state.queue,
         state.gateway,
         request,
         client,

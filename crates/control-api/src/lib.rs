@@ -1,5 +1,5 @@
 //! REST control API on the admin listener: `/api/v1` (deploy, versions, rollback,
-//! remove, invoke, logs, usage, prices, quotas), its OpenAPI 3.1 document generated from the handlers,
+//! remove, invoke, logs, usage, prices, quotas, schedules, dead letters), its OpenAPI 3.1 document generated from the handlers,
 //! `/metrics` and `/healthz`. Every route but `/healthz` needs the admin bearer token.
 
 mod error;
@@ -7,6 +7,7 @@ mod functions;
 mod logs;
 mod metering;
 mod openapi;
+mod queue;
 
 use std::sync::Arc;
 
@@ -44,6 +45,8 @@ pub struct AdminState {
     pub gateway: GatewaySettings,
     /// Serve `/metrics` without the token (`--metrics-public`).
     pub metrics_public: bool,
+    /// The asynchronous queue (async invokes, schedules, dead letters).
+    pub queue: Arc<gureum_queue::Queue>,
 }
 
 /// The admin listener's router.
@@ -61,6 +64,23 @@ pub fn router(state: AdminState) -> Router {
         .route("/functions/{name}/invocations", get(logs::invocations))
         .route("/functions/{name}/invoke", any(functions::invoke))
         .route("/functions/{name}/invoke/{*path}", any(functions::invoke))
+        .route("/schedules", get(queue::schedules))
+        .route(
+            "/functions/{name}/dead-letters",
+            get(queue::dead_letters).delete(queue::delete_all),
+        )
+        .route(
+            "/functions/{name}/dead-letters/redrive",
+            post(queue::redrive_all),
+        )
+        .route(
+            "/functions/{name}/dead-letters/{id}",
+            get(queue::dead_letter).delete(queue::delete_one),
+        )
+        .route(
+            "/functions/{name}/dead-letters/{id}/redrive",
+            post(queue::redrive_one),
+        )
         .route("/usage", get(metering::usage))
         .route("/prices", get(metering::prices).put(metering::set_prices))
         .route("/quotas", get(metering::quotas))

@@ -3,7 +3,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use crate::{functions, logs, metering};
+use crate::{functions, logs, metering, queue};
 
 /// The control API's OpenAPI document.
 #[derive(OpenApi)]
@@ -27,6 +27,13 @@ use crate::{functions, logs, metering};
         metering::set_function_quota,
         metering::remove_global_quota,
         metering::remove_function_quota,
+        queue::schedules,
+        queue::dead_letters,
+        queue::dead_letter,
+        queue::delete_one,
+        queue::delete_all,
+        queue::redrive_one,
+        queue::redrive_all,
     ),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),

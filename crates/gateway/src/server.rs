@@ -17,6 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+use gureum_queue::{AsyncRequest, Queue, QueueError};
 use gureum_websocket::{AcceptError, Hub};
 
 use crate::body::LimitedBody;
@@ -56,6 +57,7 @@ pub async fn serve_connections(
     listener: TcpListener,
     invoker: Arc<Invoker>,
     hub: Arc<Hub>,
+    queue: Arc<Queue>,
     settings: GatewaySettings,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
@@ -78,12 +80,14 @@ pub async fn serve_connections(
                 let _ = stream.set_nodelay(true);
                 let invoker = invoker.clone();
                 let hub = hub.clone();
+                let queue = queue.clone();
                 let service = service_fn(move |request| {
                     let invoker = invoker.clone();
                     let hub = hub.clone();
+                    let queue = queue.clone();
                     let client = Some(peer.ip());
                     async move {
-                        Ok::<_, Infallible>(route_public(&invoker, &hub, settings, request, client).await)
+                        Ok::<_, Infallible>(route_public(&invoker, &hub, &queue, settings, request, client).await)
                     }
                 });
                 let connection = builder
@@ -114,6 +118,7 @@ pub async fn serve_connections(
 async fn route_public(
     invoker: &Invoker,
     hub: &Arc<Hub>,
+    queue: &Queue,
     settings: GatewaySettings,
     request: Request<hyper::body::Incoming>,
     client: Option<std::net::IpAddr>,
@@ -165,12 +170,15 @@ async fn route_public(
             "no such platform API path",
         );
     }
-    handle(invoker, settings, request, client, Trigger::Http).await
+    handle(invoker, queue, settings, request, client, Trigger::Http).await
 }
 
-/// Answers one public request; `client` is the caller's address, when known.
+/// Answers one public request; `client` is the caller's address, when known. With
+/// `x-gureum-invocation-type: event` (or `X-Amz-Invocation-Type: Event`) the request is
+/// queued durably instead and answered 202 with its invocation id.
 pub async fn handle<B>(
     invoker: &Invoker,
+    queue: &Queue,
     settings: GatewaySettings,
     request: Request<B>,
     client: Option<std::net::IpAddr>,
@@ -252,6 +260,13 @@ where
     }
     let exceeded = Arc::new(AtomicBool::new(false));
     let body = LimitedBody::new(body, settings.max_body_bytes, exceeded.clone());
+    if is_async(&parts.headers) {
+        let version = match selector {
+            VersionSelector::Live => None,
+            VersionSelector::Pinned(version) => Some(version),
+        };
+        return enqueue(queue, function, version, parts, body, &exceeded, settings).await;
+    }
     let request = Request::from_parts(parts, body);
 
     let answer = invoker
@@ -274,6 +289,126 @@ where
         HeaderValue::from_static(if answer.cold_start { "1" } else { "0" }),
     );
     response
+}
+
+/// Whether the caller asked for an asynchronous invocation.
+fn is_async(headers: &http::HeaderMap) -> bool {
+    ["x-gureum-invocation-type", "x-amz-invocation-type"]
+        .iter()
+        .filter_map(|name| headers.get(*name))
+        .any(|value| value.as_bytes().eq_ignore_ascii_case(b"event"))
+}
+
+/// Headers not stored with a queued request: hop-by-hop ones, lengths the replay
+/// recomputes, and the ones that asked for the queue.
+const UNSTORED_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "upgrade",
+    "content-length",
+    "x-gureum-invocation-type",
+    "x-amz-invocation-type",
+    "idempotency-key",
+    "x-amz-client-context",
+];
+
+async fn enqueue<B>(
+    queue: &Queue,
+    function: String,
+    version: Option<gureum_model::VersionNumber>,
+    parts: http::request::Parts,
+    body: LimitedBody<B>,
+    exceeded: &AtomicBool,
+    settings: GatewaySettings,
+) -> Response<ResponseBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) if exceeded.load(Ordering::Acquire) => return too_large(settings.max_body_bytes),
+        Err(error) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "bad_request_body",
+                &format!("reading the request body failed: {error}"),
+            );
+        }
+    };
+    let idempotency_key = parts
+        .headers
+        .get("idempotency-key")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string);
+    let headers = parts
+        .headers
+        .iter()
+        .filter(|(name, _)| !UNSTORED_HEADERS.contains(&name.as_str()))
+        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
+        .collect();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| "/".to_string(), |path| path.as_str().to_string());
+    let request = AsyncRequest {
+        function,
+        version,
+        method: parts.method.to_string(),
+        path,
+        headers,
+        body,
+        idempotency_key,
+    };
+    match queue.enqueue(request).await {
+        Ok(accepted) => {
+            let body = serde_json::json!({
+                "invocation_id": accepted.invocation_id,
+                "status": "queued",
+                "duplicate": accepted.duplicate,
+            })
+            .to_string();
+            let mut response = Response::new(full(body));
+            *response.status_mut() = StatusCode::ACCEPTED;
+            let headers = response.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            if let Ok(value) = HeaderValue::from_str(&accepted.invocation_id) {
+                headers.insert("x-gureum-invocation-id", value);
+            }
+            if accepted.duplicate {
+                headers.insert("x-gureum-idempotent-replay", HeaderValue::from_static("1"));
+            }
+            response
+        }
+        Err(error @ QueueError::NotFound(_)) => error_response(
+            StatusCode::NOT_FOUND,
+            "function_not_found",
+            &error.to_string(),
+        ),
+        Err(error @ QueueError::QueueFull { .. }) => {
+            let mut response = error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "queue_full",
+                &error.to_string(),
+            );
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+        Err(error @ QueueError::ShuttingDown) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            &error.to_string(),
+        ),
+        Err(error @ QueueError::Store(_)) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_unavailable",
+            &error.to_string(),
+        ),
+    }
 }
 
 /// Reads and discards a refused body (bounded in bytes and time) so that the client,

@@ -163,6 +163,12 @@ pub struct InvokerParts {
 #[derive(Debug, Clone)]
 pub struct RawEvent(pub Bytes);
 
+/// A request extension: the invocation id to run under instead of a new one (the queue
+/// passes its event id, so every attempt of an asynchronous invocation shares it, as
+/// Lambda's request id does).
+#[derive(Debug, Clone)]
+pub struct InvocationId(pub String);
+
 /// The in-memory registry of functions and their loaded versions.
 pub struct Invoker {
     parts: InvokerParts,
@@ -390,6 +396,23 @@ impl Invoker {
         })
     }
 
+    /// The live version and spec of every deployed function.
+    pub fn live_functions(&self) -> Vec<(String, VersionNumber, Arc<FunctionSpec>)> {
+        read(&self.state)
+            .functions
+            .iter()
+            .map(|(name, live)| (name.clone(), live.version, live.spec.clone()))
+            .collect()
+    }
+
+    /// The live version and spec of one function.
+    pub fn live_function(&self, function: &str) -> Option<(VersionNumber, Arc<FunctionSpec>)> {
+        read(&self.state)
+            .functions
+            .get(function)
+            .map(|live| (live.version, live.spec.clone()))
+    }
+
     /// The function serving a manifest route.
     pub fn route(&self, path: &str) -> Option<String> {
         read(&self.state).routes.lookup(path).map(str::to_string)
@@ -410,7 +433,10 @@ impl Invoker {
     {
         let started = Instant::now();
         let started_at_ms = gureum_model::now_ms();
-        let invocation_id = uuid::Uuid::now_v7().simple().to_string();
+        let invocation_id = match request.extensions().get::<InvocationId>() {
+            Some(InvocationId(id)) => id.clone(),
+            None => uuid::Uuid::now_v7().simple().to_string(),
+        };
         let live = read(&self.state).functions.get(function).cloned();
         let Some(live) = live else {
             return Answer {

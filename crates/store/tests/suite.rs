@@ -1240,7 +1240,10 @@ async fn idempotency_keys_deduplicate_enqueues(ctx: Ctx) {
         .unwrap();
     assert_eq!(third, [Enqueued::New]);
     assert_eq!(
-        store.purge_idempotency_keys(day_later + 1_500).await.unwrap(),
+        store
+            .purge_idempotency_keys(day_later + 1_500)
+            .await
+            .unwrap(),
         1
     );
 }

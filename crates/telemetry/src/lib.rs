@@ -9,8 +9,8 @@ mod retention;
 mod writer;
 
 pub use metrics::{
-    FunctionLabels, InvocationLabels, Metrics, PoolSample, PoolStats, QuotaLabels, RejectionLabels,
-    WebSocketLabels,
+    FunctionLabels, InvocationLabels, Metrics, PoolSample, PoolStats, QueueEventLabels,
+    QueueLabels, QuotaLabels, RejectionLabels, WebSocketLabels,
 };
 pub use retention::{DEFAULT_RETENTION_INTERVAL, spawn_retention};
 pub use writer::{Telemetry, TelemetryWriter, WriterSettings, start};

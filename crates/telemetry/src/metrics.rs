@@ -65,6 +65,22 @@ pub struct WebSocketLabels {
     pub function: String,
 }
 
+/// Labels of the asynchronous queue's gauges.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    /// The function whose queue it is.
+    pub function: String,
+}
+
+/// Labels of the asynchronous queue's event counters.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueEventLabels {
+    /// The function.
+    pub function: String,
+    /// enqueued, succeeded, retried, throttled, dead_lettered or rejected (queue full).
+    pub result: String,
+}
+
 /// The pool of one loaded version, as seen at scrape time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolSample {
@@ -121,6 +137,12 @@ pub struct Metrics {
     pub websocket_messages_out: Family<WebSocketLabels, Counter>,
     /// WebSocket connections closed because their send queue was full (1013).
     pub websocket_slow_consumers: Family<WebSocketLabels, Counter>,
+    /// Events waiting or running in each function's asynchronous queue (all nodes).
+    pub queue_depth_events: Family<QueueLabels, Gauge>,
+    /// Age of the oldest event in each function's queue.
+    pub queue_oldest_age_seconds: Family<QueueLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// What happened to asynchronous events on this node.
+    pub queue_events: Family<QueueEventLabels, Counter>,
     pools: Arc<Mutex<Option<Arc<dyn PoolStats>>>>,
 }
 
@@ -246,8 +268,30 @@ impl Metrics {
             "WebSocket connections closed (1013) because they did not read fast enough",
             websocket_slow_consumers.clone(),
         );
+        let queue_depth_events = Family::<QueueLabels, Gauge>::default();
+        gureum.register(
+            "queue_depth_events",
+            "Asynchronous events waiting or running, per function (whole cluster)",
+            queue_depth_events.clone(),
+        );
+        let queue_oldest_age_seconds =
+            Family::<QueueLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        gureum.register(
+            "queue_oldest_age_seconds",
+            "Age of the oldest queued asynchronous event, per function",
+            queue_oldest_age_seconds.clone(),
+        );
+        let queue_events = Family::<QueueEventLabels, Counter>::default();
+        gureum.register(
+            "queue_events",
+            "Asynchronous events by what happened to them on this node",
+            queue_events.clone(),
+        );
         Self {
             registry,
+            queue_depth_events,
+            queue_oldest_age_seconds,
+            queue_events,
             websocket_connections,
             websocket_messages_in,
             websocket_messages_out,

@@ -17,6 +17,8 @@ shapes as the Rust ``lambda-testbed``:
   (1 s timeout); 200 JSON ``{"status": N|null, "error": "..."|null}``.
 * ``/json`` -- returns the plain dict ``{"hello": "world"}`` (no statusCode).
 * ``/context`` -- 200 JSON of the Lambda context object's fields.
+* an EventBridge event (``source: aws.events``, cron) -- prints ``eventbridge <event JSON>``,
+  returns ``{"ok": true}``.
 * anything else -- 200 text ``lambda-python``.
 """
 
@@ -75,6 +77,9 @@ def handler(event, context):
     global _held
     _held = None
 
+    if event.get("source") == "aws.events":
+        print("eventbridge " + json.dumps(event, sort_keys=True), flush=True)
+        return {"ok": True}
     path = event.get("rawPath", "/")
     if path == "/echo":
         return _json(

@@ -17,6 +17,7 @@
 //! | `/fetch?url=U`   | outbound GET of U: answers with the upstream status and body, or 599 and the error text |
 //! | `/status?code=N` | answers status N with body `status N` |
 //! | `/headers`       | answers with `x-testbed: yes` and two `set-cookie` headers |
+//! | `/job[?sleep=MS&report=URL]`, `/` | an asynchronous event: POSTs a JSON report (id, attempt, trigger, schedule, scheduled time, destination headers, body) to URL, sleeps, prints `job ID attempt N trigger T`, answers env `JOB_STATUS` (default 200) |
 //! | `/.gureum/websocket` | WebSocket events, see [`websocket`] |
 //! | anything else    | 404 `no such testbed route` |
 
@@ -44,6 +45,7 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
     let query = request.uri().query().unwrap_or("").to_owned();
     match route.as_str() {
         "echo" => echo(request, &query).await,
+        "job" | "" => job(request, &query).await,
         "body" => body(request),
         "count" => {
             let n = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
@@ -93,6 +95,52 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
             .body(Body::from("headers"))?),
         _ => text(StatusCode::NOT_FOUND, "no such testbed route".to_owned()),
     }
+}
+
+/// `/job` (and `/`, where cron ticks and destination records arrive): reports the
+/// event to the test's recorder, then answers `JOB_STATUS`.
+async fn job(mut request: Request<Body>, query: &str) -> Result<Response<Body>, Error> {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let id = header("x-gureum-invocation-id");
+    let attempt = header("x-gureum-attempt");
+    let trigger = header("x-gureum-trigger");
+    let report = json!({
+        "id": id,
+        "attempt": attempt,
+        "trigger": trigger,
+        "schedule": header("x-gureum-schedule"),
+        "scheduled_time": header("x-gureum-scheduled-time"),
+        "destination_of": header("x-gureum-destination-of"),
+        "condition": header("x-gureum-destination-condition"),
+        "path": request.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default(),
+        "body": String::from_utf8_lossy(request.body_mut().contents().await?),
+    });
+    let report_url = query_param(query, "report").or_else(|| std::env::var("JOB_REPORT").ok());
+    if let Some(url) = report_url {
+        let post = Request::post(url.as_str())
+            .header("content-type", "application/json")
+            .body(Body::from(report.to_string()))?;
+        if let Err(error) = Client::new().send(post).await {
+            return text(StatusCode::BAD_GATEWAY, format!("report failed: {error:#}"));
+        }
+    }
+    if let Some(ms) = number(query, "sleep") {
+        wstd::task::sleep(wstd::time::Duration::from_millis(ms)).await;
+    }
+    println!("job {id} attempt {attempt} trigger {trigger}");
+    let status = std::env::var("JOB_STATUS")
+        .ok()
+        .and_then(|s| s.parse::<u16>().ok())
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .unwrap_or(StatusCode::OK);
+    text(status, format!("job {id} answered {}", status.as_u16()))
 }
 
 /// `/echo`: describes the request as JSON.
