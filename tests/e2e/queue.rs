@@ -583,6 +583,36 @@ async fn a_full_queue_answers_429_and_keys_deduplicate() {
         statuses.push(status);
     }
     assert_eq!(statuses, [202, 202, 202, 429, 429, 429]);
+    // The gauges come from a count of the store each second.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let metrics = loop {
+        let text = http()
+            .get(format!("{}/metrics", server.admin_url))
+            .bearer_auth(&server.token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("gureum_async_queue_depth{function=\"narrow\"} 3")
+            || Instant::now() > deadline
+        {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for expected in [
+        "gureum_async_events_total{function=\"narrow\",result=\"rejected\"} 3",
+        "gureum_async_events_total{function=\"narrow\",result=\"enqueued\"} 3",
+        "gureum_async_queue_depth{function=\"narrow\"} 3",
+        "gureum_async_oldest_event_age_seconds{function=\"narrow\"}",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "{expected} missing from:\n{metrics}"
+        );
+    }
 
     // Lambda's header works too; a repeated idempotency key queues nothing new.
     let key = [("idempotency-key", "order-42")];
@@ -612,4 +642,85 @@ async fn a_full_queue_answers_429_and_keys_deduplicate() {
         .await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(recorder.of("id", &id).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_missed_while_down_runs_once_or_is_skipped() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().join("data");
+    let server = Server::start_in(&data_dir, None);
+    let runs = Recorder::start().await;
+    let skips = Recorder::start().await;
+    let _run = deploy(
+        &server,
+        "missed-run",
+        &format!("{}[[schedule]]\ncron = \"@every 3s\"\n", runs.env()),
+    );
+    let _skip = deploy(
+        &server,
+        "missed-skip",
+        &format!(
+            "{}[[schedule]]\ncron = \"@every 3s\"\nmissed = \"skip\"\n",
+            skips.env()
+        ),
+    );
+    // Stop right after a tick both ran, stay down over two more ticks, come back
+    // before the third.
+    let both_ran = |count: usize| {
+        let (runs, skips) = (&runs, &skips);
+        move || runs.reports().len() >= count && skips.reports().len() >= count
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !both_ran(1)() {
+        assert!(Instant::now() < deadline, "the schedules never fired");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let last_tick = |recorder: &Recorder| -> String {
+        recorder
+            .reports()
+            .iter()
+            .map(|(_, r)| r["scheduled_time"].as_str().unwrap().to_string())
+            .max()
+            .unwrap()
+    };
+    let stopped_at = Instant::now();
+    assert_eq!(server.stop(), Some(0));
+    let before = last_tick(&runs).max(last_tick(&skips));
+    tokio::time::sleep(Duration::from_millis(7_000).saturating_sub(stopped_at.elapsed())).await;
+    let restarted = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    let server = Server::start_in(&data_dir, None);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let missed = |recorder: &Recorder| -> Vec<String> {
+        recorder
+            .reports()
+            .iter()
+            .map(|(_, r)| r["scheduled_time"].as_str().unwrap().to_string())
+            .filter(|t| *t > before && *t < restarted)
+            .collect()
+    };
+    let caught_up = missed(&runs);
+    assert_eq!(
+        caught_up.len(),
+        1,
+        "run-once: one missed tick runs, got {caught_up:?} (last before the stop {before}, restart {restarted})"
+    );
+    assert!(
+        missed(&skips).is_empty(),
+        "skip: no missed tick runs, got {:?}",
+        missed(&skips)
+    );
+    // Both go on with their regular ticks.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while !(skips
+        .reports()
+        .iter()
+        .any(|(_, r)| r["scheduled_time"].as_str().unwrap() > restarted.as_str()))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no regular tick after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(server.stop(), Some(0));
 }

@@ -22,7 +22,7 @@ pub struct BenchArgs {
     #[arg(long)]
     quick: bool,
     /// Only scenarios whose name contains this text (e.g. `warm`, `fresh`, `cold`,
-    /// `lambda`).
+    /// `lambda`, `density`, `async`).
     #[arg(long)]
     only: Option<String>,
     /// Measured rounds per scenario (the median is reported).
@@ -53,6 +53,8 @@ const LAMBDA_COLD: &str = "lambda cold start";
 const DENSITY: &str = "density";
 /// How many functions the density scenario deploys (the target: 1,000 under 500 MB).
 const DENSITY_FUNCTIONS: usize = 1000;
+/// Asynchronous invocation: enqueue rate and latency, and events run end to end.
+const ASYNC: &str = "async queue";
 /// gureum with and without metering (invocation records, byte counts, usage, metrics).
 const METERING_C16: &str = "metering on/off c=16";
 
@@ -266,6 +268,26 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
         extra.extend(density(&servers, &running, count)?);
         running.stop();
     }
+    if selected(ASYNC) {
+        let seconds = if args.quick { 1 } else { args.seconds };
+        for (label, store) in [("SQLite", None), ("PostgreSQL", postgres_database())] {
+            if label == "PostgreSQL" && store.is_none() {
+                extra.push((
+                    format!("{ASYNC} on {label}"),
+                    "skipped: no PostgreSQL reachable at 127.0.0.1:5432".into(),
+                ));
+                continue;
+            }
+            let mut running = servers
+                .start_on(Server::Gureum, store.as_deref())?
+                .expect("gureum always runs");
+            extra.push(async_queue(&running, label, seconds)?);
+            running.stop();
+            if let Some(url) = &store {
+                drop_postgres_database(url);
+            }
+        }
+    }
     if selected(LAMBDA_COLD) {
         let mut running = servers
             .start(Server::GureumLambda)?
@@ -381,6 +403,12 @@ impl Servers<'_> {
     /// Starts a server on a fresh port and waits until it answers; `None` when the
     /// peer is not part of this run (quick mode).
     fn start(&self, server: Server) -> Result<Option<Running>> {
+        self.start_on(server, None)
+    }
+
+    /// [`Servers::start`] with gureum on the store `store` (default: SQLite in the data
+    /// directory).
+    fn start_on(&self, server: Server, store: Option<&str>) -> Result<Option<Running>> {
         let port = BASE_PORT
             + match server {
                 Server::Gureum | Server::GureumLambda | Server::GureumUnmetered => 0,
@@ -405,6 +433,9 @@ impl Servers<'_> {
                     .env("RUST_LOG", "warn");
                 if server == Server::GureumUnmetered {
                     command.arg("--no-metering");
+                }
+                if let Some(store) = store {
+                    command.args(["--store", store]);
                 }
                 command
             }
@@ -622,6 +653,82 @@ fn density(servers: &Servers, running: &Running, count: usize) -> Result<Vec<(St
     ])
 }
 
+/// Enqueues asynchronous invocations of hello with wrk (c=16) for `seconds`, then waits
+/// until the queue has run them all: the enqueue rate and latency (each answer is a
+/// 202 after the event is committed), and events run per second end to end.
+fn async_queue(running: &Running, store: &str, seconds: u64) -> Result<(String, String)> {
+    let url = format!("http://127.0.0.1:{}/fn/hello", running.port);
+    let started = Instant::now();
+    let enqueue = wrk_with(&url, 16, seconds, &["x-gureum-invocation-type: event"])?;
+    let enqueued = async_count(running, "enqueued")?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut done = 0.0;
+    while Instant::now() < deadline {
+        done = async_count(running, "succeeded")?;
+        if done >= enqueued {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ensure!(
+        done >= enqueued,
+        "the queue ran {done} of {enqueued} events within 300 s"
+    );
+    let elapsed = started.elapsed().as_secs_f64();
+    Ok((
+        format!("{ASYNC} on {store}: enqueue (wrk c=16, 202 after commit), then every event run"),
+        format!(
+            "{:.0} enqueues/s (p50 {:.2} ms, p99 {:.2} ms); {enqueued:.0} events run in {elapsed:.1} s = {:.0} events/s end to end",
+            enqueue.rps,
+            enqueue.p50_ms,
+            enqueue.p99_ms,
+            enqueued / elapsed
+        ),
+    ))
+}
+
+/// `gureum_async_events_total{function="hello",result=…}` from `/metrics`.
+fn async_count(running: &Running, result: &str) -> Result<f64> {
+    let output = Command::new("curl")
+        .args([
+            "-s",
+            "-H",
+            &format!("authorization: Bearer {}", running.token),
+        ])
+        .arg(format!("http://127.0.0.1:{}/metrics", running.admin_port))
+        .output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let prefix = format!("gureum_async_events_total{{function=\"hello\",result=\"{result}\"}} ");
+    Ok(text
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0))
+}
+
+/// A fresh database on the local PostgreSQL (trust auth), if one is reachable.
+fn postgres_database() -> Option<String> {
+    let name = format!("gureum_bench_{}", std::process::id());
+    let created = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-qc"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .ok()?;
+    created
+        .status
+        .success()
+        .then(|| format!("postgres://postgres@127.0.0.1:5432/{name}"))
+}
+
+fn drop_postgres_database(url: &str) {
+    if let Some(name) = url.rsplit('/').next() {
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-qc"])
+            .arg(format!("DROP DATABASE IF EXISTS {name}"))
+            .output();
+    }
+}
+
 /// Resident memory of a process in MiB (Linux `/proc`): total, anonymous, file-backed
 /// (mapped compiled code; shared with the page cache, counted once per mapping).
 fn resident_mb(pid: u32) -> (f64, f64, f64) {
@@ -702,9 +809,17 @@ fn wait_until_ok(url: &str) -> Result<()> {
 }
 
 fn wrk(url: &str, connections: u32, seconds: u64) -> Result<Measure> {
+    wrk_with(url, connections, seconds, &[])
+}
+
+fn wrk_with(url: &str, connections: u32, seconds: u64, headers: &[&str]) -> Result<Measure> {
     let threads = connections.clamp(1, 2).to_string();
-    let output = Command::new("timeout")
-        .args(["120", "wrk", "-t", &threads, "-c", &connections.to_string()])
+    let mut command = Command::new("timeout");
+    command.args(["120", "wrk", "-t", &threads, "-c", &connections.to_string()]);
+    for header in headers {
+        command.args(["-H", header]);
+    }
+    let output = command
         .args(["-d", &format!("{seconds}s"), "--latency", url])
         .output()
         .context("running wrk")?;

@@ -1,10 +1,11 @@
 //! Turns the live versions' `[[schedule]]` entries into queued events. Each node
 //! computes the same ticks; a tick fires through `Store::fire_schedule`, a
 //! compare-and-set on the schedule's last tick committed together with the event, so
-//! exactly one node fires it and a fired tick is never lost. A tick first seen more than
-//! [`MISSED_AFTER`] late was missed (the server was down): it runs once if the schedule
-//! says `missed = "run-once"` (the default) and is skipped otherwise; older missed ticks
-//! are never run one by one.
+//! exactly one node fires it and a fired tick is never lost. A tick that passed while no
+//! node ran (found when a node starts tracking the schedule, or seen more than
+//! [`MISSED_AFTER`] late) was missed: the latest one runs once if the schedule says
+//! `missed = "run-once"` (the default) and is skipped otherwise; older missed ticks are
+//! never run one by one. A changed cron line starts from its next tick.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +30,9 @@ struct Tracked {
     last_tick_ms: i64,
     /// The first tick after it: nothing to do before then.
     next_due_ms: i64,
+    /// The stored last tick was behind when tracking began: the next firing is a
+    /// missed tick.
+    catching_up: bool,
 }
 
 pub(crate) async fn run(queue: Arc<Queue>) {
@@ -46,11 +50,10 @@ pub(crate) async fn run(queue: Arc<Queue>) {
             for schedule in &spec.schedules {
                 let key = (function.clone(), schedule.name.clone());
                 seen.push(key.clone());
-                let changed = tracked
-                    .get(&key)
-                    .is_none_or(|t| t.cron != schedule.cron || t.tz != schedule.tz);
-                if changed {
-                    match track(&queue, &function, schedule, now).await {
+                let known = tracked.get(&key);
+                let edited = known.is_some_and(|t| t.cron != schedule.cron || t.tz != schedule.tz);
+                if known.is_none() || edited {
+                    match track(&queue, &function, schedule, now, edited).await {
                         Ok(Some(entry)) => {
                             tracked.insert(key.clone(), entry);
                         }
@@ -74,7 +77,7 @@ pub(crate) async fn run(queue: Arc<Queue>) {
                     entry.next_due_ms = entry.cadence.next_after(now).unwrap_or(i64::MAX);
                     continue;
                 }
-                let missed = now - due > crate::millis(MISSED_AFTER);
+                let missed = entry.catching_up || now - due > crate::millis(MISSED_AFTER);
                 let event = (!missed || schedule.catch_up).then(|| {
                     events::cron_event(&function, &schedule.name, &schedule.body, due, now)
                 });
@@ -96,6 +99,7 @@ pub(crate) async fn run(queue: Arc<Queue>) {
                         }
                         entry.last_tick_ms = due;
                         entry.next_due_ms = entry.cadence.next_after(due).unwrap_or(i64::MAX);
+                        entry.catching_up = false;
                     }
                     Err(error) => {
                         tracing::warn!(%error, function, schedule = schedule.name, "firing a schedule failed; retrying");
@@ -108,12 +112,14 @@ pub(crate) async fn run(queue: Arc<Queue>) {
 }
 
 /// Starts tracking a schedule: its state from the store, created (as if the tick before
-/// now had fired) when new, so a fresh deploy waits for its first tick.
+/// now had fired) when new, so a fresh deploy waits for its first tick; an `edited`
+/// schedule (its cron line changed under this node) also starts from its next tick.
 async fn track(
     queue: &Queue,
     function: &str,
     schedule: &gureum_model::Schedule,
     now: i64,
+    edited: bool,
 ) -> Result<Option<Tracked>, StoreError> {
     let cadence = match Cadence::parse(&schedule.cron, &schedule.tz) {
         Ok(cadence) => cadence,
@@ -130,10 +136,19 @@ async fn track(
         }
     };
     let before = cadence.latest_at_or_before(now).unwrap_or(now);
-    let state = queue
+    let mut state = queue
         .store
         .schedule_state_or_insert(function, &schedule.name, before)
         .await?;
+    if edited && state.last_tick_ms < before {
+        // Not a missed tick of the new line: move on without firing (a no-op when
+        // another node did it first).
+        queue
+            .store
+            .fire_schedule(function, &schedule.name, before, None, now)
+            .await?;
+        state.last_tick_ms = before;
+    }
     let next_due_ms = cadence.next_after(state.last_tick_ms).unwrap_or(i64::MAX);
     Ok(Some(Tracked {
         cron: schedule.cron.clone(),
@@ -141,6 +156,7 @@ async fn track(
         cadence,
         last_tick_ms: state.last_tick_ms,
         next_due_ms,
+        catching_up: state.last_tick_ms < before,
     }))
 }
 

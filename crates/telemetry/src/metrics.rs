@@ -270,20 +270,20 @@ impl Metrics {
         );
         let queue_depth_events = Family::<QueueLabels, Gauge>::default();
         gureum.register(
-            "queue_depth_events",
+            "async_queue_depth",
             "Asynchronous events waiting or running, per function (whole cluster)",
             queue_depth_events.clone(),
         );
         let queue_oldest_age_seconds =
             Family::<QueueLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         gureum.register(
-            "queue_oldest_age_seconds",
+            "async_oldest_event_age_seconds",
             "Age of the oldest queued asynchronous event, per function",
             queue_oldest_age_seconds.clone(),
         );
         let queue_events = Family::<QueueEventLabels, Counter>::default();
         gureum.register(
-            "queue_events",
+            "async_events",
             "Asynchronous events by what happened to them on this node",
             queue_events.clone(),
         );
