@@ -14,6 +14,10 @@ const EVENT_COLUMNS: &str = "id, function, version, trigger_kind, source, method
      headers, body, raw_event, enqueued_at_ms, attempts, next_at_ms, errors";
 const DEAD_LETTER_COLUMNS: &str = "id, function, version, trigger_kind, source, method, path, \
      headers, body, raw_event, enqueued_at_ms, attempts, errors, failed_at_ms, reason";
+/// Dead letters read in the events' column order (the failure time where an event has
+/// its next run), so one decoder serves both.
+const DEAD_LETTER_SELECT: &str = "id, function, version, trigger_kind, source, method, path, \
+     headers, body, raw_event, enqueued_at_ms, attempts, failed_at_ms, errors, reason";
 const SCHEDULE_COLUMNS: &str = "function, name, last_tick_ms, last_fired_at_ms, \
      last_invocation_id, last_status, last_finished_at_ms";
 /// How long an idempotency key keeps answering with its first invocation.
@@ -355,7 +359,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<DeadLetter>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE function = $1 \
+            "SELECT {DEAD_LETTER_SELECT} FROM dead_letters WHERE function = $1 \
              ORDER BY failed_at_ms DESC, id DESC LIMIT $2"
         ))
         .bind(function)
@@ -372,7 +376,7 @@ impl Store {
         id: &str,
     ) -> Result<Option<DeadLetter>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE function = $1 AND id = $2"
+            "SELECT {DEAD_LETTER_SELECT} FROM dead_letters WHERE function = $1 AND id = $2"
         ))
         .bind(function)
         .bind(id)
@@ -606,26 +610,10 @@ fn event_from_row(row: &AnyRow) -> Result<QueuedEvent, StoreError> {
 }
 
 fn dead_letter_from_row(row: &AnyRow) -> Result<DeadLetter, StoreError> {
-    let attempts: i64 = column(row, 11)?;
-    let failed_at_ms: i64 = column(row, 13)?;
+    let event = event_from_row(row)?;
     Ok(DeadLetter {
-        event: QueuedEvent {
-            id: column(row, 0)?,
-            function: column(row, 1)?,
-            version: optional_u32(row, 2, "dead_letters.version")?,
-            trigger: column(row, 3)?,
-            source: column(row, 4)?,
-            method: column(row, 5)?,
-            path: column(row, 6)?,
-            headers: column(row, 7)?,
-            body: column(row, 8)?,
-            raw_event: column(row, 9)?,
-            enqueued_at_ms: column(row, 10)?,
-            attempts: u32::try_from(attempts).unwrap_or(0),
-            next_at_ms: failed_at_ms,
-            errors: column(row, 12)?,
-        },
-        failed_at_ms,
+        failed_at_ms: event.next_at_ms,
+        event,
         reason: column(row, 14)?,
     })
 }
