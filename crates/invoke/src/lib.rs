@@ -26,7 +26,7 @@ use gureum_model::{
 use gureum_pool::{InstancePool, Lease, PoolError, PoolSettings};
 use gureum_runtime_lambda::{LambdaInstance, LambdaRuntime, ProcessSettings};
 use gureum_runtime_wasm::{
-    CompiledComponent, Failure, InstanceSettings, LoadSource, WasmEngine, WasmInstance,
+    CompiledComponent, Failure, Finished, InstanceSettings, LoadSource, WasmEngine, WasmInstance,
 };
 use gureum_store::Store;
 use gureum_telemetry::{Metrics, PoolSample, PoolStats, Telemetry};
@@ -515,6 +515,7 @@ impl Invoker {
             trigger,
             span: Some(span),
             meter,
+            at_body_end: None,
         };
         match &loaded.runner {
             Runner::Wasm { .. } => self.invoke_wasm(&loaded, call, request).await,
@@ -583,36 +584,48 @@ impl Invoker {
                 Runner::Lambda { .. } => unreachable!("a wasm lease"),
             });
         let invocation = instance.handle(request, timeout, release).await;
+        let now_done = matches!(invocation.completion, Finished::Now(_));
         let response = invocation
             .response
             .map(|response| {
                 response.map(|body| {
-                    body::HoldEnd::new(body.map_err(BoxError::from), released).boxed_unsync()
+                    let body = body.map_err(BoxError::from);
+                    if now_done {
+                        // The instance is back in its pool already: nothing to hold.
+                        body.boxed_unsync()
+                    } else {
+                        body::HoldEnd::new(body, released).boxed_unsync()
+                    }
                 })
             })
             .map_err(|failure| failure_error(&failure));
         let status = status_of(&response);
-        // The instance stays leased until the handler returns (its body may still be
-        // streaming); accounting happens then, off the request's path.
-        let completion = invocation.completion;
         let finish = self.finisher(loaded, &mut call, status);
-        self.accounting.spawn(async move {
-            let done = completion.await;
-            let outcome = match &done.failure {
-                None => InvocationOutcome::Ok,
-                Some(Failure::Timeout { .. }) => InvocationOutcome::Timeout,
-                Some(_) => InvocationOutcome::Error,
-            };
-            let lines = done
-                .lines
-                .into_iter()
-                .map(|line| (line.stream, line.ts_ms, line.message));
-            let failure = done
-                .failure
-                .as_ref()
-                .map(|failure| failure_error(failure).to_string());
-            finish.run(outcome, lines, failure).await;
-        });
+        match invocation.completion {
+            // The handler is done: account when the response body is (no task, no
+            // wake-up of another thread), or now with metering off.
+            Finished::Now(done) => {
+                let duration = call.started.elapsed();
+                let tracker = self.accounting.clone();
+                let account = move || {
+                    let (outcome, lines, failure) = completion_parts(done);
+                    finish.run_now(outcome, duration, lines, failure, &tracker);
+                };
+                if self.parts.metering {
+                    call.at_body_end = Some(Box::new(account));
+                } else {
+                    account();
+                }
+            }
+            // The instance stays leased until the handler returns (its body may still be
+            // streaming); accounting happens then, off the request's path.
+            Finished::Later(completion) => {
+                self.accounting.spawn(async move {
+                    let (outcome, lines, failure) = completion_parts(completion.await);
+                    finish.run(outcome, lines, failure).await;
+                });
+            }
+        }
         call.answer(loaded, response)
     }
 
@@ -883,6 +896,21 @@ struct Call {
     trigger: Trigger,
     span: Option<InvocationSpan>,
     meter: Meter,
+    /// Run when the response body is done (ended or dropped), instead of signalling
+    /// the accounting task: the accounting of a handler that already finished.
+    at_body_end: Option<Box<dyn FnOnce() + Send>>,
+}
+
+/// Runs its closure when dropped: held by the response body, so it runs when the body
+/// is done, however it ends.
+struct AtDrop(Option<Box<dyn FnOnce() + Send>>);
+
+impl Drop for AtDrop {
+    fn drop(&mut self) {
+        if let Some(run) = self.0.take() {
+            run();
+        }
+    }
 }
 
 /// Body bytes in and out of one invocation, and the signal that its response body is
@@ -939,12 +967,20 @@ impl Call {
         loaded: &LoadedVersion,
         response: Result<http::Response<ResponseBody>, InvokeError>,
     ) -> Answer {
+        // No body: nothing to wait for.
+        if response.is_err()
+            && let Some(run) = self.at_body_end.take()
+        {
+            run();
+        }
         // The response body counts what it sends and, when it is dropped, releases the
-        // accounting that waits for it.
+        // accounting that waits for it (or runs it).
         let response = response.map(|response| {
             let counted = self.meter.bytes_out.clone();
-            let Some(end) = self.meter.body_end.take() else {
-                return response;
+            let end = match (self.at_body_end.take(), self.meter.body_end.take()) {
+                (Some(run), _) => AtDrop(Some(run)),
+                (None, Some(end)) => AtDrop(Some(Box::new(move || drop(end)))),
+                (None, None) => return response,
             };
             response.map(move |body| {
                 body.map_frame(move |frame| {
@@ -988,14 +1024,58 @@ struct Finish {
 }
 
 impl Finish {
+    /// Accounts the invocation from a task of its own: waits for room for the log lines
+    /// and for the response body's end.
     async fn run(
-        self,
+        mut self,
         outcome: InvocationOutcome,
         lines: impl Iterator<Item = (LogStream, i64, String)>,
         failure: Option<String>,
     ) {
-        let loaded = &self.loaded;
         let duration = self.started.elapsed();
+        let lines = self.log_lines(lines, failure.as_deref());
+        self.count(outcome, duration);
+        self.telemetry.logs(lines).await;
+        if !self.metering {
+            return;
+        }
+        if let Some(done) = self.body_done.take() {
+            let _ = done.await;
+        }
+        self.record(outcome, duration, failure);
+    }
+
+    /// Accounts the invocation right here, without a task: for a handler that finished
+    /// before its response was handed over, called when the response body is done (or
+    /// at once with metering off). Log lines that find the telemetry channel full are
+    /// sent from a tracked task instead.
+    fn run_now(
+        self,
+        outcome: InvocationOutcome,
+        duration: Duration,
+        lines: impl Iterator<Item = (LogStream, i64, String)>,
+        failure: Option<String>,
+        tracker: &TaskTracker,
+    ) {
+        let lines = self.log_lines(lines, failure.as_deref());
+        self.count(outcome, duration);
+        let unsent = self.telemetry.try_logs(lines);
+        if !unsent.is_empty() {
+            let telemetry = self.telemetry.clone();
+            tracker.spawn(async move { telemetry.logs(unsent).await });
+        }
+        if self.metering {
+            self.record(outcome, duration, failure);
+        }
+    }
+
+    /// The function's lines, and a platform line for a failure.
+    fn log_lines(
+        &self,
+        lines: impl Iterator<Item = (LogStream, i64, String)>,
+        failure: Option<&str>,
+    ) -> Vec<LogLine> {
+        let loaded = &self.loaded;
         let line = |stream, ts_ms, message| LogLine {
             seq: 0,
             invocation_id: self.id.clone(),
@@ -1008,17 +1088,23 @@ impl Finish {
         let mut lines: Vec<LogLine> = lines
             .map(|(stream, ts_ms, message)| line(stream, ts_ms, message))
             .collect();
-        if let Some(failure) = &failure {
+        if let Some(failure) = failure {
             lines.push(line(
                 LogStream::Platform,
                 gureum_model::now_ms(),
-                failure.clone(),
+                failure.to_string(),
             ));
         }
+        lines
+    }
+
+    /// Metrics of the invocation, and this month's quota usage: counted at once (quotas
+    /// must not lag behind a slow client).
+    fn count(&self, outcome: InvocationOutcome, duration: Duration) {
         if !self.metering {
-            self.telemetry.logs(lines).await;
             return;
         }
+        let loaded = &self.loaded;
         let metrics = &loaded.metrics;
         metrics.invocations(self.status, outcome).inc();
         if matches!(
@@ -1028,17 +1114,20 @@ impl Finish {
             metrics.errors.inc();
         }
         metrics.duration.observe(duration.as_secs_f64());
-        self.telemetry.logs(lines).await;
+        let billed_ms = gureum_model::billed_ms(duration.as_micros() as u64);
+        self.quotas.record(
+            &loaded.function,
+            billed_ms * u64::from(loaded.spec.limits.memory_mb),
+        );
+    }
 
+    /// The invocation record (once the response body is done, so it can say how many
+    /// bytes went out) and the trace span.
+    fn record(self, outcome: InvocationOutcome, duration: Duration, failure: Option<String>) {
+        let loaded = &self.loaded;
+        let metrics = &loaded.metrics;
         let billed_ms = gureum_model::billed_ms(duration.as_micros() as u64);
         let memory_mb = loaded.spec.limits.memory_mb;
-        // Usage counts at once (quotas must not lag behind a slow client); the record
-        // waits for the response body so it can say how many bytes went out.
-        self.quotas
-            .record(&loaded.function, billed_ms * u64::from(memory_mb));
-        if let Some(done) = self.body_done {
-            let _ = done.await;
-        }
         let bytes_in = self.bytes_in.load(Ordering::Relaxed);
         let bytes_out = self.bytes_out.load(Ordering::Relaxed);
         metrics.request_bytes.inc_by(bytes_in);
@@ -1093,6 +1182,30 @@ impl PoolStats for Invoker {
         }
         samples
     }
+}
+
+/// A wasm handler's end as the accounting needs it: outcome, log lines, failure text.
+fn completion_parts(
+    done: gureum_runtime_wasm::Completion,
+) -> (
+    InvocationOutcome,
+    impl Iterator<Item = (LogStream, i64, String)>,
+    Option<String>,
+) {
+    let outcome = match &done.failure {
+        None => InvocationOutcome::Ok,
+        Some(Failure::Timeout { .. }) => InvocationOutcome::Timeout,
+        Some(_) => InvocationOutcome::Error,
+    };
+    let failure = done
+        .failure
+        .as_ref()
+        .map(|failure| failure_error(failure).to_string());
+    let lines = done
+        .lines
+        .into_iter()
+        .map(|line| (line.stream, line.ts_ms, line.message));
+    (outcome, lines, failure)
 }
 
 /// A callback that hands an instance back to its pool and then signals `released`

@@ -65,8 +65,27 @@ pub struct WasmInstance {
 pub struct Invocation {
     /// The response, or why there is none.
     pub response: Result<http::Response<HyperOutgoingBody>, Failure>,
-    /// Resolves when the handler returned (or failed), after the instance was released.
-    pub completion: std::pin::Pin<Box<dyn Future<Output = Completion> + Send>>,
+    /// How the handler ended (after the instance was released): already known when it
+    /// finished before its response was handed over, else a future of it.
+    pub completion: Finished,
+}
+
+/// The end of the guest's handler, now or later.
+pub enum Finished {
+    /// It returned before the response was handed over (no task was spawned for it).
+    Now(Completion),
+    /// It still runs in a task of its own (a streaming body, or waiting on I/O).
+    Later(std::pin::Pin<Box<dyn Future<Output = Completion> + Send>>),
+}
+
+impl Finished {
+    /// Waits for the end, whichever it is.
+    pub async fn wait(self) -> Completion {
+        match self {
+            Finished::Now(done) => done,
+            Finished::Later(future) => future.await,
+        }
+    }
 }
 
 /// How the guest's handler ended.
@@ -183,7 +202,7 @@ impl WasmInstance {
         self.store.data_mut().deadline = Instant::now() + timeout;
         self.store.set_epoch_deadline(1);
         let timeout_ms = timeout.as_millis() as u64;
-        let task = tokio::spawn(async move {
+        let mut call = Box::pin(async move {
             let call =
                 self.proxy
                     .wasi_http_incoming_handler()
@@ -204,30 +223,53 @@ impl WasmInstance {
             release(failure.is_none().then_some(self));
             Completion { failure, lines }
         });
-        let mut completion = Box::pin(async move {
-            task.await.unwrap_or_else(|join| Completion {
-                failure: Some(Failure::Trap(join.to_string())),
-                lines: Vec::new(),
-            })
-        });
-        let response = tokio::select! {
+        let mut receiver = receiver;
+        // The guest runs in this task first: a handler that answers and finishes
+        // without waiting (the common case: its body fits the body channel) costs no
+        // task spawn and no wake-up of another thread. Only when it is still running
+        // once its response head is set (streaming, or waiting on I/O) does the rest of
+        // it move to a task of its own, so the response can be returned meanwhile.
+        let first = tokio::select! {
             biased;
-            set = receiver => match set {
-                Ok(Ok(response)) => Ok(response),
-                Ok(Err(code)) => Err(Failure::GuestError(format!("{code:?}"))),
-                // The outparam was dropped unset: the handler ended, so its outcome says why.
-                Err(_) => {
-                    let done = (&mut completion).await;
-                    let failure = done.failure.clone().unwrap_or(Failure::NoResponse);
-                    return Invocation::failed(failure, done);
-                }
-            },
-            // A trapped guest keeps the outparam in its (now dead) store, so the channel
-            // alone would never say that no response is coming.
-            done = &mut completion => {
-                let failure = done.failure.clone().unwrap_or(Failure::NoResponse);
-                return Invocation::failed(failure, done);
+            done = &mut call => First::Done(done),
+            set = &mut receiver => First::Set(set),
+        };
+        let (set, completion) = match first {
+            First::Done(done) => {
+                let set = match receiver.try_recv() {
+                    Ok(set) => set,
+                    // Never set: the handler's outcome says why.
+                    Err(_) => {
+                        let failure = done.failure.clone().unwrap_or(Failure::NoResponse);
+                        return Invocation::failed(failure, done);
+                    }
+                };
+                (set, Finished::Now(done))
             }
+            First::Set(set) => {
+                let task = tokio::spawn(call);
+                let mut completion = Box::pin(async move {
+                    task.await.unwrap_or_else(|join| Completion {
+                        failure: Some(Failure::Trap(join.to_string())),
+                        lines: Vec::new(),
+                    })
+                });
+                let set = match set {
+                    Ok(set) => set,
+                    // The outparam was dropped unset while the handler still runs:
+                    // its outcome says why.
+                    Err(_) => {
+                        let done = (&mut completion).await;
+                        let failure = done.failure.clone().unwrap_or(Failure::NoResponse);
+                        return Invocation::failed(failure, done);
+                    }
+                };
+                (set, Finished::Later(completion))
+            }
+        };
+        let response = match set {
+            Ok(response) => Ok(response),
+            Err(code) => Err(Failure::GuestError(format!("{code:?}"))),
         };
         Invocation {
             response,
@@ -236,12 +278,18 @@ impl WasmInstance {
     }
 }
 
+/// What happened first when the guest started: it finished, or it set its response.
+enum First<R> {
+    Done(Completion),
+    Set(R),
+}
+
 impl Invocation {
     fn failed(failure: Failure, mut done: Completion) -> Self {
         done.failure = Some(failure.clone());
         Invocation {
             response: Err(failure),
-            completion: Box::pin(std::future::ready(done)),
+            completion: Finished::Now(done),
         }
     }
 }

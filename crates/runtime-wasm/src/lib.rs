@@ -11,7 +11,7 @@ mod logs;
 pub use engine::{
     CompiledComponent, DEFAULT_POOL_INSTANCES, EPOCH_TICK, LoadSource, WasmEngine, WasmEngineConfig,
 };
-pub use instance::{Completion, Failure, InstanceSettings, Invocation, WasmInstance};
+pub use instance::{Completion, Failure, Finished, InstanceSettings, Invocation, WasmInstance};
 pub use logs::CapturedLine;
 pub use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 

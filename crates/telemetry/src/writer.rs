@@ -13,7 +13,7 @@ use std::time::Duration;
 use gureum_model::{DailyUsage, InvocationRecord, LogLine, VersionNumber};
 use gureum_store::Store;
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Records the channel holds before senders must wait; sized for bursts of a few
 /// thousand invocations with logs.
@@ -64,6 +64,7 @@ pub struct Telemetry {
 /// Owner of the background writer; [`TelemetryWriter::shutdown`] flushes everything.
 pub struct TelemetryWriter {
     sender: mpsc::Sender<Record>,
+    flush: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -76,14 +77,25 @@ pub fn start(
 ) -> (Telemetry, TelemetryWriter) {
     let (sender, receiver) = mpsc::channel(settings.channel_capacity);
     let overflow = Overflow::default();
-    let task = tokio::spawn(run_writer(store, receiver, overflow.clone(), settings));
+    let flush = Arc::new(Notify::new());
+    let task = tokio::spawn(run_writer(
+        store,
+        receiver,
+        overflow.clone(),
+        settings,
+        flush.clone(),
+    ));
     (
         Telemetry {
             sender: sender.clone(),
             overflow,
             overflowed,
         },
-        TelemetryWriter { sender, task },
+        TelemetryWriter {
+            sender,
+            flush,
+            task,
+        },
     )
 }
 
@@ -128,6 +140,26 @@ impl Telemetry {
         }
     }
 
+    /// Hands over log lines without waiting; returns the ones that found the channel
+    /// full (the caller sends them with [`Telemetry::logs`] from a task of its own).
+    pub fn try_logs(&self, lines: Vec<LogLine>) -> Vec<LogLine> {
+        let mut lines = lines.into_iter();
+        while let Some(line) = lines.next() {
+            match self.sender.try_send(Record::Log(line)) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(Record::Log(line))) => {
+                    return std::iter::once(line).chain(lines).collect();
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => unreachable!("sent a log line"),
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    tracing::warn!("telemetry writer already stopped; log lines dropped");
+                    return Vec::new();
+                }
+            }
+        }
+        Vec::new()
+    }
+
     async fn send(&self, record: Record) {
         // The fast path never waits; a full channel means the store is behind, and the
         // request then waits instead of dropping what it produced.
@@ -148,6 +180,7 @@ impl TelemetryWriter {
     pub async fn shutdown(self) {
         let (done, wait) = oneshot::channel();
         if self.sender.send(Record::Flush(done)).await.is_ok() {
+            self.flush.notify_one();
             let _ = wait.await;
         }
         self.task.abort();
@@ -159,6 +192,7 @@ async fn run_writer(
     mut receiver: mpsc::Receiver<Record>,
     overflow: Overflow,
     settings: WriterSettings,
+    flush: Arc<Notify>,
 ) {
     let mut logs = Vec::with_capacity(settings.batch_size);
     let mut invocations = Vec::with_capacity(settings.batch_size);
@@ -168,33 +202,35 @@ async fn run_writer(
             write_batch(&store, &mut logs, &mut invocations, &overflow).await;
             return;
         };
-        let deadline = tokio::time::Instant::now() + settings.flush_interval;
+        // Let records pile up in the channel for the interval instead of waking this
+        // task for each one (a wake-up per request costs more than the write): then take
+        // what is queued, a transaction per `batch_size`. A flush cuts the wait short.
+        let wait_until = tokio::time::Instant::now() + settings.flush_interval;
+        if !matches!(first, Record::Flush(_)) {
+            tokio::select! {
+                () = tokio::time::sleep_until(wait_until) => {}
+                () = flush.notified() => {}
+            }
+        }
+        // Only what is queued now: under a steady load the loop still comes round to
+        // answer flushes.
+        let queued = receiver.len();
         let mut next = Some(first);
-        // Gather until the batch is full, the interval passed, or a flush is asked for.
-        loop {
-            match next.take() {
-                Some(Record::Log(line)) => logs.push(line),
-                Some(Record::Invocation(record)) => invocations.push(record),
-                Some(Record::Flush(done)) => {
-                    flush_waiters.push(done);
-                    // Drain what is already queued so the flush covers it.
-                    while let Ok(record) = receiver.try_recv() {
-                        match record {
-                            Record::Log(line) => logs.push(line),
-                            Record::Invocation(record) => invocations.push(record),
-                            Record::Flush(done) => flush_waiters.push(done),
-                        }
-                    }
-                    break;
-                }
-                None => {}
+        for _ in 0..=queued {
+            let record = match next.take() {
+                Some(record) => record,
+                None => match receiver.try_recv() {
+                    Ok(record) => record,
+                    Err(_) => break,
+                },
+            };
+            match record {
+                Record::Log(line) => logs.push(line),
+                Record::Invocation(record) => invocations.push(record),
+                Record::Flush(done) => flush_waiters.push(done),
             }
             if logs.len() + invocations.len() >= settings.batch_size {
-                break;
-            }
-            match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                Ok(Some(record)) => next = Some(record),
-                Ok(None) | Err(_) => break,
+                write_batch(&store, &mut logs, &mut invocations, &overflow).await;
             }
         }
         write_batch(&store, &mut logs, &mut invocations, &overflow).await;
