@@ -45,6 +45,9 @@ pub use tokens::{FunctionTokens, TOKEN_KEY_SETTING};
 
 /// How often a node checks whether another node changed what is live.
 pub const REGISTRY_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a wasm version's loaded code outlives its last instance (at least its idle
+/// TTL): a cold start within it instantiates without loading code.
+pub const WASM_CODE_TTL: Duration = Duration::from_secs(600);
 /// How often idle instances and unused code are looked for.
 pub const REAP_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -244,7 +247,10 @@ impl Runner {
 
     fn is_expired(&self, now: Instant) -> bool {
         match self {
-            Runner::Wasm { pool, .. } => pool.is_expired(now),
+            // Instances go after the idle TTL (scale to zero); the code, mapped from the
+            // compiled cache (file-backed, reclaimable by the kernel), stays a while
+            // longer so that the next cold start only instantiates.
+            Runner::Wasm { pool, .. } => pool.is_expired_after(now, WASM_CODE_TTL),
             Runner::Lambda { pool, .. } => pool.is_expired(now),
         }
     }

@@ -174,9 +174,16 @@ impl<I> InstancePool<I> {
     /// Whether the pool has had no lease for the idle TTL and holds nothing: the version's
     /// loaded code can be dropped too (scale to zero).
     pub fn is_expired(&self, now: Instant) -> bool {
+        self.is_expired_after(now, self.settings.idle_ttl)
+    }
+
+    /// Whether the pool holds nothing and has had no lease for `ttl` (at least the idle
+    /// TTL): for what is kept longer than the instances, such as mapped code.
+    pub fn is_expired_after(&self, now: Instant, ttl: Duration) -> bool {
         self.busy_count() == 0
             && self.idle_count() == 0
-            && now.saturating_duration_since(*lock(&self.last_used)) >= self.settings.idle_ttl
+            && now.saturating_duration_since(*lock(&self.last_used))
+                >= ttl.max(self.settings.idle_ttl)
     }
 
     fn touch(&self) {
@@ -267,6 +274,9 @@ mod tests {
         let later = Instant::now() + Duration::from_millis(25);
         assert_eq!(pool.reap(later), 1);
         assert!(pool.is_expired(later));
+        // What outlives the instances expires after its own, longer TTL.
+        assert!(!pool.is_expired_after(later, Duration::from_secs(60)));
+        assert!(pool.is_expired_after(later + Duration::from_secs(60), Duration::from_secs(60)));
         assert!(pool.acquire().await.unwrap().instance.is_none());
     }
 
