@@ -53,6 +53,8 @@ const LAMBDA_COLD: &str = "lambda cold start";
 const DENSITY: &str = "density";
 /// How many functions the density scenario deploys (the target: 1,000 under 500 MB).
 const DENSITY_FUNCTIONS: usize = 1000;
+/// Where BENCHMARKS.md's hand-written analysis starts (kept when the table is rewritten).
+const ANALYSIS_MARKER: &str = "## Targets, and what bounds them";
 /// Asynchronous invocation: enqueue rate and latency, and events run end to end.
 const ASYNC: &str = "async queue";
 /// gureum with and without metering (invocation records, byte counts, usage, metrics).
@@ -313,8 +315,15 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
     println!("{table}");
     // Only a full run may replace the committed table.
     if !args.quick && args.only.is_none() {
-        let document = benchmarks_document(&table, args, &gureum, wasmtime.as_deref());
-        std::fs::write(ws.root.join("BENCHMARKS.md"), document)?;
+        let path = ws.root.join("BENCHMARKS.md");
+        let mut document = benchmarks_document(&table, args, &gureum, wasmtime.as_deref());
+        // The hand-written analysis below the marker survives a new table.
+        let previous = std::fs::read_to_string(&path).unwrap_or_default();
+        if let Some(at) = previous.find(ANALYSIS_MARKER) {
+            document.push('\n');
+            document.push_str(&previous[at..]);
+        }
+        std::fs::write(&path, document)?;
         println!("wrote BENCHMARKS.md");
     }
     let _ = std::fs::remove_dir_all(&work);
