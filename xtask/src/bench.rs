@@ -22,7 +22,7 @@ pub struct BenchArgs {
     #[arg(long)]
     quick: bool,
     /// Only scenarios whose name contains this text (e.g. `warm`, `fresh`, `cold`,
-    /// `lambda`, `density`, `async`).
+    /// `lambda`, `density`, `async`, `websocket`).
     #[arg(long)]
     only: Option<String>,
     /// Measured rounds per scenario (the median is reported).
@@ -53,6 +53,8 @@ const LAMBDA_COLD: &str = "lambda cold start";
 const DENSITY: &str = "density";
 /// How many functions the density scenario deploys (the target: 1,000 under 500 MB).
 const DENSITY_FUNCTIONS: usize = 1000;
+/// WebSocket connections and broadcasts (`benches/websocket.rs`).
+const WEBSOCKET: &str = "websocket";
 /// Where BENCHMARKS.md's hand-written analysis starts (kept when the table is rewritten).
 const ANALYSIS_MARKER: &str = "## Targets, and what bounds them";
 /// Asynchronous invocation: enqueue rate and latency, and events run end to end.
@@ -298,6 +300,11 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
                 drop_postgres_database(url);
             }
         }
+    }
+    // The WebSocket benchmark is its own program (`cargo bench --bench websocket`: 10,000
+    // connections, broadcasts); a full run includes its table here.
+    if selected(WEBSOCKET) && !args.quick {
+        extra.extend(websocket_bench(ws)?);
     }
     if selected(LAMBDA_COLD) {
         let mut running = servers
@@ -722,6 +729,55 @@ fn async_count(running: &Running, result: &str) -> Result<f64> {
         .find_map(|line| line.strip_prefix(&prefix))
         .and_then(|value| value.trim().parse().ok())
         .unwrap_or(0.0))
+}
+
+/// Runs `cargo bench --bench websocket` (release; the testbed fixture built first if
+/// missing) and returns the rows of its table.
+fn websocket_bench(ws: &Workspace) -> Result<Vec<(String, String)>> {
+    if !ws.target_dir.join("fixtures").join("testbed.wasm").exists() {
+        crate::build_functions(ws)?;
+    }
+    let output = ws
+        .cargo()
+        .args(["bench", "--bench", "websocket"])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo bench --bench websocket")?;
+    ensure!(
+        output.status.success(),
+        "cargo bench --bench websocket failed: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    let rows: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line
+                .trim()
+                .trim_matches('|')
+                .split('|')
+                .map(str::trim)
+                .collect();
+            match cells.as_slice() {
+                [measure, value, goal]
+                    if !value.is_empty() && *measure != "measure" && !value.starts_with("--") =>
+                {
+                    let goal = if goal.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (goal {goal})")
+                    };
+                    Some((format!("websocket: {measure}{goal}"), value.to_string()))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    ensure!(
+        !rows.is_empty(),
+        "the WebSocket benchmark printed no table: {text}"
+    );
+    Ok(rows)
 }
 
 /// A fresh database on the local PostgreSQL (trust auth), if one is reachable.
