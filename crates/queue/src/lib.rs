@@ -281,11 +281,16 @@ impl Queue {
     }
 
     async fn count_depths(&self) {
-        lock(&self.recent).clear();
+        let before = std::mem::take(&mut *lock(&self.recent));
         let depths = match self.store.queue_depths().await {
             Ok(depths) => depths,
             Err(error) => {
                 tracing::warn!(%error, "counting queue depths failed");
+                // The old count stands, so the enqueues made since it must too.
+                let mut recent = lock(&self.recent);
+                for (function, count) in before {
+                    *recent.entry(function).or_insert(0) += count;
+                }
                 return;
             }
         };
