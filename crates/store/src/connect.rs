@@ -50,6 +50,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[Embedded] = &[
         "queue",
         include_str!("../migrations/sqlite/0004_queue.sql"),
     ),
+    (
+        6,
+        "backend services",
+        include_str!("../migrations/sqlite/0006_baas.sql"),
+    ),
 ];
 
 /// PostgreSQL migrations, oldest first; same versions and descriptions as [`SQLITE_MIGRATIONS`].
@@ -73,6 +78,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Embedded] = &[
         4,
         "queue",
         include_str!("../migrations/postgres/0004_queue.sql"),
+    ),
+    (
+        6,
+        "backend services",
+        include_str!("../migrations/postgres/0006_baas.sql"),
     ),
 ];
 

@@ -15,9 +15,13 @@
 //! may commit after a line with a larger number, which a tail polling `after_seq` can miss.
 
 mod connect;
+mod documents;
+mod files;
+mod kv;
 mod queue;
 mod rows;
 pub mod testing;
+mod users;
 
 use std::collections::HashMap;
 
@@ -27,9 +31,15 @@ use gureum_model::{
 };
 use sqlx::{Any, AnyPool, Transaction};
 
+pub use documents::{
+    Cursor, DocQuery, DocumentRow, FieldPath, Filter, FilterOp, WriteOutcome, valid_collection,
+};
+pub use files::{BLOB_CHUNK, FileRow};
+pub use kv::KV_LIST_PAGE;
 pub use queue::{
     DeadLetter, Enqueued, IDEMPOTENCY_KEY_TTL_MS, QueueDepth, QueuedEvent, ScheduleState,
 };
+pub use users::{Rotation, UserRow};
 
 use crate::rows::{
     function_name, insert_chunks, invocation_from_row, log_from_row, multi_row_insert, u32_column,
@@ -77,6 +87,10 @@ pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The request cannot be carried out on the stored data (a key that holds no
+    /// integer incremented, a value that cannot be compared with its field).
+    #[error("{0}")]
+    Invalid(String),
     /// A stored value is not what this version of gureum writes.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),

@@ -75,7 +75,7 @@ fn rethrow(outcome: Result<(), tokio::task::JoinError>) {
 
 /// Instantiates every listed test once per backend: `sqlite::NAME` and `postgres::NAME`.
 /// Migrations each backend has (the files under migrations/<backend>/).
-const MIGRATIONS: i64 = 4;
+const MIGRATIONS: i64 = 6;
 
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
@@ -83,7 +83,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    super::run_sqlite(super::$test).await;
+                    crate::run_sqlite(super::$test).await;
                 }
             )*
         }
@@ -91,12 +91,15 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    super::run_postgres(super::$test).await;
+                    crate::run_postgres(super::$test).await;
                 }
             )*
         }
     };
 }
+
+#[path = "suite/baas.rs"]
+mod baas;
 
 on_both_backends!(
     versions_increment_and_are_immutable,

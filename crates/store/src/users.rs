@@ -1,0 +1,272 @@
+//! Users of the backend services and their refresh tokens. Passwords arrive here already
+//! hashed (argon2id PHC strings) and refresh tokens as their SHA-256: the store never sees
+//! a secret in clear. Rotation is one transaction, and a refresh token presented again
+//! after it was rotated away revokes every session of its user (reuse detection: a stolen
+//! token and its rightful holder cannot both keep a session).
+
+use sqlx::any::AnyRow;
+
+use crate::rows::column;
+use crate::{Store, StoreError};
+
+const USER_COLUMNS: &str = "id, email, password_hash, created_at_ms, disabled, last_sign_in_ms";
+
+/// A user as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    /// Server-made id (the JWT's `sub`).
+    pub id: String,
+    /// Normalised (trimmed, lowercase) email; unique.
+    pub email: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// When the user signed up (ms since the epoch).
+    pub created_at_ms: i64,
+    /// A disabled user cannot sign in or refresh.
+    pub disabled: bool,
+    /// The last successful password sign-in.
+    pub last_sign_in_ms: Option<i64>,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was valid: it is revoked and the new one stored; this is its user.
+    Rotated(String),
+    /// Unknown or expired token: nothing changed.
+    Invalid,
+    /// The token had already been rotated or revoked: every refresh token of this user is
+    /// now revoked.
+    Reused(String),
+}
+
+fn user_from_row(row: &AnyRow) -> Result<UserRow, StoreError> {
+    let disabled: i64 = column(row, 4)?;
+    Ok(UserRow {
+        id: column(row, 0)?,
+        email: column(row, 1)?,
+        password_hash: column(row, 2)?,
+        created_at_ms: column(row, 3)?,
+        disabled: disabled != 0,
+        last_sign_in_ms: column(row, 5)?,
+    })
+}
+
+impl Store {
+    /// Stores a new user; `false` when the email is taken (nothing stored).
+    pub async fn create_user(&self, user: &UserRow) -> Result<bool, StoreError> {
+        let done = sqlx::query(&format!(
+            "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (email) DO NOTHING"
+        ))
+        .bind(&user.id)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(user.created_at_ms)
+        .bind(i64::from(user.disabled))
+        .bind(user.last_sign_in_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The user with this (normalised) email.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
+        ))
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// The user with this id.
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Users ordered by email, after `after_email` (for paging), at most `limit`.
+    pub async fn list_users(
+        &self,
+        after_email: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email > $1 ORDER BY email LIMIT $2"
+        ))
+        .bind(after_email.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// Disables or enables a user; disabling also revokes every refresh token of theirs.
+    /// `false` when there is no such user.
+    pub async fn set_user_disabled(
+        &self,
+        id: &str,
+        disabled: bool,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let done = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+            .bind(i64::from(disabled))
+            .bind(id)
+            .execute(&mut *transaction)
+            .await?;
+        if disabled {
+            revoke_all(&mut transaction, id, now_ms).await?;
+        }
+        transaction.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Notes a successful sign-in.
+    pub async fn record_sign_in(&self, id: &str, at_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET last_sign_in_ms = $1 WHERE id = $2")
+            .bind(at_ms)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a refresh token's hash for `user_id`.
+    pub async fn insert_refresh_token(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        created_at_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, user_id, created_at_ms, expires_at_ms) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(created_at_ms)
+        .bind(expires_at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Exchanges the refresh token hashed `old_hash` for `new_hash` (valid until
+    /// `expires_at_ms`) in one transaction; see [`Rotation`]. A disabled user's token is
+    /// [`Rotation::Invalid`].
+    pub async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<Rotation, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT t.user_id, t.expires_at_ms, t.revoked_at_ms, u.disabled \
+             FROM refresh_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
+        )
+        .bind(old_hash)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        let Some(row) = row else {
+            return Ok(Rotation::Invalid);
+        };
+        let user_id: String = column(&row, 0)?;
+        let expires: i64 = column(&row, 1)?;
+        let revoked: Option<i64> = column(&row, 2)?;
+        let disabled: i64 = column(&row, 3)?;
+        if revoked.is_some() {
+            revoke_all(&mut transaction, &user_id, now_ms).await?;
+            transaction.commit().await?;
+            return Ok(Rotation::Reused(user_id));
+        }
+        if expires <= now_ms || disabled != 0 {
+            return Ok(Rotation::Invalid);
+        }
+        sqlx::query("UPDATE refresh_tokens SET revoked_at_ms = $1 WHERE token_hash = $2")
+            .bind(now_ms)
+            .bind(old_hash)
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, user_id, created_at_ms, expires_at_ms) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(new_hash)
+        .bind(&user_id)
+        .bind(now_ms)
+        .bind(expires_at_ms)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(Rotation::Rotated(user_id))
+    }
+
+    /// Revokes one refresh token of `user_id`; `false` when it was not a live token of
+    /// that user.
+    pub async fn revoke_refresh_token(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at_ms = $1 \
+             WHERE token_hash = $2 AND user_id = $3 AND revoked_at_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(token_hash)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Revokes every live refresh token of `user_id`; how many were live.
+    pub async fn revoke_user_refresh_tokens(
+        &self,
+        user_id: &str,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let revoked = revoke_all(&mut transaction, user_id, now_ms).await?;
+        transaction.commit().await?;
+        Ok(revoked)
+    }
+
+    /// The stored password hashes and token hashes, for tests that assert no secret is
+    /// stored in clear.
+    pub async fn auth_secrets_for_tests(&self) -> Result<Vec<String>, StoreError> {
+        let mut all: Vec<String> = sqlx::query_scalar("SELECT password_hash FROM users")
+            .fetch_all(&self.pool)
+            .await?;
+        let tokens: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM refresh_tokens")
+            .fetch_all(&self.pool)
+            .await?;
+        all.extend(tokens);
+        Ok(all)
+    }
+}
+
+async fn revoke_all(
+    transaction: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user_id: &str,
+    now_ms: i64,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at_ms = $1 WHERE user_id = $2 AND revoked_at_ms IS NULL",
+    )
+    .bind(now_ms)
+    .bind(user_id)
+    .execute(&mut **transaction)
+    .await?;
+    Ok(done.rows_affected())
+}
