@@ -22,7 +22,10 @@ pub async fn run(
     let loaded = gureum_manifest::load(&args.path)?;
     let artifact = super::read_artifact(&loaded)
         .with_context(|| format!("reading the artifact {}", loaded.artifact_path.display()))?;
-    let deployed = client.deploy(loaded.text, artifact).await?;
+    let static_bundle = super::read_static(&loaded)?;
+    let deployed = client
+        .deploy_with_static(loaded.text, artifact, static_bundle)
+        .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&deployed)?);
     } else {
@@ -31,6 +34,21 @@ pub async fn run(
         for route in &deployed.routes {
             println!("  route:  {route}");
         }
+        if let Some(site) = &deployed.static_site {
+            println!(
+                "  static: {} files, {}",
+                site.files,
+                human_bytes(site.bytes)
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn human_bytes(bytes: u64) -> String {
+    match bytes {
+        0..1024 => format!("{bytes} B"),
+        1024..1_048_576 => format!("{:.1} KiB", bytes as f64 / 1024.0),
+        _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
+    }
 }

@@ -1,5 +1,6 @@
 //! Subcommands: `up` runs the platform; the others talk to its control API.
 
+mod backend;
 mod deploy;
 mod functions;
 mod invoke;
@@ -79,6 +80,10 @@ enum Command {
     /// A function's dead-letter list: asynchronous invocations that exhausted their
     /// retries (ls, show, rm, redrive).
     Dlq(queue::DlqArgs),
+    /// Users of the backend services (ls, show, disable, enable).
+    Users(backend::UsersArgs),
+    /// Document collections: rules, indexes and file limits (ls, show, set, rm).
+    Collections(backend::CollectionsArgs),
 }
 
 /// Runs the parsed command line.
@@ -102,6 +107,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Prices(args) => quota::prices(&client(&cli.url, cli.token)?, args, json).await,
         Command::Schedules => queue::schedules(&client(&cli.url, cli.token)?, json).await,
         Command::Dlq(args) => queue::dlq(&client(&cli.url, cli.token)?, args, json).await,
+        Command::Users(args) => backend::users(&client(&cli.url, cli.token)?, args, json).await,
+        Command::Collections(args) => {
+            backend::collections(&client(&cli.url, cli.token)?, args, json).await
+        }
     }
 }
 
@@ -138,5 +147,17 @@ pub fn read_artifact(loaded: &gureum_manifest::LoadedManifest) -> anyhow::Result
         gureum_model::Runtime::Lambda => {
             gureum_runtime_lambda::package::pack(&loaded.artifact_path)?
         }
+        // A static-only site has no artifact; its files travel as the static bundle.
+        gureum_model::Runtime::Static => Vec::new(),
     })
+}
+
+/// The bundle of the manifest's `[static]` files, if it has that section.
+pub fn read_static(loaded: &gureum_manifest::LoadedManifest) -> anyhow::Result<Option<Vec<u8>>> {
+    let Some(dir) = &loaded.static_dir else {
+        return Ok(None);
+    };
+    let bundle = gureum_invoke::static_site::pack(dir)
+        .with_context(|| format!("packing the static files of {}", dir.display()))?;
+    Ok(Some(bundle))
 }

@@ -181,6 +181,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("reading the function token key from the store")?;
     let tokens = gureum_invoke::FunctionTokens::new(token_key.as_bytes());
+    let function_tokens = tokens.clone();
+    let auth = gureum_auth::AuthService::open(
+        store.clone(),
+        &args.data_dir,
+        token.clone(),
+        Box::new(move |presented| function_tokens.verify(presented)),
+    )
+    .await
+    .context("opening the auth service")?;
+    let data = gureum_data::DataService::new(store.clone(), &args.data_dir)
+        .await
+        .context("opening the data services")?;
+    let services = gureum_gateway::Services::new(auth, &data);
     let invoker = Invoker::new(InvokerParts {
         store: store.clone(),
         engine,
@@ -204,7 +217,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         args.log_retention_interval.into(),
     );
     if loaded == 0 && !args.no_examples {
-        deploy_examples(&invoker, &args.examples_dir, &public_url).await;
+        deploy_examples(&invoker, &data, &args.examples_dir, &public_url).await;
     }
 
     let gateway = GatewaySettings {
@@ -244,6 +257,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         invoker.clone(),
         hub.clone(),
         queue.clone(),
+        services.clone(),
         gateway,
         wait_for(stop.clone()),
         grace,
@@ -257,6 +271,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         gateway,
         metrics_public: args.metrics_public,
         queue: queue.clone(),
+        services,
+        data,
     });
     let admin = tokio::spawn(async move {
         axum::serve(
@@ -336,7 +352,14 @@ fn node_id(data_dir: &Path) -> anyhow::Result<String> {
     }
 }
 
-async fn deploy_examples(invoker: &Invoker, examples_dir: &Path, public_url: &str) {
+/// Deploys every example directory with a manifest; an example's `collection.toml`
+/// configures the collection named like the example (rules, indexes, file limits).
+async fn deploy_examples(
+    invoker: &Invoker,
+    data: &gureum_data::DataService,
+    examples_dir: &Path,
+    public_url: &str,
+) {
     let Ok(entries) = std::fs::read_dir(examples_dir) else {
         tracing::info!(dir = %examples_dir.display(), "no examples directory; nothing to deploy");
         return;
@@ -356,7 +379,12 @@ async fn deploy_examples(invoker: &Invoker, examples_dir: &Path, public_url: &st
                     loaded.artifact_path.display()
                 )
             })?;
-            anyhow::Ok(invoker.deploy(&loaded.text, artifact).await?)
+            let static_bundle = super::read_static(&loaded)?;
+            anyhow::Ok(
+                invoker
+                    .deploy_with_static(&loaded.text, artifact, static_bundle)
+                    .await?,
+            )
         }
         .await;
         match deployed {
@@ -365,6 +393,25 @@ async fn deploy_examples(invoker: &Invoker, examples_dir: &Path, public_url: &st
                 deployed.function, deployed.version, deployed.function
             ),
             Err(error) => eprintln!("skipped example {}: {error:#}", dir.display()),
+        }
+        let collection = dir.join("collection.toml");
+        if collection.is_file() {
+            let name = dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let configured = async {
+                let text = std::fs::read_to_string(&collection)?;
+                let input: gureum_data::CollectionConfigInput = toml::from_str(&text)?;
+                data.set_config(&name, input).await?;
+                anyhow::Ok(())
+            }
+            .await;
+            match configured {
+                Ok(()) => println!("configured collection {name} from {}", collection.display()),
+                Err(error) => eprintln!("skipped {}: {error:#}", collection.display()),
+            }
         }
     }
 }

@@ -84,7 +84,7 @@ pub(crate) fn deploy_lambda(
     dir
 }
 
-fn lambda_dir(name: &str, guest: Guest, extra: &str) -> tempfile::TempDir {
+pub(crate) fn lambda_dir(name: &str, guest: Guest, extra: &str) -> tempfile::TempDir {
     let fixture = guest.fixture();
     assert!(
         fixture.exists(),

@@ -2,6 +2,7 @@
 //! driven by the real CLI and an HTTP client. One binary (one link on 2 cores); tests
 //! share a server per store and isolate by function name.
 
+mod backend;
 mod browser;
 mod harness;
 mod lambda;
@@ -10,6 +11,7 @@ mod metering;
 mod operations;
 mod queue;
 mod restart;
+mod static_site;
 mod usage_cli;
 mod validation;
 mod websocket;

@@ -14,10 +14,23 @@ pub struct DeployResponse {
     pub version: u32,
     /// Hex SHA-256 of the artifact.
     pub artifact_hash: String,
-    /// Public URL of the function (`/fn/NAME`).
+    /// Public URL of the function (`/fn/NAME`; a static site's ends with `/`, so relative
+    /// links resolve inside it).
     pub url: String,
     /// Extra public routes from the manifest.
     pub routes: Vec<String>,
+    /// The static site deployed with the version (`[static]`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_site: Option<StaticSiteInfo>,
+}
+
+/// A deployed static site.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StaticSiteInfo {
+    /// How many files it serves.
+    pub files: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
 }
 
 /// A deployed function.

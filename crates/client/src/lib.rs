@@ -100,12 +100,29 @@ impl Client {
         manifest: String,
         artifact: Vec<u8>,
     ) -> Result<DeployResponse, ClientError> {
-        let form = reqwest::multipart::Form::new()
+        self.deploy_with_static(manifest, artifact, None).await
+    }
+
+    /// [`Client::deploy`] with the bundle of the manifest's `[static]` files (the zip
+    /// `gureum_invoke::static_site::pack` makes) as part `static`.
+    pub async fn deploy_with_static(
+        &self,
+        manifest: String,
+        artifact: Vec<u8>,
+        static_bundle: Option<Vec<u8>>,
+    ) -> Result<DeployResponse, ClientError> {
+        let mut form = reqwest::multipart::Form::new()
             .text("manifest", manifest)
             .part(
                 "artifact",
                 reqwest::multipart::Part::bytes(artifact).file_name("artifact"),
             );
+        if let Some(bundle) = static_bundle {
+            form = form.part(
+                "static",
+                reqwest::multipart::Part::bytes(bundle).file_name("static.zip"),
+            );
+        }
         let request = self
             .http
             .post(self.url("/api/v1/functions"))
@@ -366,6 +383,87 @@ impl Client {
         self.url(&format!("/api/v1/quotas/{}", scope.unwrap_or("global")))
     }
 
+    /// Users (JSON `{users, next}`), ordered by email, after `after`.
+    pub async fn users(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<serde_json::Value, ClientError> {
+        let mut query = vec![("limit", limit.to_string())];
+        if let Some(after) = after {
+            query.push(("after", after.to_string()));
+        }
+        self.json(self.http.get(self.url("/api/v1/users")).query(&query))
+            .await
+    }
+
+    /// One user by id or email.
+    pub async fn user(&self, user: &str) -> Result<serde_json::Value, ClientError> {
+        self.json(
+            self.http
+                .get(self.url(&format!("/api/v1/users/{}", segment(user)))),
+        )
+        .await
+    }
+
+    /// Disables (`true`) or enables a user by id or email; answers the user.
+    pub async fn set_user_disabled(
+        &self,
+        user: &str,
+        disabled: bool,
+    ) -> Result<serde_json::Value, ClientError> {
+        let verb = if disabled { "disable" } else { "enable" };
+        self.json(
+            self.http
+                .post(self.url(&format!("/api/v1/users/{}/{verb}", segment(user)))),
+        )
+        .await
+    }
+
+    /// Every configured collection (`[{name, config, documents}]`).
+    pub async fn collections(&self) -> Result<serde_json::Value, ClientError> {
+        self.json(self.http.get(self.url("/api/v1/collections")))
+            .await
+    }
+
+    /// One collection's config and document count.
+    pub async fn collection(&self, name: &str) -> Result<serde_json::Value, ClientError> {
+        self.json(
+            self.http
+                .get(self.url(&format!("/api/v1/collections/{}", segment(name)))),
+        )
+        .await
+    }
+
+    /// Sets a collection's config (`{rules, indexes, files}`).
+    pub async fn set_collection(
+        &self,
+        name: &str,
+        config: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.json(
+            self.http
+                .put(self.url(&format!("/api/v1/collections/{}", segment(name))))
+                .json(config),
+        )
+        .await
+    }
+
+    /// Removes a collection with its documents and files; `false` when there was none.
+    pub async fn delete_collection(&self, name: &str) -> Result<bool, ClientError> {
+        match self
+            .send(
+                self.http
+                    .delete(self.url(&format!("/api/v1/collections/{}", segment(name)))),
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(ClientError::Api { status: 404, .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
     /// The OpenAPI document.
     pub async fn openapi(&self) -> Result<serde_json::Value, ClientError> {
         self.json(self.http.get(self.url("/api/v1/openapi.json")))
@@ -449,4 +547,17 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())
         .position(|window| window == needle)
+}
+
+/// A path segment with the characters that would change the path percent-encoded.
+fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~@+".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }

@@ -59,6 +59,7 @@ impl ApiError {
                 DeployError::Artifact(_) | DeployError::Package(_) => {
                     (StatusCode::BAD_REQUEST, "invalid_artifact")
                 }
+                DeployError::Static(_) => (StatusCode::BAD_REQUEST, "invalid_static_site"),
                 DeployError::RouteConflict { .. } => (StatusCode::CONFLICT, "route_conflict"),
                 DeployError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
                 DeployError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),

@@ -6,16 +6,18 @@ use axum::extract::{Multipart, Path, Request, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use gureum_api_types::{
-    DeployResponse, ErrorBody, FunctionInfo, RollbackRequest, RollbackResponse, VersionInfo,
+    DeployResponse, ErrorBody, FunctionInfo, RollbackRequest, RollbackResponse, StaticSiteInfo,
+    VersionInfo,
 };
 use gureum_model::{FunctionName, LIVE_ALIAS};
 
 use crate::{AdminState, ApiError};
 
 /// Deploy a new version (multipart parts `manifest`: the gureum.toml text, `artifact`: the
-/// component bytes) and point `live` at it.
+/// component bytes or lambda zip, empty for a static-only site; `static`: the zip of the
+/// `[static]` files, when the manifest has that section) and point `live` at it.
 #[utoipa::path(post, path = "/api/v1/functions", tag = "functions",
-    request_body(content_type = "multipart/form-data", description = "parts `manifest` (gureum.toml text) and `artifact` (the component)"),
+    request_body(content_type = "multipart/form-data", description = "parts `manifest` (gureum.toml text), `artifact` (the component or lambda zip; empty for a static-only site) and, with [static], `static` (a zip of the files)"),
     responses((status = 201, body = DeployResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn deploy(
     State(state): State<AdminState>,
@@ -23,6 +25,7 @@ pub async fn deploy(
 ) -> Result<(StatusCode, Json<DeployResponse>), ApiError> {
     let mut manifest = None;
     let mut artifact = None;
+    let mut static_bundle = None;
     while let Some(field) = multipart
         .next_field()
         .await
@@ -39,9 +42,14 @@ pub async fn deploy(
                     ApiError::BadRequest(format!("reading part `artifact`: {error}"))
                 })?)
             }
+            Some("static") => {
+                static_bundle = Some(field.bytes().await.map_err(|error| {
+                    ApiError::BadRequest(format!("reading part `static`: {error}"))
+                })?)
+            }
             other => {
                 return Err(ApiError::BadRequest(format!(
-                    "unexpected multipart part {other:?}; send `manifest` and `artifact`"
+                    "unexpected multipart part {other:?}; send `manifest`, `artifact` and (with [static]) `static`"
                 )));
             }
         }
@@ -52,15 +60,30 @@ pub async fn deploy(
     let artifact = artifact.ok_or_else(|| {
         ApiError::BadRequest("multipart part `artifact` (the component bytes) is missing".into())
     })?;
-    let deployed = state.invoker.deploy(&manifest, artifact.to_vec()).await?;
+    let deployed = state
+        .invoker
+        .deploy_with_static(
+            &manifest,
+            artifact.to_vec(),
+            static_bundle.map(|bundle| bundle.to_vec()),
+        )
+        .await?;
+    let mut url = function_url(&state, &deployed.function);
+    if deployed.static_files.is_some() {
+        url.push('/');
+    }
     Ok((
         StatusCode::CREATED,
         Json(DeployResponse {
-            url: function_url(&state, &deployed.function),
+            url,
             name: deployed.function,
             version: deployed.version,
             artifact_hash: deployed.artifact_hash,
             routes: deployed.routes,
+            static_site: deployed.static_files.map(|(files, bytes)| StaticSiteInfo {
+                files: files as u64,
+                bytes,
+            }),
         }),
     ))
 }
@@ -198,6 +221,7 @@ pub async fn invoke(State(state): State<AdminState>, request: Request) -> Respon
     gureum_gateway::handle(
         &state.invoker,
         &state.queue,
+        None,
         state.gateway,
         request,
         client,

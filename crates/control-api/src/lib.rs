@@ -1,7 +1,8 @@
 //! REST control API on the admin listener: `/api/v1` (deploy, versions, rollback,
-//! remove, invoke, logs, usage, prices, quotas, schedules, dead letters), its OpenAPI 3.1 document generated from the handlers,
+//! remove, invoke, logs, usage, prices, quotas, schedules, dead letters, users, collections), its OpenAPI 3.1 document generated from the handlers,
 //! `/metrics` and `/healthz`. Every route but `/healthz` needs the admin bearer token.
 
+mod backend;
 mod error;
 mod functions;
 mod logs;
@@ -47,6 +48,10 @@ pub struct AdminState {
     pub metrics_public: bool,
     /// The asynchronous queue (async invokes, schedules, dead letters).
     pub queue: Arc<gureum_queue::Queue>,
+    /// The public listener's backend services (users through its auth service).
+    pub services: Arc<gureum_gateway::Services>,
+    /// The data services (collection configs).
+    pub data: Arc<gureum_data::DataService>,
 }
 
 /// The admin listener's router.
@@ -80,6 +85,17 @@ pub fn router(state: AdminState) -> Router {
         .route(
             "/functions/{name}/dead-letters/{id}/redrive",
             post(queue::redrive_one),
+        )
+        .route("/users", get(backend::users))
+        .route("/users/{user}", get(backend::user))
+        .route("/users/{user}/disable", post(backend::disable))
+        .route("/users/{user}/enable", post(backend::enable))
+        .route("/collections", get(backend::collections))
+        .route(
+            "/collections/{name}",
+            get(backend::collection)
+                .put(backend::set_collection)
+                .delete(backend::delete_collection),
         )
         .route("/usage", get(metering::usage))
         .route("/prices", get(metering::prices).put(metering::set_prices))

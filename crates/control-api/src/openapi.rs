@@ -3,7 +3,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use crate::{functions, logs, metering, queue};
+use crate::{backend, functions, logs, metering, queue};
 
 /// The control API's OpenAPI document.
 #[derive(OpenApi)]
@@ -28,6 +28,14 @@ use crate::{functions, logs, metering, queue};
         metering::remove_global_quota,
         metering::remove_function_quota,
         queue::schedules,
+        backend::users,
+        backend::user,
+        backend::disable,
+        backend::enable,
+        backend::collections,
+        backend::collection,
+        backend::set_collection,
+        backend::delete_collection,
         queue::dead_letters,
         queue::dead_letter,
         queue::delete_one,

@@ -1,12 +1,16 @@
 //! The public HTTP data plane: `/fn/NAME[@VERSION]/…` and manifest routes go to the
 //! invoker; body limits, JSON errors and the `x-gureum-*` headers are applied here.
-//! HTTP/1.1 keep-alive and HTTP/2 (h2c) are served on the same port.
+//! The backend services (`/auth/v1`, `/data/v1`, `/kv/v1`) are routed to their crates
+//! with the caller resolved here. HTTP/1.1 keep-alive and HTTP/2 (h2c) are served on the
+//! same port.
 
 mod body;
 mod server;
+mod services;
 
 pub use body::{BodyTooLarge, LimitedBody};
 pub use server::{
     DEFAULT_MAX_BODY_BYTES, GatewaySettings, ResponseBody, error_response, handle,
     serve_connections,
 };
+pub use services::Services;

@@ -21,6 +21,7 @@ use gureum_queue::{AsyncRequest, Queue, QueueError};
 use gureum_websocket::{AcceptError, Hub};
 
 use crate::body::LimitedBody;
+use crate::services::{Services, is_service_path};
 
 /// Default request body limit (API Gateway's payload limit for Lambda is 6 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 6 * 1024 * 1024;
@@ -58,6 +59,7 @@ pub async fn serve_connections(
     invoker: Arc<Invoker>,
     hub: Arc<Hub>,
     queue: Arc<Queue>,
+    services: Arc<Services>,
     settings: GatewaySettings,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
@@ -81,13 +83,15 @@ pub async fn serve_connections(
                 let invoker = invoker.clone();
                 let hub = hub.clone();
                 let queue = queue.clone();
+                let services = services.clone();
                 let service = service_fn(move |request| {
                     let invoker = invoker.clone();
                     let hub = hub.clone();
                     let queue = queue.clone();
+                    let services = services.clone();
                     let client = Some(peer.ip());
                     async move {
-                        Ok::<_, Infallible>(route_public(&invoker, &hub, &queue, settings, request, client).await)
+                        Ok::<_, Infallible>(route_public(&invoker, &hub, &queue, &services, settings, request, client).await)
                     }
                 });
                 let connection = builder
@@ -114,11 +118,13 @@ pub async fn serve_connections(
 }
 
 /// The public listener's paths: `/ws/NAME` (WebSocket), the platform API
-/// (`/@connections/…`, `/channels/…`), else a function invocation.
+/// (`/@connections/…`, `/channels/…`), the backend services (`/auth/v1`, `/data/v1`,
+/// `/kv/v1`), else a function invocation.
 async fn route_public(
     invoker: &Invoker,
     hub: &Arc<Hub>,
     queue: &Queue,
+    services: &Services,
     settings: GatewaySettings,
     request: Request<hyper::body::Incoming>,
     client: Option<std::net::IpAddr>,
@@ -170,7 +176,19 @@ async fn route_public(
             "no such platform API path",
         );
     }
-    handle(invoker, queue, settings, request, client, Trigger::Http).await
+    if is_service_path(path) {
+        return services.route(request, client).await;
+    }
+    handle(
+        invoker,
+        queue,
+        Some(services),
+        settings,
+        request,
+        client,
+        Trigger::Http,
+    )
+    .await
 }
 
 /// Answers one public request; `client` is the caller's address, when known. With
@@ -179,6 +197,7 @@ async fn route_public(
 pub async fn handle<B>(
     invoker: &Invoker,
     queue: &Queue,
+    services: Option<&Services>,
     settings: GatewaySettings,
     request: Request<B>,
     client: Option<std::net::IpAddr>,
@@ -240,6 +259,10 @@ where
 
     let (mut parts, body) = request.into_parts();
     if let Some(prefix) = &prefix {
+        if parts.uri.path() == prefix {
+            // `/fn/NAME` without its slash: a static site redirects to `/fn/NAME/`.
+            parts.extensions.insert(gureum_invoke::MountRoot);
+        }
         parts.uri = strip_prefix(&parts.uri, prefix, parts.headers.get(HOST));
     }
     // `/.gureum/…` is how the platform itself calls a function (WebSocket events); a
@@ -257,6 +280,21 @@ where
         }
     } else if parts.uri.authority().is_none() {
         parts.uri = with_authority(&parts.uri, parts.headers.get(HOST));
+    }
+    // The function's `auth` policy (its live version's): checked before anything runs
+    // or is queued. Without `services` (the control API, admin-only) it does not apply,
+    // but a forged claims header is still dropped.
+    match services {
+        Some(services) => {
+            if let Some((_, spec)) = invoker.live_function(&function)
+                && let Err(response) = services.authorize_function(&spec.auth, &mut parts)
+            {
+                return response;
+            }
+        }
+        None => {
+            parts.headers.remove(gureum_model::AUTH_CLAIMS_HEADER);
+        }
     }
     let exceeded = Arc::new(AtomicBool::new(false));
     let body = LimitedBody::new(body, settings.max_body_bytes, exceeded.clone());
@@ -278,7 +316,10 @@ where
         Err(error) => invoke_error_response(&error),
     };
     let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&answer.invocation_id) {
+    // Empty for a static file: no invocation ran.
+    if !answer.invocation_id.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&answer.invocation_id)
+    {
         headers.insert("x-gureum-invocation-id", value);
     }
     if answer.version > 0 {

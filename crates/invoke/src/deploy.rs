@@ -11,6 +11,7 @@ use gureum_store::StoreError;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
+use crate::static_site::{Site, StaticError};
 use crate::{Code, Invoker, LiveFunction, lock, read, route_table, write};
 
 /// A committed deploy.
@@ -24,6 +25,8 @@ pub struct Deployed {
     pub artifact_hash: String,
     /// The manifest routes now served.
     pub routes: Vec<String>,
+    /// The static site (`[static]`): (files, total bytes).
+    pub static_files: Option<(usize, u64)>,
 }
 
 /// Why a deploy, rollback or removal was refused.
@@ -38,6 +41,9 @@ pub enum DeployError {
     /// The artifact is not a usable lambda code package.
     #[error(transparent)]
     Package(#[from] PackageError),
+    /// The static site cannot be accepted or loaded.
+    #[error(transparent)]
+    Static(#[from] StaticError),
     /// Another function already serves a route.
     #[error(
         "route {route:?} is already served by function {owner:?}; choose another route or remove it from {owner:?} first"
@@ -62,8 +68,19 @@ pub enum DeployError {
 impl Invoker {
     /// Validates and stores a new version of a function and points `live` at it.
     pub async fn deploy(&self, manifest: &str, artifact: Vec<u8>) -> Result<Deployed, DeployError> {
+        self.deploy_with_static(manifest, artifact, None).await
+    }
+
+    /// [`Invoker::deploy`] with the bundle of the manifest's `[static]` files
+    /// ([`crate::static_site::pack`]); a static-only site's `artifact` is ignored.
+    pub async fn deploy_with_static(
+        &self,
+        manifest: &str,
+        artifact: Vec<u8>,
+        static_bundle: Option<Vec<u8>>,
+    ) -> Result<Deployed, DeployError> {
         let started = std::time::SystemTime::now();
-        let result = self.deploy_traced(manifest, artifact).await;
+        let result = self.deploy_traced(manifest, artifact, static_bundle).await;
         if self.parts.tracer.is_enabled() {
             let function = match &result {
                 Ok(deployed) => deployed.function.clone(),
@@ -91,10 +108,30 @@ impl Invoker {
         &self,
         manifest: &str,
         artifact: Vec<u8>,
+        static_bundle: Option<Vec<u8>>,
     ) -> Result<Deployed, DeployError> {
         let spec = gureum_manifest::parse(manifest)?;
         let function = spec.name.to_string();
-        let hash = hex::encode(Sha256::digest(&artifact));
+        // The files are checked and loaded before anything is stored.
+        let site = match (&spec.static_site, static_bundle) {
+            (Some(_), Some(bundle)) => {
+                let hash = hex::encode(Sha256::digest(&bundle));
+                let (site, bundle) = tokio::task::spawn_blocking(move || {
+                    (Site::from_bundle(&bundle, &hash), bundle)
+                })
+                .await
+                .map_err(|error| DeployError::Internal(error.to_string()))?;
+                Some((site?, bundle))
+            }
+            (Some(_), None) => return Err(StaticError::MissingBundle.into()),
+            (None, Some(_)) => return Err(StaticError::UnexpectedBundle.into()),
+            (None, None) => None,
+        };
+        let hash = match (&site, spec.runtime) {
+            // A static-only site's artifact is its bundle.
+            (Some((site, _)), Runtime::Static) => site.hash().to_string(),
+            _ => hex::encode(Sha256::digest(&artifact)),
+        };
         let (code, artifact) = match spec.runtime {
             Runtime::Wasm => {
                 let engine = self.parts.engine.clone();
@@ -105,7 +142,7 @@ impl Invoker {
                 .await
                 .map_err(|error| DeployError::Internal(error.to_string()))?;
                 self.parts.metrics.compilations.inc();
-                (Code::Wasm(component?), artifact)
+                (Some(Code::Wasm(component?)), artifact)
             }
             Runtime::Lambda => {
                 // Checked and unpacked before anything is stored, so a bad package
@@ -122,18 +159,31 @@ impl Invoker {
                 })
                 .await
                 .map_err(|error| DeployError::Internal(error.to_string()))?;
-                (Code::Lambda(dir?), artifact)
+                (Some(Code::Lambda(dir?)), artifact)
             }
+            Runtime::Static => (None, Vec::new()),
         };
 
         let _control = self.control.lock().await;
         self.check_routes(&function, &spec.routes)?;
-        self.parts.store.put_artifact(&hash, &artifact).await?;
+        if let Some((site, bundle)) = &site {
+            self.parts.store.put_artifact(site.hash(), bundle).await?;
+        }
+        if code.is_some() {
+            self.parts.store.put_artifact(&hash, &artifact).await?;
+        }
         let stored = self
             .parts
             .store
-            .create_version(&spec.name, &hash, manifest, gureum_model::now_ms())
+            .create_version_with_static(
+                &spec.name,
+                &hash,
+                site.as_ref().map(|(site, _)| site.hash()),
+                manifest,
+                gureum_model::now_ms(),
+            )
             .await?;
+        let site = site.map(|(site, _)| self.share_site(site));
 
         let spec = Arc::new(spec);
         let slot = match code {
@@ -141,27 +191,35 @@ impl Invoker {
             // component); the first request maps it from the compiled cache instead,
             // file-backed and shared with the page cache (well under a millisecond), so
             // a thousand deployed but idle functions cost little memory.
-            Code::Wasm(compiled) => {
+            Some(Code::Wasm(compiled)) => {
                 drop(compiled);
-                OnceCell::new()
+                Some(OnceCell::new())
             }
-            code => OnceCell::new_with(Some(Arc::new(self.assemble(
+            Some(code) => Some(OnceCell::new_with(Some(Arc::new(self.assemble(
                 &function,
                 stored.version,
                 spec.clone(),
                 code,
-            )))),
+            ))))),
+            // A static-only site has no code to load.
+            None => None,
         };
-        lock(&self.loaded)
-            .entry(function.clone())
-            .or_default()
-            .insert(stored.version, Arc::new(slot));
+        if let Some(slot) = slot {
+            lock(&self.loaded)
+                .entry(function.clone())
+                .or_default()
+                .insert(stored.version, Arc::new(slot));
+        }
+        let static_files = site
+            .as_ref()
+            .map(|site| (site.file_count(), site.byte_count()));
         self.swap_live(
             &function,
             Some(Arc::new(LiveFunction {
                 version: stored.version,
                 spec: spec.clone(),
                 artifact_hash: hash.clone(),
+                site,
             })),
         );
         tracing::info!(%function, version = stored.version, "deployed");
@@ -170,6 +228,7 @@ impl Invoker {
             version: stored.version,
             artifact_hash: hash,
             routes: spec.routes.clone(),
+            static_files,
         })
     }
 
@@ -216,6 +275,11 @@ impl Invoker {
             })?;
         let spec = gureum_manifest::parse(&stored.manifest)?;
         self.check_routes(function, &spec.routes)?;
+        // Loaded before `live` moves, so a bundle that cannot be loaded changes nothing.
+        let site = match &stored.static_hash {
+            Some(hash) => Some(self.load_site(hash).await?),
+            None => None,
+        };
         self.parts
             .store
             .set_alias(&name, LIVE_ALIAS, target)
@@ -226,6 +290,7 @@ impl Invoker {
                 version: target,
                 spec: Arc::new(spec),
                 artifact_hash: stored.artifact_hash,
+                site,
             })),
         );
         tracing::info!(%function, from = current, to = target, "rolled back");
@@ -241,6 +306,7 @@ impl Invoker {
         }
         self.swap_live(function, None);
         lock(&self.loaded).remove(function);
+        lock(&self.pinned_sites).retain(|(name, _), _| name != function);
         tracing::info!(%function, "removed");
         Ok(())
     }

@@ -11,11 +11,12 @@ mod lambda;
 mod metrics;
 mod quota;
 mod routes;
+pub mod static_site;
 mod tokens;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -37,10 +38,12 @@ use tokio::sync::OnceCell;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::VersionMetrics;
+use crate::static_site::{Asked, Outcome, Site};
 
 pub use deploy::{DeployError, Deployed};
 pub use quota::{QuotaError, QuotaRefusal, Quotas};
 pub use routes::RouteTable;
+pub use static_site::{MountRoot, StaticError};
 pub use tokens::{FunctionTokens, TOKEN_KEY_SETTING};
 
 /// How often a node checks whether another node changed what is live.
@@ -186,6 +189,18 @@ pub struct Invoker {
     // The accounting tasks still running (waiting for a response body to end), which a
     // graceful shutdown waits for before the telemetry flush.
     accounting: TaskTracker,
+    // Every static site in memory by bundle hash, so versions sharing a bundle share it.
+    sites: Mutex<HashMap<String, Weak<Site>>>,
+    // The static sites of pinned, non-live versions in use (`/fn/NAME@V/…`).
+    pinned_sites: Mutex<HashMap<(String, VersionNumber), Arc<PinnedSite>>>,
+}
+
+/// A pinned version's spec and static site (`None`: it has no site), loaded on first use
+/// and dropped when unused for [`WASM_CODE_TTL`].
+#[derive(Default)]
+struct PinnedSite {
+    cell: OnceCell<Option<(Arc<FunctionSpec>, Arc<Site>)>>,
+    used_ms: AtomicI64,
 }
 
 /// A version's loaded code, filled once by the first request that needs it.
@@ -202,6 +217,8 @@ struct LiveFunction {
     version: VersionNumber,
     spec: Arc<FunctionSpec>,
     artifact_hash: String,
+    /// The version's static files (`[static]`), in memory while it is live.
+    site: Option<Arc<Site>>,
 }
 
 struct LoadedVersion {
@@ -282,6 +299,8 @@ impl Invoker {
             control: tokio::sync::Mutex::new(()),
             generation: AtomicI64::new(i64::MIN),
             accounting: TaskTracker::new(),
+            sites: Mutex::new(HashMap::new()),
+            pinned_sites: Mutex::new(HashMap::new()),
         })
     }
 
@@ -363,12 +382,23 @@ impl Invoker {
             }
             match gureum_manifest::parse(&version.manifest) {
                 Ok(spec) => {
+                    let site = match &version.static_hash {
+                        None => None,
+                        Some(hash) => match self.load_site(hash).await {
+                            Ok(site) => Some(site),
+                            Err(error) => {
+                                tracing::error!(function = %version.function, %error, "static site cannot be loaded; function not served");
+                                continue;
+                            }
+                        },
+                    };
                     functions.insert(
                         name,
                         Arc::new(LiveFunction {
                             version: version.version,
                             spec: Arc::new(spec),
                             artifact_hash: version.artifact_hash,
+                            site,
                         }),
                     );
                 }
@@ -379,6 +409,7 @@ impl Invoker {
         }
         let count = functions.len();
         lock(&self.loaded).retain(|function, _| functions.contains_key(function));
+        lock(&self.pinned_sites).retain(|(function, _), _| functions.contains_key(function));
         let mut state = write(&self.state);
         state.routes = route_table(&functions);
         state.functions = functions;
@@ -458,6 +489,21 @@ impl Invoker {
             VersionSelector::Live => live.version,
             VersionSelector::Pinned(version) => version,
         };
+        // Static files first (Firebase Hosting's order: files, then the function), from
+        // memory; not metered as invocations.
+        if matches!(trigger, Trigger::Http | Trigger::Api)
+            && (live.site.is_some() || version != live.version)
+        {
+            let asked = Asked::of(&request);
+            if let Some(response) = self.serve_static(function, version, &live, &asked).await {
+                return Answer {
+                    invocation_id: String::new(),
+                    version,
+                    cold_start: false,
+                    response: Ok(response),
+                };
+            }
+        }
         let fail = |error: InvokeError, cold_start: bool| Answer {
             invocation_id: invocation_id.clone(),
             version,
@@ -697,9 +743,111 @@ impl Invoker {
         }
     }
 
+    /// The static site's answer to `asked`, or `None` when the function (if any) handles
+    /// it: the version has no site, or the path names no file.
+    async fn serve_static(
+        &self,
+        function: &str,
+        version: VersionNumber,
+        live: &LiveFunction,
+        asked: &Asked,
+    ) -> Option<http::Response<ResponseBody>> {
+        let (spec, site) = if version == live.version {
+            (live.spec.clone(), live.site.clone()?)
+        } else {
+            self.pinned_site(function, version).await?
+        };
+        let spa = spec.static_site.as_ref().is_some_and(|site| site.spa);
+        match site.respond(asked, spa, spec.runtime != Runtime::Static) {
+            Outcome::Served(response) => Some(response),
+            Outcome::Pass => None,
+        }
+    }
+
+    /// A pinned, non-live version's spec and site, loaded on first use; `None` when it has
+    /// no site or cannot be loaded (the invocation path then reports why).
+    async fn pinned_site(
+        &self,
+        function: &str,
+        version: VersionNumber,
+    ) -> Option<(Arc<FunctionSpec>, Arc<Site>)> {
+        let key = (function.to_string(), version);
+        let slot = lock(&self.pinned_sites)
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        slot.used_ms
+            .store(gureum_model::now_ms(), Ordering::Relaxed);
+        let loaded = slot
+            .cell
+            .get_or_try_init(|| async {
+                let name = FunctionName::new(function).map_err(|_| ())?;
+                let stored = self
+                    .parts
+                    .store
+                    .get_version(&name, version)
+                    .await
+                    .map_err(|_| ())?
+                    .ok_or(())?;
+                let Some(hash) = stored.static_hash else {
+                    return Ok(None);
+                };
+                let spec = gureum_manifest::parse(&stored.manifest).map_err(|_| ())?;
+                match self.load_site(&hash).await {
+                    Ok(site) => Ok(Some((Arc::new(spec), site))),
+                    Err(error) => {
+                        tracing::warn!(%function, version, %error, "static site of a pinned version cannot be loaded");
+                        Err(())
+                    }
+                }
+            })
+            .await;
+        match loaded {
+            Ok(found) => found.clone(),
+            Err(()) => {
+                lock(&self.pinned_sites).remove(&key);
+                None
+            }
+        }
+    }
+
+    /// The static site stored as artifact `hash`: the one in memory if any version uses
+    /// it, else loaded from the store (off the request path: at deploy, rollback, start,
+    /// or a pinned version's first use).
+    async fn load_site(&self, hash: &str) -> Result<Arc<Site>, DeployError> {
+        if let Some(site) = lock(&self.sites).get(hash).and_then(Weak::upgrade) {
+            return Ok(site);
+        }
+        let bundle = self.parts.store.get_artifact(hash).await?.ok_or_else(|| {
+            DeployError::Static(StaticError::Corrupt(format!(
+                "bundle {hash} is missing from the store"
+            )))
+        })?;
+        let owned = hash.to_string();
+        let site = tokio::task::spawn_blocking(move || Site::from_bundle(&bundle, &owned))
+            .await
+            .map_err(|error| DeployError::Internal(error.to_string()))??;
+        Ok(self.share_site(site))
+    }
+
+    /// `site` as the one shared copy of its bundle.
+    fn share_site(&self, site: Site) -> Arc<Site> {
+        let mut sites = lock(&self.sites);
+        if let Some(existing) = sites.get(site.hash()).and_then(Weak::upgrade) {
+            return existing;
+        }
+        let site = Arc::new(site);
+        sites.insert(site.hash().to_string(), Arc::downgrade(&site));
+        site
+    }
+
     /// Drops idle instances past their TTL and the code of versions nobody used for
     /// their TTL (scale to zero).
     pub fn reap(&self, now: Instant) {
+        let unused_since = gureum_model::now_ms() - WASM_CODE_TTL.as_millis() as i64;
+        lock(&self.pinned_sites)
+            .retain(|_, slot| slot.used_ms.load(Ordering::Relaxed) >= unused_since);
+        lock(&self.sites).retain(|_, site| site.strong_count() > 0);
         let mut map = lock(&self.loaded);
         map.retain(|_, versions| {
             versions.retain(|_, cell| {
@@ -773,6 +921,11 @@ impl Invoker {
         let code = match spec.runtime {
             Runtime::Wasm => Code::Wasm(self.component(&hash).await?),
             Runtime::Lambda => Code::Lambda(self.lambda_code(&hash).await?),
+            Runtime::Static => {
+                return Err(InvokeError::Unavailable(format!(
+                    "{function:?} is a static-only site: it serves its files over HTTP and runs no code (add runtime and artifact to gureum.toml to handle events)"
+                )));
+            }
         };
         Ok(Arc::new(self.assemble(function, version, spec, code)))
     }

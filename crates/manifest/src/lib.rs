@@ -50,9 +50,13 @@ allowed_outbound_hosts = []     # outbound HTTP the function may make, e.g.
 auth = "none"                   # "user": callers need a valid gureum JWT; or a CEL expression
                                 # over auth, e.g. "auth.claims.role == 'admin'"
 
-# [static]                      # static files served at the function's routes
+# [static]                      # static files served at the function's routes, before the
+                                # function is invoked; with [static], runtime and artifact may
+                                # be left out (a static-only site, which takes none of the
+                                # keys about running code)
 # dir = "public"                # required in [static]; relative to this file
-# spa = false                   # true: unknown paths serve index.html
+# spa = false                   # true: a GET for a path with no file and no extension gets
+                                # index.html (single-page apps)
 
 [async]                         # asynchronous invocations (x-gureum-invocation-type: event)
 retries = 2                     # 0 to 10; retries after a failed attempt (status >= 500, timeout)
@@ -173,8 +177,11 @@ pub struct LoadedManifest {
     pub text: String,
     /// The toml file that was read.
     pub manifest_path: PathBuf,
-    /// The artifact, resolved against the manifest's directory; it exists.
+    /// The artifact, resolved against the manifest's directory; it exists (a static-only
+    /// site has none: then this is the manifest's directory).
     pub artifact_path: PathBuf,
+    /// `[static] dir`, resolved against the manifest's directory; it is a directory.
+    pub static_dir: Option<PathBuf>,
 }
 
 /// Parses and validates manifest text; every rule that does not need the filesystem is checked.
@@ -225,14 +232,22 @@ pub fn load(path: &Path) -> Result<LoadedManifest, ManifestError> {
 
     let mut problems = Vec::new();
     let wanted = match validated.spec.runtime {
-        Runtime::Wasm => Wanted::File,
-        Runtime::Lambda => Wanted::FileOrDir,
+        Runtime::Wasm => Some(Wanted::File),
+        Runtime::Lambda => Some(Wanted::FileOrDir),
+        Runtime::Static => None,
     };
-    if let Some(message) = check_path(&artifact_path, wanted) {
+    if let Some(wanted) = wanted
+        && let Some(message) = check_path(&artifact_path, wanted)
+    {
         problems.push(Problem::new("artifact", message));
     }
-    if let Some(dir) = &validated.static_dir
-        && let Some(message) = check_path(&base.join(dir), Wanted::Dir)
+    let static_dir = validated
+        .spec
+        .static_site
+        .as_ref()
+        .map(|site| base.join(&site.dir));
+    if let Some(dir) = &static_dir
+        && let Some(message) = check_path(dir, Wanted::Dir)
     {
         problems.push(Problem::new("static.dir", message));
     }
@@ -244,6 +259,7 @@ pub fn load(path: &Path) -> Result<LoadedManifest, ManifestError> {
         text,
         manifest_path,
         artifact_path,
+        static_dir,
     })
 }
 

@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use gureum_model::{AsyncConfig, AuthPolicy, Limits, Runtime, Schedule};
+use gureum_model::{AsyncConfig, AuthPolicy, Limits, Runtime, Schedule, StaticSite};
 
 use super::*;
 
@@ -1128,4 +1128,103 @@ fn invalid_manifest_fails_before_artifact_check() {
     );
     let error = load(dir.path()).expect_err("invalid");
     assert_eq!(error.problems()[0].field, "memory_mb");
+}
+
+#[test]
+fn a_static_only_site_needs_no_runtime_or_artifact() {
+    let spec =
+        parse("name = \"site\"\nroutes = [\"/*\"]\nauth = \"user\"\n[static]\ndir = \"public\"")
+            .expect("static-only site");
+    assert_eq!(spec.runtime, Runtime::Static);
+    assert_eq!(spec.artifact, "");
+    assert_eq!(spec.routes, ["/*"]);
+    assert_eq!(
+        spec.static_site,
+        Some(StaticSite {
+            dir: "public".into(),
+            spa: false
+        })
+    );
+
+    // Keys about running code make no sense without code; each is named.
+    let problems = problems_of(
+        "name = \"site\"\ncommand = [\"./x\"]\nmemory_mb = 256\n[env]\nA = \"b\"\n[static]\ndir = \"public\"",
+    );
+    let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, ["command", "memory_mb", "env"], "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .all(|p| p.message.contains("static-only site")),
+        "{problems:?}"
+    );
+    let problems =
+        problems_of("name = \"site\"\n[[schedule]]\ncron = \"@daily\"\n[static]\ndir = \"p\"");
+    assert_eq!(problems[0].field, "schedule");
+
+    // Unknown keys in [static] get a hint, static-only or not.
+    let problems = problems_of("name = \"site\"\n[static]\ndirr = \"public\"");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.field == "static.dirr" && p.message.contains("did you mean `dir`?")),
+        "{problems:?}"
+    );
+
+    // A runtime without an artifact is not static-only: the artifact is missing.
+    let problems = problems_of("name = \"site\"\nruntime = \"wasm\"\n[static]\ndir = \"public\"");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "artifact");
+    assert!(
+        problems[0]
+            .message
+            .contains("static-only site leaves runtime and artifact out"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn static_files_beside_a_function() {
+    let spec = parse(&with_base("[static]\ndir = \"dist\"\nspa = true")).expect("valid");
+    assert_eq!(spec.runtime, Runtime::Wasm);
+    assert_eq!(spec.artifact, "hello.wasm");
+    assert_eq!(
+        spec.static_site,
+        Some(StaticSite {
+            dir: "dist".into(),
+            spa: true
+        })
+    );
+    assert_eq!(parse(BASE).expect("valid").static_site, None);
+}
+
+#[test]
+fn load_names_a_missing_static_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "gureum.toml",
+        "name = \"site\"\n[static]\ndir = \"public\"",
+    );
+    let error = load(dir.path()).expect_err("no public dir");
+    let [problem] = error.problems() else {
+        panic!("one problem expected: {error}");
+    };
+    assert_eq!(problem.field, "static.dir");
+    assert!(
+        problem.message.contains("public does not exist")
+            && problem.message.contains("a directory of static files"),
+        "{problem}"
+    );
+    write(dir.path(), "public", "a file, not a directory");
+    let error = load(dir.path()).expect_err("public is a file");
+    assert!(
+        error.problems()[0].message.contains("is not a directory"),
+        "{error}"
+    );
+    fs::remove_file(dir.path().join("public")).expect("rm");
+    write(dir.path(), "public/index.html", "<h1>hi</h1>");
+    let loaded = load(dir.path()).expect("static-only site loads");
+    assert_eq!(loaded.static_dir, Some(dir.path().join("public")));
+    assert_eq!(loaded.spec.runtime, Runtime::Static);
 }

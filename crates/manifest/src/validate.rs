@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use gureum_model::{
     AsyncConfig, AuthPolicy, DEFAULT_IDLE_TTL_S, DEFAULT_MAX_INSTANCES, DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT_MS, FunctionName, FunctionSpec, Limits, MAX_ASYNC_RETRIES, MAX_MAX_INSTANCES,
-    MAX_MEMORY_MB, MAX_TIMEOUT_MS, Runtime, Schedule,
+    MAX_MEMORY_MB, MAX_TIMEOUT_MS, Runtime, Schedule, StaticSite,
 };
 use toml::{Table, Value};
 
@@ -43,6 +43,19 @@ const ASYNC_KEYS: &[&str] = &[
 /// Longest `max_event_age_s` (a day).
 const MAX_EVENT_AGE_S: i64 = 86_400;
 const STATIC_KEYS: &[&str] = &["dir", "spa"];
+/// Keys that configure running code, refused for a static-only site (which runs none).
+const CODE_KEYS: &[&str] = &[
+    "command",
+    "memory_mb",
+    "timeout_ms",
+    "max_instances",
+    "idle_ttl_s",
+    "reuse_instances",
+    "allowed_outbound_hosts",
+    "env",
+    "schedule",
+    "async",
+];
 
 const MAX_IDLE_TTL_S: u64 = 86_400;
 const DEFAULT_COMMAND: &str = "./bootstrap";
@@ -53,11 +66,9 @@ const RESERVED_ENV_PREFIXES: &[&str] = &["GUREUM_", "AWS_LAMBDA_"];
 // Lambda refuses these too, and the lambda runtime sets them for the process.
 const RESERVED_ENV_NAMES: &[&str] = &["_HANDLER", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR"];
 
-/// A valid manifest: the spec plus what the model has no field for yet.
+/// A valid manifest.
 pub(crate) struct Validated {
     pub spec: FunctionSpec,
-    /// `[static] dir`, relative to the manifest's directory.
-    pub static_dir: Option<String>,
 }
 
 pub(crate) fn validate(table: &Table) -> Result<Validated, Vec<Problem>> {
@@ -68,8 +79,19 @@ pub(crate) fn validate(table: &Table) -> Result<Validated, Vec<Problem>> {
     if let Some(value) = table.get("description") {
         c.string("description", value, "a string");
     }
-    let runtime = c.runtime(table.get("runtime"));
-    let artifact = c.artifact(table.get("artifact"));
+    // `[static]` without runtime and artifact: a static-only site, which runs no code.
+    let static_only = table.contains_key("static")
+        && !table.contains_key("runtime")
+        && !table.contains_key("artifact");
+    let (runtime, artifact) = if static_only {
+        c.code_only_keys(table);
+        (Some(Runtime::Static), Some(String::new()))
+    } else {
+        (
+            c.runtime(table.get("runtime")),
+            c.artifact(table.get("artifact")),
+        )
+    };
     let command = c.command(table.get("command"), runtime);
     let routes = c.routes(table.get("routes"));
     let limits = Limits {
@@ -107,7 +129,7 @@ pub(crate) fn validate(table: &Table) -> Result<Validated, Vec<Problem>> {
     let env = c.env(table.get("env"));
     let schedules = c.schedules(table.get("schedule"));
     let async_config = c.async_config(table.get("async"));
-    let static_dir = c.static_site(table.get("static"));
+    let static_site = c.static_site(table.get("static"));
 
     match (name, runtime, artifact) {
         (Some(name), Some(runtime), Some(artifact)) if c.problems.is_empty() => Ok(Validated {
@@ -124,8 +146,8 @@ pub(crate) fn validate(table: &Table) -> Result<Validated, Vec<Problem>> {
                 env,
                 schedules,
                 async_config,
+                static_site,
             },
-            static_dir,
         }),
         _ => Err(c.problems),
     }
@@ -330,8 +352,18 @@ impl Checker {
             "artifact",
             value,
             "the artifact's path relative to gureum.toml",
-            "artifact = \"hello.wasm\"",
+            "artifact = \"hello.wasm\" (a static-only site leaves runtime and artifact out and has a [static] section)",
         )
+    }
+
+    /// Reports every key that only makes sense with code, for a static-only site.
+    fn code_only_keys(&mut self, table: &Table) {
+        for key in CODE_KEYS.iter().filter(|key| table.contains_key(**key)) {
+            self.problem(
+                *key,
+                "only allowed for a function with code: a static-only site ([static] without runtime and artifact) runs none; remove it, or add runtime and artifact to run a function beside the files",
+            );
+        }
     }
 
     fn command(&mut self, value: Option<&Value>, runtime: Option<Runtime>) -> Vec<String> {
@@ -341,6 +373,10 @@ impl Checker {
                 _ => Vec::new(),
             };
         };
+        if runtime == Some(Runtime::Static) {
+            // Reported by `code_only_keys`.
+            return Vec::new();
+        }
         if runtime == Some(Runtime::Wasm) {
             self.problem(
                 "command",
@@ -442,7 +478,16 @@ impl Checker {
                 self.problem("auth", format!("expected {expected}, got an empty string"));
                 AuthPolicy::None
             }
-            Some(expression) => AuthPolicy::Expression(expression.to_string()),
+            Some(expression) => {
+                // Checked here so a typo fails the deploy, not every request after it.
+                if let Err(error) = gureum_rules::Rule::compile(expression) {
+                    self.problem(
+                        "auth",
+                        format!("the CEL expression does not compile: {error} (it can use `auth`, e.g. auth.email.endsWith(\"@example.org\"))"),
+                    );
+                }
+                AuthPolicy::Expression(expression.to_string())
+            }
         }
     }
 
@@ -719,7 +764,7 @@ impl Checker {
         config
     }
 
-    fn static_site(&mut self, value: Option<&Value>) -> Option<String> {
+    fn static_site(&mut self, value: Option<&Value>) -> Option<StaticSite> {
         let value = value?;
         let Value::Table(table) = value else {
             self.problem(
@@ -732,15 +777,17 @@ impl Checker {
             return None;
         };
         self.unknown_keys("static", table, STATIC_KEYS);
-        if let Some(value) = table.get("spa") {
-            self.boolean("static.spa", value);
-        }
-        self.required_text(
+        let spa = match table.get("spa") {
+            Some(value) => self.boolean("static.spa", value).unwrap_or(false),
+            None => false,
+        };
+        let dir = self.required_text(
             "static.dir",
             table.get("dir"),
             "the directory of static files relative to gureum.toml",
             "dir = \"public\"",
-        )
+        )?;
+        Some(StaticSite { dir, spa })
     }
 }
 

@@ -73,6 +73,9 @@ pub enum Runtime {
     Wasm,
     /// A process speaking the AWS Lambda Runtime API (2018-06-01).
     Lambda,
+    /// No code: a static-only site (`[static]` without `runtime` and `artifact`), whose
+    /// requests are all answered from its files.
+    Static,
 }
 
 impl Runtime {
@@ -81,6 +84,7 @@ impl Runtime {
         match self {
             Runtime::Wasm => "wasm",
             Runtime::Lambda => "lambda",
+            Runtime::Static => "static",
         }
     }
 }
@@ -108,6 +112,27 @@ impl Default for Limits {
         }
     }
 }
+
+/// Largest static site (`[static]`): the files' total size, kept in memory while the
+/// version is live (Firebase Hosting has no small limit; this one keeps a node's memory
+/// predictable).
+pub const MAX_STATIC_SITE_BYTES: u64 = 64 * 1024 * 1024;
+/// Most files in one static site.
+pub const MAX_STATIC_SITE_FILES: usize = 20_000;
+
+/// Static files served at a function's routes (`[static]` in the manifest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticSite {
+    /// The directory of the files, relative to the manifest's directory.
+    pub dir: String,
+    /// Single-page app: a GET for a path with no file and no extension gets `index.html`.
+    pub spa: bool,
+}
+
+/// Header in which the gateway passes a verified caller's JWT claims (JSON) to a function
+/// whose manifest sets `auth`; never taken from outside (the gateway removes any incoming
+/// one). Lambda functions find the claims in `requestContext.authorizer.jwt.claims`.
+pub const AUTH_CLAIMS_HEADER: &str = "x-gureum-auth-claims";
 
 /// Who may call a function's public routes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,6 +230,8 @@ pub struct FunctionSpec {
     pub schedules: Vec<Schedule>,
     /// Retries, event age, queue depth and destinations of asynchronous invocations.
     pub async_config: AsyncConfig,
+    /// Static files served before the function is invoked (`[static]`).
+    pub static_site: Option<StaticSite>,
 }
 
 /// A version number of a function; the first deploy is 1, each deploy adds one.
@@ -223,6 +250,8 @@ pub struct FunctionVersion {
     pub manifest: String,
     /// Creation time, milliseconds since the Unix epoch.
     pub created_at_ms: i64,
+    /// Hex SHA-256 of the static site bundle (`[static]`), stored as an artifact.
+    pub static_hash: Option<String>,
 }
 
 /// A function as listed: its name, the version `live` points at, and when it was created.

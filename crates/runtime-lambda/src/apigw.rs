@@ -137,6 +137,15 @@ pub fn request_event(parts: &http::request::Parts, body: &[u8], ctx: &EventConte
         },
         "isBase64Encoded": is_base64,
     });
+    // The gateway verified the caller's JWT (manifest `auth`) and passed its claims in
+    // this header; Lambda functions find them where API Gateway's JWT authorizer puts them.
+    if let Some(claims) = headers
+        .remove(gureum_model::AUTH_CLAIMS_HEADER)
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+    {
+        event["requestContext"]["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
+        event["headers"] = json!(headers);
+    }
     let object = event.as_object_mut().expect("built as an object");
     if !cookies.is_empty() {
         object.insert("cookies".into(), json!(cookies));

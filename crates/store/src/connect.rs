@@ -51,6 +51,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[Embedded] = &[
         include_str!("../migrations/sqlite/0004_queue.sql"),
     ),
     (
+        5,
+        "static sites",
+        include_str!("../migrations/sqlite/0005_static.sql"),
+    ),
+    (
         6,
         "backend services",
         include_str!("../migrations/sqlite/0006_baas.sql"),
@@ -78,6 +83,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Embedded] = &[
         4,
         "queue",
         include_str!("../migrations/postgres/0004_queue.sql"),
+    ),
+    (
+        5,
+        "static sites",
+        include_str!("../migrations/postgres/0005_static.sql"),
     ),
     (
         6,

@@ -130,7 +130,8 @@ pub struct Store {
     backend: Backend,
 }
 
-const VERSION_COLUMNS: &str = "function, version, artifact_hash, manifest, created_at_ms";
+const VERSION_COLUMNS: &str =
+    "function, version, artifact_hash, manifest, created_at_ms, static_hash";
 const INVOCATION_COLUMNS: &str = "id, function, version, started_at_ms, duration_us, status, \
      outcome, cold_start, memory_mb, trigger_kind, billed_ms, bytes_in, bytes_out";
 const USAGE_COLUMNS: &str = "day, function, version, requests, errors, throttled, cold_starts, \
@@ -198,6 +199,20 @@ impl Store {
         manifest: &str,
         now_ms: i64,
     ) -> Result<FunctionVersion, StoreError> {
+        self.create_version_with_static(function, artifact_hash, None, manifest, now_ms)
+            .await
+    }
+
+    /// [`Store::create_version`] for a version with a static site, whose bundle is stored
+    /// as the artifact `static_hash`.
+    pub async fn create_version_with_static(
+        &self,
+        function: &FunctionName,
+        artifact_hash: &str,
+        static_hash: Option<&str>,
+        manifest: &str,
+        now_ms: i64,
+    ) -> Result<FunctionVersion, StoreError> {
         let mut transaction = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO functions (name, created_at_ms, latest_version) VALUES ($1, $2, 0) \
@@ -218,13 +233,14 @@ impl Store {
         .await?;
         let version = u32_column(&row, 0, "functions.latest_version")?;
         sqlx::query(&format!(
-            "INSERT INTO versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
+            "INSERT INTO versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
         ))
         .bind(function.as_str())
         .bind(i64::from(version))
         .bind(artifact_hash)
         .bind(manifest)
         .bind(now_ms)
+        .bind(static_hash)
         .execute(&mut *transaction)
         .await?;
         upsert_alias(&mut transaction, function, LIVE_ALIAS, version).await?;
@@ -236,6 +252,7 @@ impl Store {
             artifact_hash: artifact_hash.to_string(),
             manifest: manifest.to_string(),
             created_at_ms: now_ms,
+            static_hash: static_hash.map(str::to_string),
         })
     }
 
@@ -379,8 +396,8 @@ impl Store {
     /// table at start.
     pub async fn live_versions(&self) -> Result<Vec<FunctionVersion>, StoreError> {
         let rows = sqlx::query(
-            "SELECT v.function, v.version, v.artifact_hash, v.manifest, v.created_at_ms \
-             FROM versions v JOIN aliases a ON a.function = v.function AND a.version = v.version \
+            "SELECT v.function, v.version, v.artifact_hash, v.manifest, v.created_at_ms, \
+             v.static_hash FROM versions v JOIN aliases a ON a.function = v.function AND a.version = v.version \
              WHERE a.alias = $1 ORDER BY v.function",
         )
         .bind(LIVE_ALIAS)

@@ -93,6 +93,7 @@ pub(crate) fn version_from_row(row: &AnyRow) -> Result<FunctionVersion, StoreErr
         artifact_hash: column(row, 2)?,
         manifest: column(row, 3)?,
         created_at_ms: column(row, 4)?,
+        static_hash: column(row, 5)?,
     })
 }
 

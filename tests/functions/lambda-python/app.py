@@ -19,6 +19,9 @@ shapes as the Rust ``lambda-testbed``:
 * ``/context`` -- 200 JSON of the Lambda context object's fields.
 * an EventBridge event (``source: aws.events``, cron) -- prints ``eventbridge <event JSON>``,
   returns ``{"ok": true}``.
+* ``/authorizer`` -- 200 JSON of ``requestContext.authorizer`` (null when absent).
+* ``/kv-incr?key=K`` -- ``POST $GUREUM_API/kv/v1/buckets/py/keys/K/increment`` with the
+  function token; 200 with that answer's JSON.
 * anything else -- 200 text ``lambda-python``.
 """
 
@@ -92,6 +95,18 @@ def handler(event, context):
                 "body_base64": base64.b64encode(_body(event)).decode("ascii"),
             }
         )
+    if path == "/authorizer":
+        return _json(event["requestContext"].get("authorizer"))
+    if path == "/kv-incr":
+        key = _query(event, "key", "hits")
+        request = urllib.request.Request(
+            os.environ["GUREUM_API"] + "/kv/v1/buckets/py/keys/" + key + "/increment",
+            data=b'{"delta": 1}',
+            method="POST",
+            headers={"authorization": "Bearer " + os.environ["GUREUM_FUNCTION_TOKEN"]},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return _json(json.loads(answer.read()))
     if path == "/binary":
         return {
             "statusCode": 200,

@@ -1,0 +1,342 @@
+//! Backend data services of the public listener — what Firebase gives a web app without a
+//! server: document collections (`/data/v1/collections/{col}/docs`) guarded by per-
+//! collection CEL rules, realtime change streams over Server-Sent Events, files attached
+//! to collections, and the functions' key-value API (`/kv/v1`).
+//!
+//! The gateway resolves the [`Caller`] (anonymous, user JWT, function token, admin token)
+//! and passes it as a request extension; this crate decides what each may do. Collection
+//! configs are cached in memory and re-read from the store at most every
+//! [`CONFIG_TTL`], so a rule change made through another node applies within that time.
+
+mod config;
+mod documents;
+mod files;
+mod kv;
+mod query;
+mod realtime;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::response::{IntoResponse, Response};
+use gureum_auth::Caller;
+use gureum_rules::{Context, Operation};
+use gureum_store::{Store, StoreError};
+use http::StatusCode;
+use serde_json::{Value, json};
+
+pub use config::{
+    CollectionConfig, CollectionConfigInput, DEFAULT_MAX_FILE_BYTES, FileLimitsInput,
+};
+pub use query::{matches, parse_condition, parse_listing};
+
+/// How long a cached collection config is trusted before the store is asked again.
+pub const CONFIG_TTL: Duration = Duration::from_secs(2);
+
+/// Errors of the data services, each with its HTTP status and code.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The request is malformed; the message says how to fix it.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Credentials are needed.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The rules deny it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such document, file or key.
+    #[error("{0}")]
+    NotFound(String),
+    /// `If-Match` named another version.
+    #[error("the document is at version {current}; re-read it and retry (If-Match: \"{current}\")")]
+    VersionMismatch {
+        /// The stored version.
+        current: i64,
+    },
+    /// The body is over the collection's limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The media type is not accepted.
+    #[error("{0}")]
+    UnsupportedType(String),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A local file step failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl DataError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            DataError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            DataError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            DataError::Forbidden(_) => (StatusCode::FORBIDDEN, "permission_denied"),
+            DataError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            DataError::VersionMismatch { .. } => {
+                (StatusCode::PRECONDITION_FAILED, "version_mismatch")
+            }
+            DataError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            DataError::UnsupportedType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            DataError::Store(StoreError::Invalid(_)) => (StatusCode::BAD_REQUEST, "bad_request"),
+            DataError::Store(_) | DataError::Io(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        }
+    }
+}
+
+impl IntoResponse for DataError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self, "data service failed");
+        }
+        error_response(status, code, &self.to_string())
+    }
+}
+
+/// The platform's JSON error body.
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
+}
+
+/// The data services of one node.
+pub struct DataService {
+    store: Store,
+    configs: RwLock<HashMap<String, (Instant, Arc<CollectionConfig>)>>,
+    changes: realtime::Changes,
+    /// Where uploads are spooled while they are hashed (under the data dir).
+    upload_dir: PathBuf,
+    /// Key of signed download URLs (shared by every node through the store).
+    url_key: Vec<u8>,
+    /// Serializes config writes on this node (index changes diff against the old config).
+    config_write: tokio::sync::Mutex<()>,
+    uploads: Mutex<u64>,
+}
+
+impl std::fmt::Debug for DataService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataService").finish_non_exhaustive()
+    }
+}
+
+/// Setting that holds the key of signed file URLs.
+pub const FILE_URL_KEY_SETTING: &str = "file_url_key";
+
+impl DataService {
+    /// The services over `store`; uploads are spooled under `data_dir/uploads`.
+    pub async fn new(
+        store: Store,
+        data_dir: &std::path::Path,
+    ) -> Result<Arc<DataService>, DataError> {
+        let fresh: [u8; 32] = rand::random();
+        let key = store
+            .setting_or_insert(FILE_URL_KEY_SETTING, &hex::encode(fresh))
+            .await?;
+        let url_key = hex::decode(key.trim())
+            .map_err(|_| DataError::Io(format!("setting {FILE_URL_KEY_SETTING} is not hex")))?;
+        let upload_dir = data_dir.join("uploads");
+        tokio::fs::create_dir_all(&upload_dir)
+            .await
+            .map_err(|e| DataError::Io(format!("creating {}: {e}", upload_dir.display())))?;
+        Ok(Arc::new(DataService {
+            store,
+            configs: RwLock::new(HashMap::new()),
+            changes: realtime::Changes::default(),
+            upload_dir,
+            url_key,
+            config_write: tokio::sync::Mutex::new(()),
+            uploads: Mutex::new(0),
+        }))
+    }
+
+    /// The routes under `/data/v1` and `/kv/v1`; handlers expect a [`Caller`] extension.
+    pub fn router(self: &Arc<Self>) -> Router {
+        documents::routes()
+            .merge(realtime::routes())
+            .merge(files::routes())
+            .merge(kv::routes())
+            .with_state(self.clone())
+    }
+
+    /// The store the services write to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A collection's config (cached for [`CONFIG_TTL`]); an unconfigured collection
+    /// gets [`CollectionConfig::unconfigured`].
+    pub async fn config(&self, collection: &str) -> Result<Arc<CollectionConfig>, DataError> {
+        if let Some((at, config)) = self.configs.read().expect("config cache").get(collection)
+            && at.elapsed() < CONFIG_TTL
+        {
+            return Ok(config.clone());
+        }
+        let config = match self.store.collection_config(collection).await? {
+            Some(text) => {
+                let input: CollectionConfigInput = serde_json::from_str(&text)
+                    .map_err(|e| DataError::Io(format!("stored config of {collection}: {e}")))?;
+                CollectionConfig::compile(input).map_err(|e| {
+                    DataError::Io(format!(
+                        "stored config of {collection} no longer compiles: {e}"
+                    ))
+                })?
+            }
+            None => CollectionConfig::unconfigured(),
+        };
+        let config = Arc::new(config);
+        self.configs
+            .write()
+            .expect("config cache")
+            .insert(collection.to_string(), (Instant::now(), config.clone()));
+        Ok(config)
+    }
+
+    /// Validates and stores a collection's config, building or dropping its indexes.
+    pub async fn set_config(
+        &self,
+        collection: &str,
+        input: CollectionConfigInput,
+    ) -> Result<Arc<CollectionConfig>, DataError> {
+        check_collection(collection)?;
+        let config = CollectionConfig::compile(input).map_err(DataError::BadRequest)?;
+        let _guard = self.config_write.lock().await;
+        let old = self.stored_config(collection).await?;
+        let text = serde_json::to_string(&config.input).expect("config serializes");
+        self.store
+            .put_collection(
+                collection,
+                &text,
+                &config.indexes,
+                &old.map(|c| c.indexes).unwrap_or_default(),
+            )
+            .await?;
+        let config = Arc::new(config);
+        self.configs
+            .write()
+            .expect("config cache")
+            .insert(collection.to_string(), (Instant::now(), config.clone()));
+        Ok(config)
+    }
+
+    async fn stored_config(&self, collection: &str) -> Result<Option<CollectionConfig>, DataError> {
+        match self.store.collection_config(collection).await? {
+            Some(text) => {
+                let input: CollectionConfigInput = serde_json::from_str(&text)
+                    .map_err(|e| DataError::Io(format!("stored config of {collection}: {e}")))?;
+                Ok(CollectionConfig::compile(input).ok())
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Every configured collection with its config as written and document count.
+    pub async fn list_configs(&self) -> Result<Vec<(String, Value, u64)>, DataError> {
+        let mut out = Vec::new();
+        for (name, text) in self.store.list_collections().await? {
+            let config: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let count = self.store.count_documents(&name).await?;
+            out.push((name, config, count));
+        }
+        Ok(out)
+    }
+
+    /// Removes a collection: config, indexes, documents, files.
+    pub async fn delete_collection(&self, collection: &str) -> Result<bool, DataError> {
+        check_collection(collection)?;
+        let _guard = self.config_write.lock().await;
+        let old = self.stored_config(collection).await?;
+        let deleted = self
+            .store
+            .delete_collection(collection, &old.map(|c| c.indexes).unwrap_or_default())
+            .await?;
+        self.configs
+            .write()
+            .expect("config cache")
+            .remove(collection);
+        Ok(deleted)
+    }
+
+    /// Checks `op` on `collection` for `caller`: trusted callers pass; others need a rule
+    /// that evaluates to true (an evaluation error denies).
+    fn authorize(
+        &self,
+        config: &CollectionConfig,
+        caller: &Caller,
+        op: Operation,
+        doc: Option<&Value>,
+        data: Option<&Value>,
+    ) -> Result<(), DataError> {
+        if caller.is_trusted() {
+            return Ok(());
+        }
+        let Some(rule) = config.rules.get(op) else {
+            return Err(DataError::Forbidden(format!(
+                "no {op} rule allows this; the collection's rules are set with `gureum collections set` (missing rules deny)"
+            )));
+        };
+        let auth = caller.rule_auth();
+        let context = Context {
+            auth: auth.as_ref(),
+            doc,
+            data,
+        };
+        match rule.allows(&context) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(denied(caller, op)),
+            Err(error) => {
+                tracing::debug!(%error, %op, "rule evaluation failed; denied");
+                Err(denied(caller, op))
+            }
+        }
+    }
+}
+
+fn denied(caller: &Caller, op: Operation) -> DataError {
+    if matches!(caller, Caller::Anonymous) {
+        DataError::Unauthorized(format!(
+            "the {op} rule denies anonymous callers; sign in and send Authorization: Bearer <access token>"
+        ))
+    } else {
+        DataError::Forbidden(format!("the collection's {op} rule denies this"))
+    }
+}
+
+/// Refuses collection names that are not `[a-z0-9_-]{1,63}`.
+fn check_collection(name: &str) -> Result<(), DataError> {
+    if gureum_store::valid_collection(name) {
+        Ok(())
+    } else {
+        Err(DataError::BadRequest(format!(
+            "collection name {name:?}: use 1-63 of a-z 0-9 _ - starting with a letter or digit"
+        )))
+    }
+}
+
+/// A fresh id: UUIDv7 (time-ordered) in simple hex.
+fn new_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// The request's query string as pairs, percent-decoded (`+` is a space).
+fn query_pairs(uri: &http::Uri) -> Vec<(String, String)> {
+    uri.query()
+        .map(|query| {
+            form_urlencoded::parse(query.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
