@@ -254,10 +254,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     .context("starting the asynchronous queue")?;
     let public = tokio::spawn(gureum_gateway::serve_connections(
         public_listener,
-        invoker.clone(),
-        hub.clone(),
-        queue.clone(),
-        services.clone(),
+        gureum_gateway::PublicPlane {
+            invoker: invoker.clone(),
+            hub: hub.clone(),
+            queue: queue.clone(),
+            services: services.clone(),
+        },
         gateway,
         wait_for(stop.clone()),
         grace,

@@ -8,6 +8,7 @@ mod harness;
 mod lambda;
 mod lifecycle;
 mod metering;
+mod notes_browser;
 mod operations;
 mod queue;
 mod restart;

@@ -332,29 +332,29 @@ fn write_key_file(path: &Path, der: &[u8]) -> Result<(), ServiceError> {
 }
 
 /// `{"email", "password"}` from a JSON body.
-fn credentials(body: &Bytes) -> Result<(String, String), Response> {
+fn credentials(body: &Bytes) -> Result<(String, String), Box<Response>> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
-        error(
+        Box::new(error(
             StatusCode::BAD_REQUEST,
             "bad_request",
             &format!("the body must be JSON {{\"email\", \"password\"}}: {e}"),
-        )
+        ))
     })?;
     let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_string);
     match (field("email"), field("password")) {
         (Some(email), Some(password)) => Ok((email, password)),
-        _ => Err(error(
+        _ => Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "bad_request",
             "the body must be JSON with string fields \"email\" and \"password\"",
-        )),
+        ))),
     }
 }
 
 async fn signup(State(service): State<Arc<AuthService>>, body: Bytes) -> Response {
     let (email, secret) = match credentials(&body) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let email = match password::validate_email(&email) {
         Ok(email) => email,
@@ -437,7 +437,7 @@ fn rate_limited(retry: crate::RetryAfter) -> Response {
 async fn password_grant(service: &AuthService, client: Option<IpAddr>, body: &Bytes) -> Response {
     let (email, secret) = match credentials(body) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let email = email.trim().to_lowercase();
     let account = account_key(&email);
@@ -548,15 +548,15 @@ fn bearer_user(
     service: &AuthService,
     headers: &HeaderMap,
     uri: &Uri,
-) -> Result<UserIdentity, Response> {
+) -> Result<UserIdentity, Box<Response>> {
     match service.caller(headers, uri) {
         Ok(Caller::User(user)) => Ok(user),
-        Ok(_) => Err(error(
+        Ok(_) => Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
             "send a user's access token: Authorization: Bearer <access_token>",
-        )),
-        Err(e) => Err(e.response()),
+        ))),
+        Err(e) => Err(Box::new(e.response())),
     }
 }
 
@@ -567,7 +567,7 @@ async fn current_user(
 ) -> Response {
     let identity = match bearer_user(&service, &headers, &uri) {
         Ok(identity) => identity,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match service.store.user_by_id(&identity.uid).await {
         Ok(Some(user)) => Json(user_json(&user)).into_response(),
@@ -588,7 +588,7 @@ async fn logout(
 ) -> Response {
     let identity = match bearer_user(&service, &headers, &uri) {
         Ok(identity) => identity,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let refresh = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
         v.get("refresh_token")

@@ -52,18 +52,30 @@ impl Default for GatewaySettings {
     }
 }
 
+/// Everything the public listener dispatches to.
+#[derive(Clone)]
+#[allow(missing_debug_implementations)]
+pub struct PublicPlane {
+    /// Function invocations.
+    pub invoker: Arc<Invoker>,
+    /// WebSocket connections and the platform API.
+    pub hub: Arc<Hub>,
+    /// Asynchronous invocations.
+    pub queue: Arc<Queue>,
+    /// Auth, data and key-value services.
+    pub services: Arc<Services>,
+}
+
 /// Serves the public listener until `shutdown` resolves, then stops accepting and
 /// waits up to `grace` for in-flight requests.
 pub async fn serve_connections(
     listener: TcpListener,
-    invoker: Arc<Invoker>,
-    hub: Arc<Hub>,
-    queue: Arc<Queue>,
-    services: Arc<Services>,
+    plane: PublicPlane,
     settings: GatewaySettings,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
+    let plane = Arc::new(plane);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
@@ -80,18 +92,12 @@ pub async fn serve_connections(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let invoker = invoker.clone();
-                let hub = hub.clone();
-                let queue = queue.clone();
-                let services = services.clone();
+                let plane = plane.clone();
                 let service = service_fn(move |request| {
-                    let invoker = invoker.clone();
-                    let hub = hub.clone();
-                    let queue = queue.clone();
-                    let services = services.clone();
+                    let plane = plane.clone();
                     let client = Some(peer.ip());
                     async move {
-                        Ok::<_, Infallible>(route_public(&invoker, &hub, &queue, &services, settings, request, client).await)
+                        Ok::<_, Infallible>(route_public(&plane, settings, request, client).await)
                     }
                 });
                 let connection = builder
@@ -121,14 +127,17 @@ pub async fn serve_connections(
 /// (`/@connections/…`, `/channels/…`), the backend services (`/auth/v1`, `/data/v1`,
 /// `/kv/v1`), else a function invocation.
 async fn route_public(
-    invoker: &Invoker,
-    hub: &Arc<Hub>,
-    queue: &Queue,
-    services: &Services,
+    plane: &PublicPlane,
     settings: GatewaySettings,
     request: Request<hyper::body::Incoming>,
     client: Option<std::net::IpAddr>,
 ) -> Response<ResponseBody> {
+    let PublicPlane {
+        invoker,
+        hub,
+        queue,
+        services,
+    } = plane;
     let path = request.uri().path();
     if let Some(name) = path.strip_prefix("/ws/") {
         let name = name.trim_end_matches('/').to_string();
@@ -289,7 +298,7 @@ where
             if let Some((_, spec)) = invoker.live_function(&function)
                 && let Err(response) = services.authorize_function(&spec.auth, &mut parts)
             {
-                return response;
+                return *response;
             }
         }
         None => {

@@ -140,7 +140,7 @@ impl Services {
         &self,
         policy: &AuthPolicy,
         parts: &mut http::request::Parts,
-    ) -> Result<(), Response<ResponseBody>> {
+    ) -> Result<(), Box<Response<ResponseBody>>> {
         parts.headers.remove(AUTH_CLAIMS_HEADER);
         if *policy == AuthPolicy::None {
             return Ok(());
@@ -148,17 +148,17 @@ impl Services {
         let user = match self.auth.caller(&parts.headers, &parts.uri) {
             Ok(Caller::User(user)) => user,
             Ok(_) => {
-                return Err(error_response(
+                return Err(Box::new(error_response(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",
                     "this function needs a signed-in user: send Authorization: Bearer <access token from POST /auth/v1/token>",
-                ));
+                )));
             }
             Err(error) => {
-                return Err(error.response().map(|b| {
+                return Err(Box::new(error.response().map(|b| {
                     b.map_err(|e| -> gureum_invoke::BoxError { e.into() })
                         .boxed_unsync()
-                }));
+                })));
             }
         };
         if let AuthPolicy::Expression(source) = policy {
@@ -172,11 +172,11 @@ impl Services {
                 })
                 .unwrap_or(false);
             if !allowed {
-                return Err(error_response(
+                return Err(Box::new(error_response(
                     StatusCode::FORBIDDEN,
                     "permission_denied",
                     "the function's auth expression denies this user",
-                ));
+                )));
             }
         }
         let claims = serde_json::Value::Object(user.claims).to_string();
@@ -186,17 +186,17 @@ impl Services {
         Ok(())
     }
 
-    fn policy(&self, source: &str) -> Result<Arc<Rule>, Response<ResponseBody>> {
+    fn policy(&self, source: &str) -> Result<Arc<Rule>, Box<Response<ResponseBody>>> {
         if let Some(rule) = self.policies.read().expect("policy cache").get(source) {
             return Ok(rule.clone());
         }
         // Deploy validated it; a failure here means the manifest predates the check.
         let rule = Rule::compile(source).map(Arc::new).map_err(|error| {
-            error_response(
+            Box::new(error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "bad_auth_policy",
                 &format!("the function's auth expression does not compile: {error}"),
-            )
+            ))
         })?;
         self.policies
             .write()

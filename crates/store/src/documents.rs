@@ -403,6 +403,14 @@ impl Store {
             .await?;
         }
         transaction.commit().await?;
+        if !indexes.is_empty() {
+            // Fresh statistics, so the planner knows what a new expression index holds
+            // (PostgreSQL would otherwise guess until autovacuum analyzes the table;
+            // SQLite's planner needs no statistics to use it).
+            if self.backend == Backend::Postgres {
+                sqlx::query("ANALYZE documents").execute(&self.pool).await?;
+            }
+        }
         Ok(())
     }
 

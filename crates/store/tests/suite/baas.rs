@@ -209,6 +209,9 @@ async fn all_pages(store: &Store, mut query: DocQuery) -> Vec<String> {
     ids
 }
 
+/// Which documents a filter case should return.
+type Keep = dyn Fn(&Value, &DocumentRow) -> bool + Send + Sync;
+
 fn query(filters: Vec<Filter>, sort: &str, descending: bool, limit: u32) -> DocQuery {
     DocQuery {
         filters,
@@ -283,10 +286,7 @@ async fn documents_filter_sort_and_paginate_each_once(ctx: Ctx) {
         }
     }
 
-    let cases: Vec<(
-        Vec<Filter>,
-        Box<dyn Fn(&Value, &DocumentRow) -> bool + Send + Sync>,
-    )> = vec![
+    let cases: Vec<(Vec<Filter>, Box<Keep>)> = vec![
         (
             vec![filter("n", FilterOp::Eq, json!(3))],
             Box::new(|d, _| d["n"] == 3),
