@@ -172,7 +172,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let engine = WasmEngine::new(&WasmEngineConfig {
         cache_dir: args.data_dir.join("cache"),
         pool_instances: gureum_runtime_wasm::DEFAULT_POOL_INSTANCES,
-    })?;
+    })?
+    .with_key_value(Arc::new(gureum_invoke::StoreKeyValue::new(store.clone())));
     let token_key = store
         .setting_or_insert(
             gureum_invoke::TOKEN_KEY_SETTING,

@@ -51,6 +51,20 @@ impl Server {
     /// Starts a server on `data_dir` (kept by the caller) with these extra `gureum up`
     /// arguments (ports, grace period and stdin handling are set here).
     pub fn start_in_with(data_dir: &Path, args: &[&str]) -> Server {
+        Server::spawn(data_dir, args, None)
+    }
+
+    /// Starts a server on a fresh temp dir whose whole debug log (`RUST_LOG=debug`) goes
+    /// to `log`, for tests that assert on what the server logs.
+    pub fn start_logged(log: &Path) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let data_dir = temp.path().join("data");
+        let mut server = Server::spawn(&data_dir, &["--no-examples"], Some(log));
+        server._temp = Some(temp);
+        server
+    }
+
+    fn spawn(data_dir: &Path, args: &[&str], log: Option<&Path>) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_gureum"));
         command
             .arg("up")
@@ -60,9 +74,12 @@ impl Server {
             .args(["--shutdown-grace", "5s", "--exit-on-stdin-close"])
             .args(args)
             .stdin(Stdio::piped())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", if log.is_some() { "debug" } else { "warn" })
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(match log {
+                Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
+                None => Stdio::inherit(),
+            });
         let mut child = command.spawn().expect("spawning gureum up");
         let stdout = child.stdout.take().expect("stdout");
         let (sender, receiver) = mpsc::channel();

@@ -7,6 +7,7 @@
 
 mod body;
 mod deploy;
+mod kv;
 mod lambda;
 mod metrics;
 mod quota;
@@ -41,6 +42,7 @@ use crate::metrics::VersionMetrics;
 use crate::static_site::{Asked, Outcome, Site};
 
 pub use deploy::{DeployError, Deployed};
+pub use kv::StoreKeyValue;
 pub use quota::{QuotaError, QuotaRefusal, Quotas};
 pub use routes::RouteTable;
 pub use static_site::{MountRoot, StaticError};

@@ -13,6 +13,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::WasmError;
 use crate::host::HostState;
+use crate::keyvalue::{self, KeyValueBackend};
 
 /// How often the epoch advances: a running guest yields to the executor this often
 /// and timeouts are enforced at this granularity.
@@ -57,6 +58,8 @@ pub struct WasmEngine {
     cache_dir: PathBuf,
     engine_fingerprint: String,
     ticker_stop: Arc<AtomicBool>,
+    /// Storage behind `wasi:keyvalue`; `None`: every call fails as not configured.
+    pub(crate) key_value: Option<Arc<dyn KeyValueBackend>>,
 }
 
 impl WasmEngine {
@@ -91,6 +94,7 @@ impl WasmEngine {
                     wasmtime_wasi_config::WasiConfig::from(&state.config)
                 })
             })
+            .and_then(|()| keyvalue::add_to_linker(&mut linker))
             .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
 
         let mut hasher = DefaultHasher::new();
@@ -111,7 +115,21 @@ impl WasmEngine {
             cache_dir: config.cache_dir.clone(),
             engine_fingerprint,
             ticker_stop,
+            key_value: None,
         })
+    }
+
+    /// This engine with `backend` behind `wasi:keyvalue` for the instances it creates
+    /// from now on (clones made earlier keep their setting).
+    pub fn with_key_value(mut self, backend: Arc<dyn KeyValueBackend>) -> Self {
+        self.key_value = Some(backend);
+        self
+    }
+
+    /// Sets (or, with `None`, removes) the storage behind `wasi:keyvalue` for the
+    /// instances this engine value creates from now on.
+    pub fn set_key_value(&mut self, backend: Option<Arc<dyn KeyValueBackend>>) {
+        self.key_value = backend;
     }
 
     /// Checks that `bytes` are a component exporting the HTTP handler with imports the

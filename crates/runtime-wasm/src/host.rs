@@ -17,6 +17,8 @@ pub struct HostState {
     pub(crate) config: WasiConfigVariables,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) outbound: OutboundPolicy,
+    /// `wasi:keyvalue`: the backend and the function's scope.
+    pub(crate) key_value: crate::keyvalue::KeyValueCtx,
     /// When the running invocation must stop (checked on every epoch tick).
     pub(crate) deadline: std::time::Instant,
 }

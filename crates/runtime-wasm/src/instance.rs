@@ -17,6 +17,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 use crate::WasmError;
 use crate::engine::{CompiledComponent, WasmEngine};
 use crate::host::{HostState, MemoryLimiter, OutboundPolicy};
+use crate::keyvalue::KeyValueCtx;
 use crate::logs::{CapturedLine, LogCapture};
 use gureum_model::LogStream;
 
@@ -44,7 +45,8 @@ pub enum Failure {
 /// Settings of a new instance.
 #[derive(Debug, Clone)]
 pub struct InstanceSettings {
-    /// Environment and wasi:config values.
+    /// Environment and wasi:config values. Its first `GUREUM_FUNCTION_NAME` is the
+    /// function's name, the scope of its `wasi:keyvalue` buckets.
     pub env: Vec<(String, String)>,
     /// Memory limit in MiB.
     pub memory_mb: u32,
@@ -123,6 +125,7 @@ impl WasmEngine {
             outbound: OutboundPolicy {
                 allowed: settings.allowed_outbound_hosts.clone(),
             },
+            key_value: KeyValueCtx::new(self.key_value.clone(), &settings.env),
             deadline: Instant::now() + timeout,
         };
         let mut store = Store::new(&self.engine, state);

@@ -1,17 +1,23 @@
 //! The only crate that knows wasmtime: it compiles `wasi:http/proxy` components once,
 //! keeps their machine code in a cache keyed by content hash and engine, and runs
 //! requests on instances that enforce the function's timeout, memory limit and
-//! outbound-HTTP policy, capturing stdout/stderr per invocation.
+//! outbound-HTTP policy, capturing stdout/stderr per invocation, and give them
+//! `wasi:keyvalue` on a pluggable [`KeyValueBackend`].
 
 mod engine;
 mod host;
 mod instance;
+mod keyvalue;
 mod logs;
 
 pub use engine::{
     CompiledComponent, DEFAULT_POOL_INSTANCES, EPOCH_TICK, LoadSource, WasmEngine, WasmEngineConfig,
 };
 pub use instance::{Completion, Failure, Finished, InstanceSettings, Invocation, WasmInstance};
+pub use keyvalue::{
+    DEFAULT_BUCKET, FUNCTION_NAME_ENV, KeyPage, KeyValueBackend, MAX_BUCKET_NAME, MAX_CURSORS,
+    MemoryKeyValue, NOT_CONFIGURED, bucket_name,
+};
 pub use logs::CapturedLine;
 pub use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
@@ -41,7 +47,7 @@ pub enum WasmError {
     },
     /// The component imports something the platform does not provide.
     #[error(
-        "the component needs an import gureum does not provide: {0}; functions may use wasi:http, wasi:cli, wasi:clocks, wasi:random, wasi:io, wasi:filesystem and wasi:config"
+        "the component needs an import gureum does not provide: {0}; functions may use wasi:http, wasi:cli, wasi:clocks, wasi:random, wasi:io, wasi:filesystem, wasi:config and wasi:keyvalue@0.2.0-draft (store, atomics, batch)"
     )]
     UnsatisfiedImport(String),
     /// Reading or writing the compiled-code cache failed.

@@ -19,6 +19,7 @@
 //! | `/headers`       | answers with `x-testbed: yes` and two `set-cookie` headers |
 //! | `/job[?sleep=MS&report=URL]`, `/` | an asynchronous event: POSTs a JSON report (id, attempt, trigger, schedule, scheduled time, destination headers, body) to URL, sleeps, prints `job ID attempt N trigger T`, answers env `JOB_STATUS` (default 200) |
 //! | `/.gureum/websocket` | WebSocket events, see [`websocket`] |
+//! | `/kv/OP/BUCKET[/KEY]` (anywhere in the path) | `wasi:keyvalue`, see [`keyvalue`] |
 //! | anything else    | 404 `no such testbed route` |
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,8 +34,22 @@ static COUNT: AtomicU64 = AtomicU64::new(0);
 /// One MiB.
 const MIB: usize = 1 << 20;
 
+/// Guest bindings of `wasi:keyvalue@0.2.0-draft` (`wit/`).
+mod bindings {
+    #![allow(unsafe_code, missing_docs)]
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "gureum:testbed/testbed",
+        // The world's imports come from another package (wit/deps/keyvalue).
+        generate_all,
+    });
+}
+
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
+    if let Some(call) = keyvalue::KvCall::parse(request.uri().path()) {
+        return keyvalue::handle(request, call).await;
+    }
     let route = request
         .uri()
         .path()
@@ -381,5 +396,200 @@ fn hex(b: u8) -> Option<u8> {
         b'a'..=b'f' => Some(b - b'a' + 10),
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
+    }
+}
+
+/// `wasi:keyvalue` routes. The path holds `/kv/OP/BUCKET[/KEY]` (anywhere, so a
+/// stripped `/fn/NAME` prefix or a manifest route before it does not matter); BUCKET and
+/// KEY are percent-decoded (`+` reads as a space), KEY is the rest of the path (it may
+/// contain `/`):
+///
+/// | route | behaviour |
+/// |-------|-----------|
+/// | `GET /kv/get/B/K` | 200 with the value, or 404 `no such key` |
+/// | `PUT /kv/set/B/K` | stores the request body, 204 |
+/// | `DELETE /kv/del/B/K` | 204 |
+/// | `GET /kv/exists/B/K` | `true` or `false` |
+/// | `POST /kv/incr/B/K?by=N` | atomic increment by N (an `i64`, default 1), answers the new value |
+/// | `GET /kv/keys/B` | JSON array of every key, following the cursors; header `x-kv-pages` |
+/// | `POST /kv/batch/B[?get=K1,K2]` | JSON object `{key: value}` → `set-many`, then `get-many` of its keys (and the `get` ones) → JSON object `{key: value or null}` |
+/// | `POST /kv/delmany/B` | JSON array of keys → `delete-many`, 204 |
+///
+/// A `wasi:keyvalue` error answers 500 with its text (`other(...)`: the message).
+mod keyvalue {
+    use serde_json::{Map, Value};
+    use wstd::http::body::Body;
+    use wstd::http::{Error, Request, Response, StatusCode};
+
+    use crate::bindings::wasi::keyvalue::{atomics, batch, store};
+    use crate::{percent_decode, query_param, text};
+
+    /// The operation a `/kv/...` path asks for.
+    pub struct KvCall {
+        op: String,
+        bucket: String,
+        key: String,
+    }
+
+    const OPS: &[&str] = &[
+        "get", "set", "del", "exists", "incr", "keys", "batch", "delmany",
+    ];
+
+    impl KvCall {
+        /// The call of a path holding `/kv/OP/BUCKET[/KEY]`, if it does.
+        pub fn parse(path: &str) -> Option<Self> {
+            let segments: Vec<&str> = path.split('/').collect();
+            let at = segments
+                .windows(2)
+                .position(|pair| pair[0] == "kv" && OPS.contains(&pair[1]))?;
+            let op = segments[at + 1].to_owned();
+            let bucket = percent_decode(segments.get(at + 2)?);
+            let key = segments
+                .get(at + 3..)
+                .map(|rest| rest.join("/"))
+                .unwrap_or_default();
+            Some(Self {
+                op,
+                bucket,
+                key: percent_decode(&key),
+            })
+        }
+    }
+
+    /// Runs one `/kv/...` call.
+    pub async fn handle(mut request: Request<Body>, call: KvCall) -> Result<Response<Body>, Error> {
+        let query = request.uri().query().unwrap_or("").to_owned();
+        let body = request.body_mut().contents().await?.to_vec();
+        match run(&call, &query, body) {
+            Ok(response) => response,
+            Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, describe(&error)),
+        }
+    }
+
+    fn describe(error: &store::Error) -> String {
+        match error {
+            store::Error::NoSuchStore => "no-such-store".to_owned(),
+            store::Error::AccessDenied => "access-denied".to_owned(),
+            store::Error::Other(message) => message.clone(),
+        }
+    }
+
+    type Answer = Result<Response<Body>, Error>;
+
+    fn run(call: &KvCall, query: &str, body: Vec<u8>) -> Result<Answer, store::Error> {
+        let bucket = store::open(&call.bucket)?;
+        let key = call.key.as_str();
+        Ok(match call.op.as_str() {
+            "get" => match bucket.get(key)? {
+                Some(value) => Response::builder()
+                    .header("content-type", "application/octet-stream")
+                    .body(Body::from(value))
+                    .map_err(Error::from),
+                None => text(StatusCode::NOT_FOUND, "no such key".to_owned()),
+            },
+            "set" => {
+                bucket.set(key, &body)?;
+                empty()
+            }
+            "del" => {
+                bucket.delete(key)?;
+                empty()
+            }
+            "exists" => text(StatusCode::OK, bucket.exists(key)?.to_string()),
+            "incr" => {
+                let by = query_param(query, "by")
+                    .map(|by| by.trim().parse::<i64>())
+                    .transpose();
+                let Ok(by) = by else {
+                    return Ok(text(
+                        StatusCode::BAD_REQUEST,
+                        "by must be an i64".to_owned(),
+                    ));
+                };
+                // The WIT counts in u64: a negative delta travels in two's complement.
+                let delta = by.unwrap_or(1).cast_unsigned();
+                let value = atomics::increment(&bucket, key, delta)?;
+                text(StatusCode::OK, value.cast_signed().to_string())
+            }
+            "keys" => {
+                let mut keys = Vec::new();
+                let mut cursor = None;
+                let mut pages = 0u64;
+                loop {
+                    let page = bucket.list_keys(cursor)?;
+                    pages += 1;
+                    keys.extend(page.keys.into_iter().map(Value::String));
+                    match page.cursor {
+                        Some(next) => cursor = Some(next),
+                        None => break,
+                    }
+                }
+                json(Value::Array(keys), pages)
+            }
+            "batch" => {
+                let Ok(Value::Object(entries)) = serde_json::from_slice::<Value>(&body) else {
+                    return Ok(text(
+                        StatusCode::BAD_REQUEST,
+                        "batch needs a JSON object".to_owned(),
+                    ));
+                };
+                let pairs: Vec<(String, Vec<u8>)> = entries
+                    .into_iter()
+                    .map(|(key, value)| {
+                        let bytes = match value {
+                            Value::String(s) => s.into_bytes(),
+                            other => other.to_string().into_bytes(),
+                        };
+                        (key, bytes)
+                    })
+                    .collect();
+                batch::set_many(&bucket, &pairs)?;
+                let mut keys: Vec<String> = pairs.into_iter().map(|(key, _)| key).collect();
+                if let Some(extra) = query_param(query, "get") {
+                    keys.extend(
+                        extra
+                            .split(',')
+                            .filter(|k| !k.is_empty())
+                            .map(str::to_owned),
+                    );
+                }
+                let found = batch::get_many(&bucket, &keys)?;
+                let mut out = Map::new();
+                for (key, value) in keys.iter().zip(found) {
+                    let value = match value {
+                        Some((_, bytes)) => {
+                            Value::String(String::from_utf8_lossy(&bytes).into_owned())
+                        }
+                        None => Value::Null,
+                    };
+                    out.insert(key.clone(), value);
+                }
+                json(Value::Object(out), 1)
+            }
+            "delmany" => {
+                let Ok(keys) = serde_json::from_slice::<Vec<String>>(&body) else {
+                    return Ok(text(
+                        StatusCode::BAD_REQUEST,
+                        "delmany needs a JSON array of keys".to_owned(),
+                    ));
+                };
+                batch::delete_many(&bucket, &keys)?;
+                empty()
+            }
+            other => text(StatusCode::NOT_FOUND, format!("no kv operation {other}")),
+        })
+    }
+
+    fn empty() -> Answer {
+        Ok(Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .body(Body::empty())?)
+    }
+
+    fn json(value: Value, pages: u64) -> Answer {
+        Ok(Response::builder()
+            .header("content-type", "application/json")
+            .header("x-kv-pages", pages)
+            .body(Body::from(value.to_string()))?)
     }
 }
