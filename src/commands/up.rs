@@ -297,6 +297,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         println!("try:");
         println!("  curl {public_url}/fn/hello");
         println!("  curl {public_url}/greet/alice");
+        println!(
+            "  open {public_url}/notes/ in a browser (sign up, keep private notes, live in every tab)"
+        );
     }
 
     if args.exit_on_stdin_close {

@@ -1246,3 +1246,80 @@ async fn functions_behind_auth_see_verified_claims() {
         assert_eq!(counted["value"], expected);
     }
 }
+
+#[tokio::test]
+async fn realtime_reaches_subscribers_on_another_node() {
+    let url = gureum_store::testing::fresh_postgres_url().await;
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let writer = Server::start_in(&dirs.0.path().join("data"), Some(&url));
+    let reader = Server::start_in(&dirs.1.path().join("data"), Some(&url));
+    let config = write_config(OWNER_RULES);
+    assert!(
+        writer
+            .cli(&[
+                "collections",
+                "set",
+                "notes",
+                config.path().to_str().unwrap()
+            ])
+            .success
+    );
+    // One user, signed in on the writer; the token is valid on every node.
+    let user = signup(&writer, "a@example.org").await;
+    let actors = Actors {
+        a: user,
+        b: signup(&writer, "b@example.org").await,
+        function_token: String::new(),
+        admin: writer.token.clone(),
+    };
+    let mut stream = http()
+        .get(format!(
+            "{}/data/v1/collections/notes/stream?access_token={}",
+            reader.public_url, actors.a.access
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let mut events = Vec::new();
+    read_events(&mut stream, &mut events, |e| !e.is_empty()).await;
+    use reqwest::Method;
+    let docs = "/data/v1/collections/notes/docs";
+    // B's note (not for A's eyes) and then A's, written through the other node.
+    call(
+        &writer,
+        &actors,
+        Actor::B,
+        Method::POST,
+        docs,
+        Some(json!({"text": "b's"})),
+    )
+    .await;
+    let big = "x".repeat(20_000);
+    let created: Value = call(
+        &writer,
+        &actors,
+        Actor::A,
+        Method::POST,
+        docs,
+        Some(json!({"text": big})),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let path = format!("{docs}/{}", created["id"].as_str().unwrap());
+    call(&writer, &actors, Actor::A, Method::DELETE, &path, None).await;
+    read_events(&mut stream, &mut events, |e| e.len() >= 3).await;
+    let names: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(names, ["ready", "created", "deleted"], "{events:?}");
+    assert_eq!(events[1].1["id"], created["id"]);
+    assert_eq!(
+        events[1].1["data"]["text"].as_str().map(str::len),
+        Some(20_000),
+        "a document over the notice limit is read from the store"
+    );
+    drop(stream);
+    drop((writer, reader));
+    gureum_store::testing::drop_postgres(&url).await;
+}

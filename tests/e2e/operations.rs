@@ -486,6 +486,15 @@ async fn a_fresh_platform_deploys_the_examples() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600, "admin.token mode {mode:o}");
+    // The notes example: its page, and its collection configured from collection.toml.
+    let notes = server.get("/notes/").await;
+    assert_eq!(notes.status(), 200);
+    assert!(notes.text().await.unwrap().contains("<html"));
+    let collection = server.cli(&["--json", "collections", "show", "notes"]);
+    assert!(
+        collection.success && collection.stdout.contains("doc.owner == auth.uid"),
+        "{collection:?}"
+    );
 
     // Only an empty platform gets the examples: a restart deploys nothing new, and a
     // removed example stays removed.
@@ -507,7 +516,8 @@ async fn a_fresh_platform_deploys_the_examples() {
             "chat-python",
             "hello",
             "hello-lambda-python",
-            "hello-lambda-rust"
+            "hello-lambda-rust",
+            "notes"
         ],
         "{listed:?}"
     );

@@ -124,7 +124,7 @@ async fn create(
         data: data.to_string(),
     };
     service.store.insert_document(&col, &row).await?;
-    service.changes.publish(&col, ChangeKind::Created, &row);
+    service.published(&col, ChangeKind::Created, &row).await;
     let mut response = with_etag(StatusCode::CREATED, &row);
     if let Ok(location) =
         HeaderValue::from_str(&format!("/data/v1/collections/{col}/docs/{}", row.id))
@@ -256,7 +256,7 @@ async fn write(
             .await?
         {
             WriteOutcome::Done(updated) => {
-                service.changes.publish(col, ChangeKind::Updated, &updated);
+                service.published(col, ChangeKind::Updated, &updated).await;
                 return Ok(with_etag(StatusCode::OK, &updated));
             }
             WriteOutcome::NotFound => {
@@ -327,7 +327,7 @@ async fn remove(
         .await?
     {
         WriteOutcome::Done(deleted) => {
-            service.changes.publish(&col, ChangeKind::Deleted, &deleted);
+            service.published(&col, ChangeKind::Deleted, &deleted).await;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         WriteOutcome::NotFound => Err(DataError::NotFound(format!(

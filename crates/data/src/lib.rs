@@ -124,6 +124,8 @@ pub struct DataService {
     /// Serializes config writes on this node (index changes diff against the old config).
     config_write: tokio::sync::Mutex<()>,
     uploads: Mutex<u64>,
+    /// This node's id in cross-node change notices.
+    origin: String,
 }
 
 impl std::fmt::Debug for DataService {
@@ -151,7 +153,8 @@ impl DataService {
         tokio::fs::create_dir_all(&upload_dir)
             .await
             .map_err(|e| DataError::Io(format!("creating {}: {e}", upload_dir.display())))?;
-        Ok(Arc::new(DataService {
+        let notifications = store.listen(realtime::NOTIFY_CHANNEL).await?;
+        let service = Arc::new(DataService {
             store,
             configs: RwLock::new(HashMap::new()),
             changes: realtime::Changes::default(),
@@ -159,7 +162,12 @@ impl DataService {
             url_key,
             config_write: tokio::sync::Mutex::new(()),
             uploads: Mutex::new(0),
-        }))
+            origin: new_id(),
+        });
+        if let Some(notifications) = notifications {
+            tokio::spawn(DataService::relay(Arc::downgrade(&service), notifications));
+        }
+        Ok(service)
     }
 
     /// The routes under `/data/v1` and `/kv/v1`; handlers expect a [`Caller`] extension.
@@ -184,24 +192,11 @@ impl DataService {
         {
             return Ok(config.clone());
         }
-        let config = match self.store.collection_config(collection).await? {
-            Some(text) => {
-                let input: CollectionConfigInput = serde_json::from_str(&text)
-                    .map_err(|e| DataError::Io(format!("stored config of {collection}: {e}")))?;
-                CollectionConfig::compile(input).map_err(|e| {
-                    DataError::Io(format!(
-                        "stored config of {collection} no longer compiles: {e}"
-                    ))
-                })?
-            }
-            None => CollectionConfig::unconfigured(),
-        };
-        let config = Arc::new(config);
-        self.configs
-            .write()
-            .expect("config cache")
-            .insert(collection.to_string(), (Instant::now(), config.clone()));
-        Ok(config)
+        let config = self
+            .stored_config(collection)
+            .await?
+            .unwrap_or_else(CollectionConfig::unconfigured);
+        Ok(self.cache(collection, config))
     }
 
     /// Validates and stores a collection's config, building or dropping its indexes.
@@ -213,7 +208,8 @@ impl DataService {
         check_collection(collection)?;
         let config = CollectionConfig::compile(input).map_err(DataError::BadRequest)?;
         let _guard = self.config_write.lock().await;
-        let old = self.stored_config(collection).await?;
+        // A stored config that no longer compiles must not block its replacement.
+        let old = self.stored_config(collection).await.ok().flatten();
         let text = serde_json::to_string(&config.input).expect("config serializes");
         self.store
             .put_collection(
@@ -223,23 +219,31 @@ impl DataService {
                 &old.map(|c| c.indexes).unwrap_or_default(),
             )
             .await?;
+        Ok(self.cache(collection, config))
+    }
+
+    fn cache(&self, collection: &str, config: CollectionConfig) -> Arc<CollectionConfig> {
         let config = Arc::new(config);
         self.configs
             .write()
             .expect("config cache")
             .insert(collection.to_string(), (Instant::now(), config.clone()));
-        Ok(config)
+        config
     }
 
+    /// The stored config, compiled; one that no longer compiles (stored by another
+    /// version of gureum) is an error naming the collection.
     async fn stored_config(&self, collection: &str) -> Result<Option<CollectionConfig>, DataError> {
-        match self.store.collection_config(collection).await? {
-            Some(text) => {
-                let input: CollectionConfigInput = serde_json::from_str(&text)
-                    .map_err(|e| DataError::Io(format!("stored config of {collection}: {e}")))?;
-                Ok(CollectionConfig::compile(input).ok())
-            }
-            None => Ok(None),
-        }
+        let Some(text) = self.store.collection_config(collection).await? else {
+            return Ok(None);
+        };
+        let input: CollectionConfigInput = serde_json::from_str(&text)
+            .map_err(|e| DataError::Io(format!("stored config of {collection}: {e}")))?;
+        CollectionConfig::compile(input).map(Some).map_err(|e| {
+            DataError::Io(format!(
+                "stored config of {collection} no longer compiles: {e}"
+            ))
+        })
     }
 
     /// Every configured collection with its config as written and document count.
@@ -257,7 +261,8 @@ impl DataService {
     pub async fn delete_collection(&self, collection: &str) -> Result<bool, DataError> {
         check_collection(collection)?;
         let _guard = self.config_write.lock().await;
-        let old = self.stored_config(collection).await?;
+        // A stored config that no longer compiles must not block its replacement.
+        let old = self.stored_config(collection).await.ok().flatten();
         let deleted = self
             .store
             .delete_collection(collection, &old.map(|c| c.indexes).unwrap_or_default())

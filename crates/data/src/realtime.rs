@@ -4,6 +4,9 @@
 //! node makes, filtered per subscriber by the same `where` conditions and by the rules
 //! (`list` for a collection stream, `get` for a document stream) as the subscriber.
 //!
+//! On PostgreSQL every change is also sent to the other nodes (LISTEN/NOTIFY, see
+//! [`DataService::published`]), whose subscribers get it the same way.
+//!
 //! Each collection has a broadcast channel; a subscriber that falls more than
 //! [`CHANNEL_CAPACITY`] changes behind gets `event: reset` (re-read, then keep
 //! listening) instead of silently missing changes.
@@ -65,8 +68,118 @@ pub(crate) struct Changes {
     channels: Mutex<HashMap<String, broadcast::Sender<Arc<Change>>>>,
 }
 
+/// The PostgreSQL notification channel that carries changes between nodes.
+pub(crate) const NOTIFY_CHANNEL: &str = "gureum_document_changes";
+
+/// A change as it travels to the other nodes.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Notice {
+    /// The node that made it (it already told its own subscribers).
+    origin: String,
+    collection: String,
+    kind: String,
+    id: String,
+    owner: Option<String>,
+    version: i64,
+    created: i64,
+    updated: i64,
+    /// The data, when the notice fits PostgreSQL's payload limit with it; else the
+    /// receivers read the document from the store (or, for a deletion, go without).
+    data: Option<String>,
+}
+
+impl ChangeKind {
+    fn parse(text: &str) -> Option<ChangeKind> {
+        match text {
+            "created" => Some(ChangeKind::Created),
+            "updated" => Some(ChangeKind::Updated),
+            "deleted" => Some(ChangeKind::Deleted),
+            _ => None,
+        }
+    }
+}
+
+impl DataService {
+    /// Tells this node's subscribers of a committed change, and the other nodes' through
+    /// the store (PostgreSQL); a failure to notify is logged, never the request's error
+    /// (the write is committed).
+    pub(crate) async fn published(&self, collection: &str, kind: ChangeKind, row: &DocumentRow) {
+        self.changes.publish(collection, kind, row);
+        if self.store.backend() != gureum_store::Backend::Postgres {
+            return;
+        }
+        let mut notice = Notice {
+            origin: self.origin.clone(),
+            collection: collection.to_string(),
+            kind: kind.event().to_string(),
+            id: row.id.clone(),
+            owner: row.owner.clone(),
+            version: row.version,
+            created: row.created_at_ms,
+            updated: row.updated_at_ms,
+            data: Some(row.data.clone()),
+        };
+        let mut payload = serde_json::to_string(&notice).expect("notices serialize");
+        if payload.len() > gureum_store::MAX_NOTIFY_BYTES {
+            notice.data = None;
+            payload = serde_json::to_string(&notice).expect("notices serialize");
+        }
+        if let Err(error) = self.store.notify(NOTIFY_CHANNEL, &payload).await {
+            tracing::warn!(%error, collection, "telling other nodes of a change failed");
+        }
+    }
+
+    /// Relays other nodes' changes to this node's subscribers until the service is gone.
+    pub(crate) async fn relay(
+        service: std::sync::Weak<DataService>,
+        mut notifications: gureum_store::Notifications,
+    ) {
+        while let Some(payload) = notifications.next().await {
+            let Some(service) = service.upgrade() else {
+                return;
+            };
+            let Ok(notice) = serde_json::from_str::<Notice>(&payload) else {
+                continue;
+            };
+            if notice.origin == service.origin {
+                continue;
+            }
+            let Some(kind) = ChangeKind::parse(&notice.kind) else {
+                continue;
+            };
+            let row = match (notice.data, kind) {
+                (Some(data), _) => DocumentRow {
+                    id: notice.id,
+                    owner: notice.owner,
+                    created_at_ms: notice.created,
+                    updated_at_ms: notice.updated,
+                    version: notice.version,
+                    data,
+                },
+                (None, ChangeKind::Deleted) => DocumentRow {
+                    id: notice.id,
+                    owner: notice.owner,
+                    created_at_ms: notice.created,
+                    updated_at_ms: notice.updated,
+                    version: notice.version,
+                    data: "{}".into(),
+                },
+                (None, _) => match service
+                    .store
+                    .get_document(&notice.collection, &notice.id)
+                    .await
+                {
+                    Ok(Some(row)) => row,
+                    _ => continue,
+                },
+            };
+            service.changes.publish(&notice.collection, kind, &row);
+        }
+    }
+}
+
 impl Changes {
-    /// Tells the collection's subscribers (nothing to do when there are none).
+    /// Tells this node's subscribers of the collection (nothing to do when there are none).
     pub(crate) fn publish(&self, collection: &str, kind: ChangeKind, row: &DocumentRow) {
         let channels = self.channels.lock().expect("realtime channels");
         if let Some(sender) = channels.get(collection)

@@ -18,6 +18,7 @@ mod connect;
 mod documents;
 mod files;
 mod kv;
+mod notify;
 mod queue;
 mod rows;
 pub mod testing;
@@ -36,6 +37,7 @@ pub use documents::{
 };
 pub use files::{BLOB_CHUNK, FileRow};
 pub use kv::KV_LIST_PAGE;
+pub use notify::{MAX_NOTIFY_BYTES, Notifications};
 pub use queue::{
     DeadLetter, Enqueued, IDEMPOTENCY_KEY_TTL_MS, QueueDepth, QueuedEvent, ScheduleState,
 };
@@ -128,6 +130,8 @@ pub struct LogQuery {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The PostgreSQL URL, for the dedicated connection of [`Store::listen`].
+    postgres_url: Option<std::sync::Arc<str>>,
 }
 
 const VERSION_COLUMNS: &str =
@@ -150,7 +154,15 @@ impl Store {
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         let target = connect::parse_url(url)?;
         let (pool, backend) = connect::connect(&target).await?;
-        Ok(Store { pool, backend })
+        let postgres_url = match &target {
+            connect::Target::Postgres(url) => Some(std::sync::Arc::from(url.as_str())),
+            connect::Target::Sqlite(_) => None,
+        };
+        Ok(Store {
+            pool,
+            backend,
+            postgres_url,
+        })
     }
 
     /// The backend in use.

@@ -18,6 +18,7 @@ on_both_backends!(
     declared_indexes_serve_the_listing,
     kv_increments_are_exact_under_concurrency,
     files_are_stored_once_per_content_and_cleaned_up,
+    notifications_reach_every_listening_node,
 );
 
 fn user(id: &str, email: &str) -> UserRow {
@@ -632,4 +633,35 @@ async fn files_are_stored_once_per_content_and_cleaned_up(ctx: Ctx) {
         .await
         .unwrap();
     assert_eq!(store.blob_chunk("e3b0", 0).await.unwrap(), Some(vec![]));
+}
+
+async fn notifications_reach_every_listening_node(ctx: Ctx) {
+    let store = ctx.store;
+    let Some(mut listening) = store.listen("test_channel").await.unwrap() else {
+        assert_eq!(
+            store.backend(),
+            gureum_store::Backend::Sqlite,
+            "only SQLite has no listener"
+        );
+        store
+            .notify("test_channel", "nobody hears this")
+            .await
+            .unwrap();
+        return;
+    };
+    let other = Store::open(&ctx.url).await.unwrap();
+    other.notify("test_channel", "first").await.unwrap();
+    other.notify("elsewhere", "not for us").await.unwrap();
+    other.notify("test_channel", "second").await.unwrap();
+    let mut heard = Vec::new();
+    for _ in 0..2 {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), listening.next())
+            .await
+            .expect("a notification within 10 s");
+        heard.push(next.unwrap());
+    }
+    assert_eq!(heard, ["first", "second"]);
+    let too_big = "x".repeat(gureum_store::MAX_NOTIFY_BYTES + 1);
+    assert!(other.notify("test_channel", &too_big).await.is_err());
+    other.close().await;
 }
