@@ -275,6 +275,27 @@ async fn auth_signs_up_signs_in_rotates_and_revokes() {
         StatusCode::FORBIDDEN
     );
 
+    // Sign-ups from one address are limited too: 20 per 15 minutes, counting alice's,
+    // the refused duplicate (it cost a hash) and carol's.
+    let mut refused_at = None;
+    for i in 0..25 {
+        let answer = http()
+            .post(format!("{}/auth/v1/signup", server.public_url))
+            .json(&json!({"email": format!("bulk{i}@example.org"), "password": "correct horse battery"}))
+            .send()
+            .await
+            .unwrap();
+        if answer.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused_at = Some(i);
+            break;
+        }
+    }
+    assert_eq!(
+        refused_at,
+        Some(17),
+        "3 earlier sign-ups and 17 more make 20"
+    );
+
     // No password in clear in the database file or the server's data dir.
     let db = std::fs::read(server.data_dir.join("gureum.db")).unwrap();
     let wal = std::fs::read(server.data_dir.join("gureum.db-wal")).unwrap_or_default();

@@ -351,7 +351,22 @@ fn credentials(body: &Bytes) -> Result<(String, String), Box<Response>> {
     }
 }
 
-async fn signup(State(service): State<Arc<AuthService>>, body: Bytes) -> Response {
+async fn signup(
+    State(service): State<Arc<AuthService>>,
+    client: Option<Extension<ClientAddr>>,
+    body: Bytes,
+) -> Response {
+    // Sign-ups count against the caller's address like failed sign-ins (20 per 15 min
+    // per node), so one address cannot mint accounts (and argon2 work) without bound.
+    let address = client
+        .and_then(|c| c.0.0)
+        .map(|ip| address_key(format!("signup:{ip}")));
+    let now = Instant::now();
+    if let Some(key) = &address
+        && let Err(retry) = service.limiter.check(key, now)
+    {
+        return rate_limited(retry);
+    }
     let (email, secret) = match credentials(&body) {
         Ok(c) => c,
         Err(response) => return *response,
@@ -376,6 +391,9 @@ async fn signup(State(service): State<Arc<AuthService>>, body: Bytes) -> Respons
         disabled: false,
         last_sign_in_ms: None,
     };
+    if let Some(key) = &address {
+        service.limiter.record_failure(key, now);
+    }
     match service.store.create_user(&user).await {
         Ok(true) => {}
         Ok(false) => {
@@ -426,7 +444,10 @@ fn rate_limited(retry: crate::RetryAfter) -> Response {
     let mut response = error(
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",
-        &format!("too many failed sign-ins; try again in {} s", retry.secs()),
+        &format!(
+            "too many attempts from here; try again in {} s",
+            retry.secs()
+        ),
     );
     response
         .headers_mut()

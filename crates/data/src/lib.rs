@@ -153,6 +153,14 @@ impl DataService {
         tokio::fs::create_dir_all(&upload_dir)
             .await
             .map_err(|e| DataError::Io(format!("creating {}: {e}", upload_dir.display())))?;
+        // Spool files of uploads a crash interrupted (never acknowledged) are garbage.
+        if let Ok(mut entries) = tokio::fs::read_dir(&upload_dir).await {
+            while let Ok(Some(entry)) = entries.next_entry().await {
+                if entry.path().extension().is_some_and(|e| e == "part") {
+                    let _ = tokio::fs::remove_file(entry.path()).await;
+                }
+            }
+        }
         let notifications = store.listen(realtime::NOTIFY_CHANNEL).await?;
         let service = Arc::new(DataService {
             store,
