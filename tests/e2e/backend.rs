@@ -478,6 +478,16 @@ async fn rules_matrix(server: Server) {
         "the create rule checks data"
     );
     let a_doc = format!("{docs}/{}", created["A"]["id"].as_str().unwrap());
+    // A missing document answers like a forbidden one, except to trusted callers.
+    let missing = format!("{docs}/no-such-document");
+    for (actor, status) in [(Anonymous, 401), (B, 403), (Admin, 404)] {
+        let answer = call(&server, &actors, actor, Method::GET, &missing, None).await;
+        assert_eq!(
+            answer.status().as_u16(),
+            status,
+            "get a missing doc as {actor:?}"
+        );
+    }
     // get
     for (actor, status) in [
         (Anonymous, 401),
@@ -809,6 +819,38 @@ async fn listing_filters_and_pages_return_every_document_once() {
             seen
         }
     };
+    // Cursors are sealed: no document value shows, and a changed one is refused.
+    let first: Value = client
+        .get(format!("{docs}?sort=group&limit=3"))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cursor = first["next_cursor"].as_str().unwrap().to_string();
+    {
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&cursor)
+            .unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        assert!(
+            !text.contains("\"x\"") && !text.contains("group"),
+            "the cursor is readable: {text}"
+        );
+    }
+    let mut tampered = cursor.into_bytes();
+    tampered[20] = if tampered[20] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let refused = client
+        .get(format!("{docs}?sort=group&limit=3&cursor={tampered}"))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     let all = list_all("sort=-n".into()).await;
     assert_eq!(all.iter().collect::<BTreeSet<_>>().len(), 120);
     assert_eq!(all.len(), 120);
@@ -936,6 +978,17 @@ async fn files_upload_download_range_and_signed_urls() {
         .unwrap();
     assert_eq!(whole.status(), StatusCode::OK);
     assert_eq!(whole.headers()["content-type"], "text/plain");
+    assert_eq!(whole.headers()["x-content-type-options"], "nosniff");
+    assert!(
+        whole.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("sandbox")
+    );
+    assert!(
+        whole.headers().get("content-disposition").is_none(),
+        "plain text may show inline"
+    );
     assert_eq!(whole.bytes().await.unwrap().as_ref(), content.as_slice());
     let part = http()
         .get(&file)
@@ -1164,6 +1217,24 @@ async fn functions_behind_auth_see_verified_claims() {
 
     let anonymous = server.get("/fn/private/echo").await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    // WebSockets to it need the token too (checked before the upgrade).
+    assert_eq!(
+        server.get("/ws/private").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let upgrade = http()
+        .get(format!(
+            "{}/ws/private?access_token={}",
+            server.public_url, alice.access
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        upgrade.status(),
+        StatusCode::UPGRADE_REQUIRED,
+        "authorized, then refused only as not a WebSocket"
+    );
     let with_token: Value = http()
         .get(format!("{}/fn/private/echo", server.public_url))
         .bearer_auth(&alice.access)

@@ -611,11 +611,32 @@ async fn logout(
         Ok(identity) => identity,
         Err(response) => return *response,
     };
-    let refresh = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
-        v.get("refresh_token")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    });
+    // No body (or `{}`) signs out everywhere; a body must be JSON naming one token, and
+    // a malformed one is refused rather than taken as "everywhere".
+    let refresh = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(map)) => match map.get("refresh_token") {
+                None => None,
+                Some(Value::String(token)) => Some(token.clone()),
+                Some(_) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        "refresh_token must be a string",
+                    );
+                }
+            },
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "the body must be {\"refresh_token\": \"grt_…\"}, {} or empty",
+                );
+            }
+        }
+    };
     let now = gureum_model::now_ms();
     let done = match refresh {
         Some(token) => service

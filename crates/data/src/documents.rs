@@ -141,14 +141,27 @@ async fn list(
     uri: Uri,
 ) -> Result<Response, DataError> {
     check_collection(&col)?;
-    let listing = parse_listing(&query_pairs(&uri)).map_err(DataError::BadRequest)?;
+    let mut pairs = query_pairs(&uri);
+    for (key, value) in &mut pairs {
+        if key == "cursor" {
+            *value = service.open_cursor(value).ok_or_else(|| {
+                DataError::BadRequest(
+                    "cursor: not a cursor this listing returned; start again without it".into(),
+                )
+            })?;
+        }
+    }
+    let listing = parse_listing(&pairs).map_err(DataError::BadRequest)?;
     let config = service.config(&col).await?;
     if !caller.is_trusted() && config.rules.get(Operation::List).is_none() {
         service.authorize(&config, &caller, Operation::List, None, None)?;
     }
     let rows = service.store.query_documents(&col, &listing.query).await?;
     let next_cursor = (rows.len() == listing.query.limit as usize)
-        .then(|| rows.last().map(|row| encode_cursor(&listing.query, row)))
+        .then(|| {
+            rows.last()
+                .map(|row| service.seal_cursor(&encode_cursor(&listing.query, row)))
+        })
         .flatten();
     // The list rule filters each page: a page may hold fewer documents than the limit
     // while a next cursor remains (nothing is skipped by paging on).
@@ -175,7 +188,27 @@ async fn stored(service: &DataService, col: &str, id: &str) -> Result<DocumentRo
         .ok_or_else(|| DataError::NotFound(format!("no document {id:?} in collection {col:?}")))
 }
 
-/// Hides whether a document exists from a caller the get rule would deny.
+/// The stored document, or the answer for a missing one: 404 only for a caller whose
+/// rule could allow the operation without a document (trusted callers, rules that do not
+/// read `doc`); everyone else gets the same denial as for an existing document they may
+/// not touch, so whether a document exists does not leak (as in Firestore).
+async fn existing(
+    service: &DataService,
+    config: &crate::CollectionConfig,
+    caller: &Caller,
+    op: Operation,
+    col: &str,
+    id: &str,
+) -> Result<DocumentRow, DataError> {
+    match stored(service, col, id).await {
+        Ok(row) => Ok(row),
+        Err(not_found) => {
+            service.authorize(config, caller, op, None, None)?;
+            Err(not_found)
+        }
+    }
+}
+
 async fn readable(
     service: &DataService,
     caller: &Caller,
@@ -183,23 +216,7 @@ async fn readable(
     id: &str,
 ) -> Result<(DocumentRow, Value), DataError> {
     let config = service.config(col).await?;
-    let row = match stored(service, col, id).await {
-        Ok(row) => row,
-        Err(not_found) => {
-            // Without a get rule every non-trusted caller is denied anyway: say so
-            // rather than 404, so a missing rule is easy to spot.
-            service
-                .authorize(&config, caller, Operation::Get, None, None)
-                .or_else(|e| {
-                    if config.rules.get(Operation::Get).is_none() {
-                        Err(e)
-                    } else {
-                        Ok(())
-                    }
-                })?;
-            return Err(not_found);
-        }
-    };
+    let row = existing(service, &config, caller, Operation::Get, col, id).await?;
     let doc = doc_json(&row);
     service.authorize(&config, caller, Operation::Get, Some(&doc), None)?;
     Ok((row, doc))
@@ -225,7 +242,11 @@ async fn write(
 ) -> Result<Response, DataError> {
     let config = service.config(col).await?;
     for _ in 0..PATCH_ATTEMPTS {
-        let row = stored(service, col, id).await?;
+        let row = existing(service, &config, caller, Operation::Update, col, id).await?;
+        let doc = doc_json(&row);
+        let data = new_data(&doc["data"]);
+        service.authorize(&config, caller, Operation::Update, Some(&doc), Some(&data))?;
+        // Only after the rule: a denied caller learns nothing of the version.
         if let Some(expected) = expected
             && expected != row.version
         {
@@ -233,14 +254,11 @@ async fn write(
                 current: row.version,
             });
         }
-        let doc = doc_json(&row);
-        let data = new_data(&doc["data"]);
         if data.to_string().len() > MAX_DOCUMENT_BYTES {
             return Err(DataError::TooLarge(format!(
                 "the document would be over {MAX_DOCUMENT_BYTES} bytes"
             )));
         }
-        service.authorize(&config, caller, Operation::Update, Some(&doc), Some(&data))?;
         // The write is conditional on the version read, so a racing writer is never
         // overwritten blindly: with If-Match the caller hears of it, without it the
         // change is applied again on the newer document.
@@ -270,7 +288,9 @@ async fn write(
             WriteOutcome::VersionMismatch(_) => continue,
         }
     }
-    Err(DataError::VersionMismatch { current: -1 })
+    Err(DataError::Conflict(format!(
+        "document {id:?} kept changing during {PATCH_ATTEMPTS} attempts; retry"
+    )))
 }
 
 async fn replace(
@@ -313,7 +333,7 @@ async fn remove(
     check_collection(&col)?;
     let expected = if_match(&headers)?;
     let config = service.config(&col).await?;
-    let row = stored(&service, &col, &id).await?;
+    let row = existing(&service, &config, &caller, Operation::Delete, &col, &id).await?;
     service.authorize(
         &config,
         &caller,
@@ -321,9 +341,18 @@ async fn remove(
         Some(&doc_json(&row)),
         None,
     )?;
+    // The rule saw this version: delete exactly it (a stale If-Match is 412, never a
+    // delete of a version the rule did not see).
+    if let Some(expected) = expected
+        && expected != row.version
+    {
+        return Err(DataError::VersionMismatch {
+            current: row.version,
+        });
+    }
     match service
         .store
-        .delete_document(&col, &id, Some(expected.unwrap_or(row.version)))
+        .delete_document(&col, &id, Some(row.version))
         .await?
     {
         WriteOutcome::Done(deleted) => {

@@ -447,6 +447,23 @@ async fn download(
     );
     h.insert(CONTENT_LENGTH, HeaderValue::from(end - start));
     h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    // Uploaded bytes are served from the platform's own origin: never let a browser run
+    // them as a page there (no sniffing, a sandbox without scripts), and download what a
+    // browser would otherwise render as active content.
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("sandbox; default-src 'none'; img-src 'self'; media-src 'self'"),
+    );
+    if !inline_safe(&file.content_type) {
+        h.insert(
+            http::header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment"),
+        );
+    }
     h.insert(
         ETAG,
         HeaderValue::from_str(&format!("\"{}\"", file.sha256)).expect("hex"),
@@ -458,6 +475,21 @@ async fn download(
         );
     }
     Ok(response)
+}
+
+/// Types a browser may show inline without running anything.
+fn inline_safe(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/pdf"
+        || essence == "text/plain"
+        || (essence.starts_with("image/") && essence != "image/svg+xml")
+        || essence.starts_with("audio/")
+        || essence.starts_with("video/")
 }
 
 async fn remove(

@@ -57,6 +57,9 @@ pub enum DataError {
         /// The stored version.
         current: i64,
     },
+    /// Other writers kept winning.
+    #[error("{0}")]
+    Conflict(String),
     /// The body is over the collection's limit.
     #[error("{0}")]
     TooLarge(String),
@@ -81,6 +84,7 @@ impl DataError {
             DataError::VersionMismatch { .. } => {
                 (StatusCode::PRECONDITION_FAILED, "version_mismatch")
             }
+            DataError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             DataError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             DataError::UnsupportedType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -126,6 +130,9 @@ pub struct DataService {
     uploads: Mutex<u64>,
     /// This node's id in cross-node change notices.
     origin: String,
+    /// Seals listing cursors: a cursor holds a sort value of a document the rules may
+    /// hide from the caller, so it travels encrypted (ChaCha20-Poly1305), not as base64.
+    cursor_key: ring::aead::LessSafeKey,
 }
 
 impl std::fmt::Debug for DataService {
@@ -167,10 +174,11 @@ impl DataService {
             configs: RwLock::new(HashMap::new()),
             changes: realtime::Changes::default(),
             upload_dir,
-            url_key,
+            url_key: url_key.clone(),
             config_write: tokio::sync::Mutex::new(()),
             uploads: Mutex::new(0),
             origin: new_id(),
+            cursor_key: cursor_key(&url_key),
         });
         if let Some(notifications) = notifications {
             tokio::spawn(DataService::relay(Arc::downgrade(&service), notifications));
@@ -324,6 +332,56 @@ fn denied(caller: &Caller, op: Operation) -> DataError {
         ))
     } else {
         DataError::Forbidden(format!("the collection's {op} rule denies this"))
+    }
+}
+
+/// The cursor key: HMAC-SHA256 of a label under the installation's URL-signing key, so
+/// every node seals and opens the same cursors without another stored secret.
+fn cursor_key(url_key: &[u8]) -> ring::aead::LessSafeKey {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(url_key).expect("HMAC takes any key");
+    mac.update(b"gureum listing cursor v1");
+    let bytes = mac.finalize().into_bytes();
+    let key =
+        ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, &bytes).expect("a 32-byte key");
+    ring::aead::LessSafeKey::new(key)
+}
+
+impl DataService {
+    /// An opaque, authenticated, encrypted form of `cursor`.
+    fn seal_cursor(&self, cursor: &str) -> String {
+        use base64::Engine;
+        let nonce_bytes: [u8; 12] = rand::random();
+        let mut sealed = cursor.as_bytes().to_vec();
+        self.cursor_key
+            .seal_in_place_append_tag(
+                ring::aead::Nonce::assume_unique_for_key(nonce_bytes),
+                ring::aead::Aad::empty(),
+                &mut sealed,
+            )
+            .expect("sealing a short buffer");
+        let mut out = nonce_bytes.to_vec();
+        out.extend(sealed);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out)
+    }
+
+    /// The cursor a [`seal_cursor`](Self::seal_cursor) made, if `text` is one.
+    fn open_cursor(&self, text: &str) -> Option<String> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .ok()?;
+        if bytes.len() < 12 {
+            return None;
+        }
+        let (nonce, sealed) = bytes.split_at(12);
+        let mut sealed = sealed.to_vec();
+        let nonce = ring::aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let plain = self
+            .cursor_key
+            .open_in_place(nonce, ring::aead::Aad::empty(), &mut sealed)
+            .ok()?;
+        String::from_utf8(plain.to_vec()).ok()
     }
 }
 

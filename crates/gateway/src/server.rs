@@ -148,6 +148,18 @@ async fn route_public(
                 "WebSocket endpoints are /ws/NAME, NAME a deployed function",
             );
         }
+        // A function behind `auth` takes WebSocket connections only from users its
+        // policy allows (the token in `?access_token=`, as browsers cannot set headers).
+        let request = match invoker.live_function(&name) {
+            Some((_, spec)) if spec.auth != gureum_model::AuthPolicy::None => {
+                let (mut parts, body) = request.into_parts();
+                if let Err(response) = services.authorize_function(&spec.auth, &mut parts) {
+                    return *response;
+                }
+                Request::from_parts(parts, body)
+            }
+            _ => request,
+        };
         return match hub.accept(&name, request, client).await {
             Ok(response) => response,
             Err(AcceptError::Invoke(error)) => invoke_error_response(&error),
@@ -293,17 +305,12 @@ where
     // The function's `auth` policy (its live version's): checked before anything runs
     // or is queued. Without `services` (the control API, admin-only) it does not apply,
     // but a forged claims header is still dropped.
-    match services {
-        Some(services) => {
-            if let Some((_, spec)) = invoker.live_function(&function)
-                && let Err(response) = services.authorize_function(&spec.auth, &mut parts)
-            {
-                return *response;
-            }
-        }
-        None => {
-            parts.headers.remove(gureum_model::AUTH_CLAIMS_HEADER);
-        }
+    parts.headers.remove(gureum_model::AUTH_CLAIMS_HEADER);
+    if let Some(services) = services
+        && let Some((_, spec)) = invoker.live_function(&function)
+        && let Err(response) = services.authorize_function(&spec.auth, &mut parts)
+    {
+        return *response;
     }
     let exceeded = Arc::new(AtomicBool::new(false));
     let body = LimitedBody::new(body, settings.max_body_bytes, exceeded.clone());

@@ -179,10 +179,9 @@ impl Services {
                 )));
             }
         }
-        let claims = serde_json::Value::Object(user.claims).to_string();
-        if let Ok(value) = HeaderValue::from_str(&claims) {
-            parts.headers.insert(AUTH_CLAIMS_HEADER, value);
-        }
+        let claims = ascii_json(&serde_json::Value::Object(user.claims).to_string());
+        let value = HeaderValue::from_str(&claims).expect("escaped JSON is visible ASCII");
+        parts.headers.insert(AUTH_CLAIMS_HEADER, value);
         Ok(())
     }
 
@@ -203,5 +202,36 @@ impl Services {
             .expect("policy cache")
             .insert(source.to_string(), rule.clone());
         Ok(rule)
+    }
+}
+
+/// JSON text with every non-ASCII character as `\uXXXX` (still the same JSON), so it fits
+/// an HTTP header whatever the claims hold (an internationalised email, say).
+fn ascii_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() && !c.is_ascii_control() {
+            out.push(c);
+        } else {
+            let mut units = [0_u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn claims_fit_a_header_and_stay_the_same_json() {
+        let json = "{\"email\":\"jos\u{e9}@b\u{fc}cher.de\",\"note\":\"\u{1f600}\"}";
+        let escaped = super::ascii_json(json);
+        assert!(escaped.is_ascii());
+        assert!(http::HeaderValue::from_str(&escaped).is_ok());
+        let a: serde_json::Value = serde_json::from_str(json).unwrap();
+        let b: serde_json::Value = serde_json::from_str(&escaped).unwrap();
+        assert_eq!(a, b);
     }
 }

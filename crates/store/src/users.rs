@@ -191,11 +191,22 @@ impl Store {
         if expires <= now_ms || disabled != 0 {
             return Ok(Rotation::Invalid);
         }
-        sqlx::query("UPDATE refresh_tokens SET revoked_at_ms = $1 WHERE token_hash = $2")
-            .bind(now_ms)
-            .bind(old_hash)
-            .execute(&mut *transaction)
-            .await?;
+        // Conditional on still being live: two requests racing with one token (on
+        // PostgreSQL both may have read it live) cannot both rotate it; the loser is
+        // treated as reuse.
+        let revoked = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at_ms = $1 \
+             WHERE token_hash = $2 AND revoked_at_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(old_hash)
+        .execute(&mut *transaction)
+        .await?;
+        if revoked.rows_affected() != 1 {
+            revoke_all(&mut transaction, &user_id, now_ms).await?;
+            transaction.commit().await?;
+            return Ok(Rotation::Reused(user_id));
+        }
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, user_id, created_at_ms, expires_at_ms) \
              VALUES ($1, $2, $3, $4)",

@@ -156,6 +156,33 @@ async fn users_are_unique_and_refresh_tokens_rotate_once(ctx: Ctx) {
         "disabling revoked the token"
     );
     assert!(!store.set_user_disabled("ghost", true, 90).await.unwrap());
+    // Racing presentations of one token from two nodes: exactly one rotates.
+    store
+        .insert_refresh_token("race", "u1", 10, 1_000_000)
+        .await
+        .unwrap();
+    let second = Store::open(&ctx.url).await.unwrap();
+    let mut racers = Vec::new();
+    for i in 0..8 {
+        let node = if i % 2 == 0 {
+            store.clone()
+        } else {
+            second.clone()
+        };
+        racers.push(tokio::spawn(async move {
+            node.rotate_refresh_token("race", &format!("next{i}"), 100, 1_000_000)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut rotated = 0;
+    for racer in racers {
+        if matches!(racer.await.unwrap(), Rotation::Rotated(_)) {
+            rotated += 1;
+        }
+    }
+    assert_eq!(rotated, 1, "one token, one rotation");
+    second.close().await;
     store.record_sign_in("u1", 123).await.unwrap();
     assert_eq!(
         store
