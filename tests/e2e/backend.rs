@@ -158,6 +158,14 @@ async fn auth_signs_up_signs_in_rotates_and_revokes() {
     );
     assert_eq!(wrong["error"]["code"], "invalid_credentials");
 
+    // INTERFACE.md's form: no grant_type means the password grant.
+    let plain = http()
+        .post(format!("{}/auth/v1/token", server.public_url))
+        .json(&json!({"email": email, "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), StatusCode::OK);
     let signed_in = password_grant(&server, email, "correct horse battery").await;
     assert_eq!(signed_in.status(), StatusCode::OK);
     let second = session(signed_in.json().await.unwrap());
@@ -314,7 +322,6 @@ async fn auth_signs_up_signs_in_rotates_and_revokes() {
         );
     }
     // Nor in the server's debug log.
-    let data_dir = server.data_dir.clone();
     assert_eq!(server.stop(), Some(0));
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(
@@ -329,7 +336,6 @@ async fn auth_signs_up_signs_in_rotates_and_revokes() {
         !logged.contains(&alice.refresh),
         "a refresh token was logged"
     );
-    drop(data_dir);
 }
 
 /// Who calls, for the rules matrix.

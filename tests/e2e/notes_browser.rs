@@ -7,13 +7,9 @@
 //! `target/tmp/notes-browser/`.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::Server;
-
-/// The browser `notes.mjs` launches.
-const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Bound for the whole browser run (each of its waits is bounded at 15 s).
 const TIMEOUT: Duration = Duration::from_secs(180);
@@ -21,20 +17,7 @@ const TIMEOUT: Duration = Duration::from_secs(180);
 #[tokio::test]
 async fn private_notes_update_live_in_two_browser_tabs() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let browser_tests = root.join("tests/browser");
-    for (needed, what) in [
-        (Path::new(CHROMIUM).to_path_buf(), "Chromium"),
-        (
-            browser_tests.join("node_modules/playwright-core"),
-            "playwright-core",
-        ),
-    ] {
-        assert!(
-            needed.exists(),
-            "{} ({what}) is missing: run `cargo xtask build-fixtures`",
-            needed.display()
-        );
-    }
+    crate::browser::check_prerequisites(&[]);
 
     let server = Server::start();
     let site = root.join("examples/notes");
@@ -63,28 +46,13 @@ async fn private_notes_update_live_in_two_browser_tabs() {
     let screenshots = std::env::var_os("SCREENSHOT_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("notes-browser"));
-    let started = Instant::now();
-    let run = tokio::process::Command::new("node")
-        .arg(browser_tests.join("notes.mjs"))
-        .arg(&server.public_url)
-        .env("SCREENSHOT_DIR", &screenshots)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("running node (needed for the browser tests; see `cargo xtask build-fixtures`)");
-    let output = tokio::time::timeout(TIMEOUT, run.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("tests/browser/notes.mjs did not finish within {TIMEOUT:?}"))
-        .expect("waiting for node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "tests/browser/notes.mjs failed ({}) after {:.1?} (screenshots in {}):\n{stdout}{stderr}",
-        output.status,
-        started.elapsed(),
-        screenshots.display()
-    );
-    println!("{stdout}browser run took {:.1?}", started.elapsed());
+    let hint = format!(" (screenshots in {})", screenshots.display());
+    crate::browser::run_script(
+        "notes.mjs",
+        &server.public_url,
+        &[("SCREENSHOT_DIR", screenshots.as_path())],
+        TIMEOUT,
+        &hint,
+    )
+    .await;
 }

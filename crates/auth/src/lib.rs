@@ -17,4 +17,6 @@ pub use jwt::{Claims, SigningKey};
 pub use password::{check_strength, hash_password, validate_email, verify_password};
 pub use ratelimit::{LimitRule, LoginLimiter, LoginLimiterConfig};
 pub use refresh::{hash_refresh_token, new_refresh_token};
-pub use service::{AuthService, CallerError, ClientAddr, FunctionTokenCheck, user_json};
+pub use service::{
+    AuthService, CallerError, ClientAddr, FunctionTokenCheck, constant_time_eq, user_json,
+};

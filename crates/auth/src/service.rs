@@ -301,7 +301,8 @@ impl AuthService {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares without an early exit, so response time does not reveal a token prefix.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -427,8 +428,12 @@ async fn token(
             .and_then(Value::as_str)
             .map(str::to_string)
     });
+    // INTERFACE.md's `POST /auth/v1/token {"email","password"}` names no grant: that is
+    // the password grant.
     match from_query.or(from_body).as_deref() {
-        Some("password") => password_grant(&service, client.and_then(|c| c.0.0), &body).await,
+        Some("password") | None => {
+            password_grant(&service, client.and_then(|c| c.0.0), &body).await
+        }
         Some("refresh_token") => refresh_grant(&service, &body).await,
         other => error(
             StatusCode::BAD_REQUEST,

@@ -144,16 +144,8 @@ async fn require_token(State(state): State<AdminState>, request: Request, next: 
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if !constant_time_eq(presented.as_bytes(), state.token.as_bytes()) {
+    if !gureum_auth::constant_time_eq(presented.as_bytes(), state.token.as_bytes()) {
         return ApiError::Unauthorized.into_response();
     }
     next.run(request).await
-}
-
-/// Compares without an early exit, so response time does not reveal a token prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

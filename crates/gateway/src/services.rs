@@ -46,6 +46,14 @@ pub(crate) fn is_service_path(path: &str) -> bool {
     path.starts_with("/auth/v1/") || path.starts_with("/data/v1/") || path.starts_with("/kv/v1/")
 }
 
+/// An axum answer with the gateway's body type.
+fn gateway_body(response: axum::response::Response) -> Response<ResponseBody> {
+    response.map(|body| {
+        body.map_err(|e| -> gureum_invoke::BoxError { e.into() })
+            .boxed_unsync()
+    })
+}
+
 fn cors(response: &mut Response<ResponseBody>) {
     let headers = response.headers_mut();
     headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
@@ -108,10 +116,7 @@ impl Services {
                     parts.extensions.insert(caller);
                 }
                 Err(error) => {
-                    let mut response = error.response().map(|b| {
-                        b.map_err(|e| -> gureum_invoke::BoxError { e.into() })
-                            .boxed_unsync()
-                    });
+                    let mut response = gateway_body(error.response());
                     cors(&mut response);
                     return response;
                 }
@@ -124,10 +129,7 @@ impl Services {
             Ok(response) => response,
             Err(never) => match never {},
         };
-        let mut response = response.map(|b| {
-            b.map_err(|e| -> gureum_invoke::BoxError { e.into() })
-                .boxed_unsync()
-        });
+        let mut response = gateway_body(response);
         cors(&mut response);
         response
     }
@@ -154,12 +156,7 @@ impl Services {
                     "this function needs a signed-in user: send Authorization: Bearer <access token from POST /auth/v1/token>",
                 )));
             }
-            Err(error) => {
-                return Err(Box::new(error.response().map(|b| {
-                    b.map_err(|e| -> gureum_invoke::BoxError { e.into() })
-                        .boxed_unsync()
-                })));
-            }
+            Err(error) => return Err(Box::new(gateway_body(error.response()))),
         };
         if let AuthPolicy::Expression(source) = policy {
             let rule = self.policy(source)?;
