@@ -25,6 +25,19 @@ pub fn ci(ws: &Workspace) -> Result<()> {
         guests.args(["-p", package]);
     }
     run(guests.args(["--", "-D", "warnings"]))?;
+    // The guest SDK and its testbed target wasm32-wasip2 (outside the default set).
+    run(ws.cargo().args([
+        "clippy",
+        "--target",
+        crate::WASM_TARGET,
+        "-p",
+        "gureum-sdk",
+        "-p",
+        "sdk-testbed",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     build_fixtures(ws)?;
     let (passed, failed) = run_tests(ws)?;
     // One closing line for the whole suite, so the total is not hidden behind the
@@ -36,13 +49,22 @@ pub fn ci(ws: &Workspace) -> Result<()> {
     Ok(())
 }
 
-/// Runs every test (all targets, no doc tests: there are none), echoing the output,
+/// Runs every test: all targets of the default members (they have no doc tests), then the
+/// guest SDK on the host with its doc tests (an example on every item); echoes the output
 /// and adds up the `test result:` lines.
 fn run_tests(ws: &Workspace) -> Result<(u64, u64)> {
+    let (passed, failed) = run_counted(ws, &["test", "--no-fail-fast", "--all-targets"])?;
+    let (sdk_passed, sdk_failed) =
+        run_counted(ws, &["test", "--no-fail-fast", "-p", "gureum-sdk"])?;
+    Ok((passed + sdk_passed, failed + sdk_failed))
+}
+
+/// Runs `cargo ARGS`, echoing its output, and adds up its `test result:` lines.
+fn run_counted(ws: &Workspace, args: &[&str]) -> Result<(u64, u64)> {
     use std::io::{BufRead, BufReader};
     let mut child = ws
         .cargo()
-        .args(["test", "--no-fail-fast", "--all-targets"])
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("running cargo test")?;

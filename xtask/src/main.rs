@@ -14,6 +14,8 @@
 //!     `examples/chat-python/build/` (also boto3 and the chat page) and
 //!     `target/fixtures/lambda-python/`; Node.js with `aws-lambda-ric` in
 //!     `target/fixtures/lambda-node/` (skipped without npm);
+//!   - the tools of the python-wasm and js-wasm templates (see `toolchains.rs`):
+//!     `componentize-py`, `jco` and `componentize-js` under `TARGET_DIR/tools/`;
 //!   - the real-browser tests (see `browser.rs`): Debian's `/usr/bin/chromium`
 //!     (apt-get install when missing) and `tests/browser/node_modules/`.
 //! * `ci` — everything CI checks: PostgreSQL ready, fmt, clippy, fixtures, all tests.
@@ -25,6 +27,7 @@ mod browser;
 mod ci;
 mod lambda;
 mod tidy;
+mod toolchains;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -34,7 +37,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use clap::{Parser, Subcommand};
 
 /// The guest target: WASI 0.2 components.
-const WASM_TARGET: &str = "wasm32-wasip2";
+pub(crate) const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// Guest packages: (cargo package = wasm file stem, destination relative to
 /// the workspace root; `None` = the fixtures directory under the target dir).
@@ -44,6 +47,7 @@ const GUESTS: &[(&str, Option<&str>)] = &[
     ("chat", Some("examples/chat")),
     ("testbed", None),
     ("not-handler", None),
+    ("sdk-testbed", None),
 ];
 
 /// gureum project automation.
@@ -131,6 +135,8 @@ impl Workspace {
 pub(crate) fn build_fixtures(ws: &Workspace) -> Result<Vec<PathBuf>> {
     let mut written = build_functions(ws)?;
     written.extend(browser::prepare(ws)?);
+    // The python-wasm and js-wasm templates' tools, for the e2e tests of `gureum new`.
+    written.extend(toolchains::prepare(ws)?.path_dirs);
     Ok(written)
 }
 

@@ -7,7 +7,10 @@ mod cron;
 
 pub use cadence::Cadence;
 mod outbound;
+mod schema;
 mod validate;
+
+pub use schema::json_schema;
 
 #[cfg(test)]
 mod tests;
@@ -77,7 +80,22 @@ cron = "0 */5 * * * *"          # 6 fields with seconds, 5 fields, @every 10s, o
 tz = "UTC"                      # IANA time zone of the cron fields, e.g. "Europe/Berlin"
 body = "{}"                     # request body of each tick; default ""
 missed = "run-once"             # after downtime run a missed tick once, or "skip"
+
+[build]                         # example; default none. Used by `gureum build` / `gureum dev`
+command = "cargo build --release --target wasm32-wasip2"  # run with sh -c in this directory
+watch = ["src", "Cargo.toml"]   # default ["."]; changes here rebuild and redeploy in `gureum dev`
 "#;
+
+/// `[build]`: how the CLI turns sources into the artifact (`gureum build`, `gureum dev`).
+/// The platform ignores it; it travels with the manifest text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Build {
+    /// Run with `sh -c` in the manifest's directory.
+    pub command: String,
+    /// Files or directories, relative to the manifest, whose changes trigger a rebuild in
+    /// `gureum dev`; default `["."]`.
+    pub watch: Vec<String>,
+}
 
 /// One thing wrong with a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,6 +200,52 @@ pub struct LoadedManifest {
     pub artifact_path: PathBuf,
     /// `[static] dir`, resolved against the manifest's directory; it is a directory.
     pub static_dir: Option<PathBuf>,
+    /// The `[build]` section, if any.
+    pub build: Option<Build>,
+}
+
+/// A manifest read and validated without looking at the filesystem: what `gureum build`
+/// needs before the artifact exists.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The validated manifest.
+    pub spec: FunctionSpec,
+    /// The `[build]` section, if any.
+    pub build: Option<Build>,
+    /// The toml file that was read.
+    pub manifest_path: PathBuf,
+    /// The directory holding it; `[build]` runs here and its paths are relative to it.
+    pub dir: PathBuf,
+}
+
+/// Reads and validates the manifest at `path` (a directory or the toml file) without
+/// requiring the artifact to exist yet.
+pub fn read_project(path: &Path) -> Result<Project, ManifestError> {
+    let (manifest_path, text) = read_text(path)?;
+    let validated = parse_full(&text)?;
+    let dir = match manifest_path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok(Project {
+        spec: validated.spec,
+        build: validated.build,
+        manifest_path,
+        dir,
+    })
+}
+
+fn read_text(path: &Path) -> Result<(PathBuf, String), ManifestError> {
+    let manifest_path = if path.is_dir() {
+        path.join(MANIFEST_FILE)
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&manifest_path).map_err(|source| ManifestError::Io {
+        path: manifest_path.clone(),
+        source,
+    })?;
+    Ok((manifest_path, text))
 }
 
 /// Parses and validates manifest text; every rule that does not need the filesystem is checked.
@@ -217,15 +281,7 @@ fn syntax_error(text: &str, error: &toml::de::Error) -> ManifestError {
 /// Reads `path` (a directory holding `gureum.toml`, or the toml file itself), validates it and
 /// checks that the artifact exists relative to the manifest's directory.
 pub fn load(path: &Path) -> Result<LoadedManifest, ManifestError> {
-    let manifest_path = if path.is_dir() {
-        path.join(MANIFEST_FILE)
-    } else {
-        path.to_path_buf()
-    };
-    let text = std::fs::read_to_string(&manifest_path).map_err(|source| ManifestError::Io {
-        path: manifest_path.clone(),
-        source,
-    })?;
+    let (manifest_path, text) = read_text(path)?;
     let validated = parse_full(&text)?;
     let base = manifest_path.parent().unwrap_or(Path::new(""));
     let artifact_path = base.join(&validated.spec.artifact);
@@ -260,6 +316,7 @@ pub fn load(path: &Path) -> Result<LoadedManifest, ManifestError> {
         manifest_path,
         artifact_path,
         static_dir,
+        build: validated.build,
     })
 }
 

@@ -1228,3 +1228,168 @@ fn load_names_a_missing_static_dir() {
     assert_eq!(loaded.static_dir, Some(dir.path().join("public")));
     assert_eq!(loaded.spec.runtime, Runtime::Static);
 }
+
+#[test]
+fn build_section_is_validated_and_defaults_watch_to_the_project() {
+    let project = parse_full(&with_base("[build]\ncommand = \"make\"")).expect("valid");
+    assert_eq!(
+        project.build,
+        Some(Build {
+            command: "make".into(),
+            watch: vec![".".into()],
+        })
+    );
+    let cases = [
+        (
+            "[build]\nwatch = [\"src\"]",
+            "build.command",
+            "missing required key",
+        ),
+        (
+            "[build]\ncommand = \"  \"",
+            "build.command",
+            "got an empty string",
+        ),
+        (
+            "[build]\ncommand = \"make\"\nwach = []",
+            "build.wach",
+            "did you mean `watch`?",
+        ),
+        (
+            "[build]\ncommand = \"make\"\nwatch = [\"../x\"]",
+            "build.watch[0]",
+            "inside the project",
+        ),
+        (
+            "[build]\ncommand = \"make\"\nwatch = [\"/etc\"]",
+            "build.watch[0]",
+            "inside the project",
+        ),
+        (
+            "[build]\ncommand = \"make\"\nwatch = [1]",
+            "build.watch[0]",
+            "expected a string",
+        ),
+        ("build = \"make\"", "build", "expected a table"),
+    ];
+    for (extra, field, fragment) in cases {
+        let problems = problems_of(&with_base(extra));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.field == field && p.message.contains(fragment)),
+            "{extra:?}: expected {field}: …{fragment}…, got {problems:?}"
+        );
+    }
+}
+
+#[test]
+fn read_project_needs_no_artifact_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        MANIFEST_FILE,
+        &with_base("[build]\ncommand = \"cargo build\"\nwatch = [\"src\", \"Cargo.toml\"]"),
+    );
+    let project = read_project(dir.path()).expect("valid without the artifact");
+    assert_eq!(project.dir, dir.path());
+    assert_eq!(project.build.unwrap().watch, ["src", "Cargo.toml"]);
+    assert!(matches!(load(dir.path()), Err(ManifestError::Invalid(_))));
+}
+
+/// `value` as JSON, the way an editor's TOML language server checks it against the schema.
+fn toml_as_json(text: &str) -> serde_json::Value {
+    let table: toml::Table = text.parse().expect("valid TOML");
+    serde_json::to_value(table).expect("TOML converts to JSON")
+}
+
+#[test]
+fn schema_keys_match_the_validator() {
+    let schema = json_schema();
+    let keys = |value: &serde_json::Value| -> Vec<String> {
+        let mut keys: Vec<String> = value["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    };
+    let sorted = |list: &[&str]| -> Vec<String> {
+        let mut list: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+        list.sort();
+        list
+    };
+    let definition = |name: &str| schema["definitions"][name].clone();
+    assert_eq!(keys(&schema), sorted(validate::TOP_KEYS));
+    assert_eq!(
+        keys(&definition("ScheduleTable")),
+        sorted(validate::SCHEDULE_KEYS)
+    );
+    assert_eq!(
+        keys(&definition("AsyncTable")),
+        sorted(validate::ASYNC_KEYS)
+    );
+    assert_eq!(
+        keys(&definition("StaticTable")),
+        sorted(validate::STATIC_KEYS)
+    );
+    assert_eq!(
+        keys(&definition("BuildTable")),
+        sorted(validate::BUILD_KEYS)
+    );
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    assert_eq!(schema["additionalProperties"], false);
+}
+
+#[test]
+fn schema_accepts_the_examples_and_rejects_bad_manifests() {
+    let validator = jsonschema::validator_for(&json_schema()).expect("the schema compiles");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut checked = 0;
+    for entry in fs::read_dir(&examples).expect("examples dir") {
+        let path = entry.unwrap().path().join(MANIFEST_FILE);
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
+        let errors: Vec<String> = validator
+            .iter_errors(&toml_as_json(&text))
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", path.display());
+        checked += 1;
+    }
+    assert!(
+        checked >= 5,
+        "only {checked} examples found in {}",
+        examples.display()
+    );
+    assert!(validator.is_valid(&toml_as_json(EXAMPLE)), "EXAMPLE");
+
+    let bad = [
+        "memroy_mb = 256",
+        "runtime = \"python\"",
+        "memory_mb = 0",
+        "memory_mb = \"128\"",
+        "routes = [\"hello\"]",
+        "[build]\nwatch = [\"src\"]",
+        "[static]\nspa = true",
+        "[[schedule]]\ncron = \"@daily\"\nmissed = \"later\"",
+        "[env]\n\"BAD-NAME\" = \"x\"",
+    ];
+    for extra in bad {
+        assert!(
+            !validator.is_valid(&toml_as_json(&with_base(extra))),
+            "the schema accepted {extra:?}"
+        );
+        assert!(
+            parse(&with_base(extra)).is_err(),
+            "parse accepted {extra:?}"
+        );
+    }
+    assert!(
+        !validator.is_valid(&toml_as_json("artifact = \"x.wasm\"")),
+        "no name"
+    );
+}

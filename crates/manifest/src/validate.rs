@@ -10,9 +10,9 @@ use gureum_model::{
 };
 use toml::{Table, Value};
 
-use crate::{Problem, cadence::Cadence, cron, outbound};
+use crate::{Build, Problem, cadence::Cadence, cron, outbound};
 
-const TOP_KEYS: &[&str] = &[
+pub(crate) const TOP_KEYS: &[&str] = &[
     "name",
     "description",
     "runtime",
@@ -30,9 +30,10 @@ const TOP_KEYS: &[&str] = &[
     "schedule",
     "async",
     "static",
+    "build",
 ];
-const SCHEDULE_KEYS: &[&str] = &["name", "cron", "tz", "body", "missed"];
-const ASYNC_KEYS: &[&str] = &[
+pub(crate) const SCHEDULE_KEYS: &[&str] = &["name", "cron", "tz", "body", "missed"];
+pub(crate) const ASYNC_KEYS: &[&str] = &[
     "retries",
     "max_event_age_s",
     "retry_delay_ms",
@@ -42,7 +43,8 @@ const ASYNC_KEYS: &[&str] = &[
 ];
 /// Longest `max_event_age_s` (a day).
 const MAX_EVENT_AGE_S: i64 = 86_400;
-const STATIC_KEYS: &[&str] = &["dir", "spa"];
+pub(crate) const STATIC_KEYS: &[&str] = &["dir", "spa"];
+pub(crate) const BUILD_KEYS: &[&str] = &["command", "watch"];
 /// Keys that configure running code, refused for a static-only site (which runs none).
 const CODE_KEYS: &[&str] = &[
     "command",
@@ -69,6 +71,7 @@ const RESERVED_ENV_NAMES: &[&str] = &["_HANDLER", "LAMBDA_TASK_ROOT", "LAMBDA_RU
 /// A valid manifest.
 pub(crate) struct Validated {
     pub spec: FunctionSpec,
+    pub build: Option<Build>,
 }
 
 pub(crate) fn validate(table: &Table) -> Result<Validated, Vec<Problem>> {
@@ -130,6 +133,7 @@ pub(crate) fn validate(table: &Table) -> Result<Validated, Vec<Problem>> {
     let schedules = c.schedules(table.get("schedule"));
     let async_config = c.async_config(table.get("async"));
     let static_site = c.static_site(table.get("static"));
+    let build = c.build(table.get("build"));
 
     match (name, runtime, artifact) {
         (Some(name), Some(runtime), Some(artifact)) if c.problems.is_empty() => Ok(Validated {
@@ -148,6 +152,7 @@ pub(crate) fn validate(table: &Table) -> Result<Validated, Vec<Problem>> {
                 async_config,
                 static_site,
             },
+            build,
         }),
         _ => Err(c.problems),
     }
@@ -788,6 +793,56 @@ impl Checker {
             "dir = \"public\"",
         )?;
         Some(StaticSite { dir, spa })
+    }
+
+    /// `[build]`: how the CLI (`gureum build`, `gureum dev`) produces the artifact. The
+    /// platform never runs it, but a typo here should fail as loudly as anywhere else.
+    fn build(&mut self, value: Option<&Value>) -> Option<Build> {
+        let value = value?;
+        let Value::Table(table) = value else {
+            self.problem(
+                "build",
+                format!(
+                    "expected a table ([build] with command and watch), got {}",
+                    describe(value)
+                ),
+            );
+            return None;
+        };
+        self.unknown_keys("build", table, BUILD_KEYS);
+        let command = self.required_text(
+            "build.command",
+            table.get("command"),
+            "a shell command run in the manifest's directory",
+            "command = \"cargo build --release --target wasm32-wasip2\"",
+        );
+        let mut watch = Vec::new();
+        if let Some(value) = table.get("watch") {
+            for (i, path) in self
+                .string_list("build.watch", value, "a list of files or directories")
+                .unwrap_or_default()
+            {
+                let field = format!("build.watch[{i}]");
+                if path.trim().is_empty() {
+                    self.problem(field, "expected a file or directory, got an empty string");
+                } else if std::path::Path::new(path).is_absolute()
+                    || path.split('/').any(|part| part == "..")
+                {
+                    self.problem(
+                        field,
+                        format!("expected a path inside the project (relative, without '..'), got {path:?}"),
+                    );
+                } else {
+                    watch.push(path.to_string());
+                }
+            }
+        } else {
+            watch.push(".".to_string());
+        }
+        Some(Build {
+            command: command?,
+            watch,
+        })
     }
 }
 

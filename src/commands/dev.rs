@@ -1,0 +1,386 @@
+//! `gureum dev`: the inner loop. Starts a local gureum when none answers, builds and deploys
+//! the project, prints its URL, streams its logs, and on every save (debounced) rebuilds
+//! and redeploys. A failed build prints the compiler's output and leaves the last good
+//! version serving: a deploy only happens after a successful build.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures::StreamExt as _;
+use notify_debouncer_mini::notify::RecursiveMode;
+
+use super::build::{self, Built};
+use super::output::Output;
+
+/// Directories never watched: build output, dependencies, the local gureum's data.
+const IGNORED_DIRS: &[&str] = &["target", ".gureum", "node_modules", ".git", "__pycache__"];
+
+/// Arguments of `gureum dev`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  gureum dev                      # in a project made by `gureum new`
+  gureum dev services/api         # another directory
+  gureum dev --listen 127.0.0.1:9000 --url http://127.0.0.1:9001
+
+When nothing answers at --url (a loopback address), gureum dev starts `gureum up` with its
+data in PROJECT/.gureum, public listener at --listen, and stops it on exit (Ctrl-C).")]
+pub struct DevArgs {
+    /// Directory containing gureum.toml, or the toml file itself.
+    #[arg(default_value = ".")]
+    path: PathBuf,
+    /// Public address of the gureum this starts when none answers at --url.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Do not stream the function's logs.
+    #[arg(long)]
+    no_logs: bool,
+    /// Quiet time after the last change before rebuilding.
+    #[arg(long, default_value = "200ms")]
+    debounce: humantime::Duration,
+}
+
+pub async fn run(
+    url: &str,
+    token: Option<String>,
+    args: DevArgs,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
+    let project = gureum_manifest::read_project(&args.path)?;
+    let dir = std::path::absolute(&project.dir)
+        .with_context(|| format!("resolving {}", project.dir.display()))?;
+    let name = project.spec.name.to_string();
+    let (client, _server) = connect_or_start(url, token, &dir, &args, output).await?;
+
+    // Watch before the first build, so a save during it is not missed.
+    let (events, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let mut debouncer = notify_debouncer_mini::new_debouncer(
+        args.debounce.into(),
+        move |result: notify_debouncer_mini::DebounceEventResult| {
+            let _ = events.send(result);
+        },
+    )
+    .context("starting the file watcher")?;
+    let mut watched = vec![project.manifest_path.clone()];
+    if let Some(build) = &project.build {
+        watched.extend(build.watch.iter().map(|path| dir.join(path)));
+    }
+    for path in &watched {
+        let mode = if path.is_dir() {
+            RecursiveMode::Recursive
+        } else {
+            RecursiveMode::NonRecursive
+        };
+        if let Err(error) = debouncer.watcher().watch(path, mode) {
+            output.warn(&format!("not watching {}: {error}", path.display()));
+        }
+    }
+    let artifact = dir.join(&project.spec.artifact);
+    output.info(&format!(
+        "watching {} (Ctrl-C to stop)",
+        watched
+            .iter()
+            .map(|path| path
+                .strip_prefix(&dir)
+                .unwrap_or(path)
+                .display()
+                .to_string())
+            .map(|path| if path.is_empty() { ".".into() } else { path })
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+
+    let mut live: Option<u32> = None;
+    let mut logs: Option<tokio::task::JoinHandle<()>> = None;
+    let mut trigger = Some(Instant::now());
+    // When the latest round started: a file last written before it was in that build.
+    let mut last_round = std::time::SystemTime::UNIX_EPOCH;
+    loop {
+        if let Some(changed_at) = trigger.take() {
+            last_round = std::time::SystemTime::now();
+            cycle(&client, &dir, output, changed_at, &mut live).await;
+            if live.is_some() && logs.is_none() && !args.no_logs {
+                logs = Some(tokio::spawn(stream_logs(client.clone(), name.clone())));
+            }
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            batch = changes.recv() => {
+                let Some(batch) = batch else { break };
+                let relevant = match batch {
+                    Ok(events) => events.iter().any(|event| {
+                        relevant(&event.path, &dir, &artifact)
+                            && changed_since(&event.path, last_round)
+                    }),
+                    Err(error) => {
+                        output.warn(&format!("file watcher: {error}"));
+                        false
+                    }
+                };
+                if relevant {
+                    trigger = Some(Instant::now());
+                    // Saves that land while this one builds are folded into the next round.
+                    while let Ok(more) = changes.try_recv() {
+                        drop(more);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(logs) = logs {
+        logs.abort();
+    }
+    output.info("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One round: build, then deploy if the build succeeded.
+async fn cycle(
+    client: &gureum_client::Client,
+    dir: &Path,
+    output: Output,
+    changed_at: Instant,
+    live: &mut Option<u32>,
+) {
+    let keeps_serving = |live: &Option<u32>| match live {
+        Some(version) => format!("version {version} keeps serving"),
+        None => "nothing deployed yet".to_string(),
+    };
+    // Re-read every round: the manifest itself may have been edited.
+    let project = match gureum_manifest::read_project(dir) {
+        Ok(project) => project,
+        Err(error) => {
+            output.error(&format!("{error}"));
+            output.warn(&format!(
+                "{}; fix gureum.toml and save",
+                keeps_serving(live)
+            ));
+            return;
+        }
+    };
+    let name = project.spec.name.to_string();
+    match build::build(&project, output).await {
+        Ok(Built::Ok | Built::Nothing) => {}
+        Ok(Built::Failed { status, log }) => {
+            build::report_failure(output, &name, &status, &log);
+            output.warn(&format!("{}; fix the error and save", keeps_serving(live)));
+            return;
+        }
+        Err(error) => {
+            output.error(&format!("{error:#}"));
+            return;
+        }
+    }
+    match super::deploy::upload(client, &project.manifest_path, output).await {
+        Ok(deployed) => {
+            *live = Some(deployed.version);
+            let mut line = format!(
+                "{} version {} live at {}",
+                output.bold(&name),
+                deployed.version,
+                output.bold(&deployed.url)
+            );
+            for route in &deployed.routes {
+                line.push_str(&format!(", {route}"));
+            }
+            line.push_str(&output.dim(&format!(
+                " ({:.1} s after the change)",
+                changed_at.elapsed().as_secs_f64()
+            )));
+            // Not `success`: this line is the loop's heartbeat and is shown even when quiet.
+            if !output.json {
+                eprintln!("{line}");
+            }
+        }
+        Err(error) => {
+            output.error(&format!("{error:#}"));
+            output.warn(&keeps_serving(live));
+        }
+    }
+}
+
+/// Whether a change at `path` should rebuild: not build output, not the artifact itself.
+fn relevant(path: &Path, dir: &Path, artifact: &Path) -> bool {
+    if path.starts_with(artifact) {
+        return false;
+    }
+    let inside = path.strip_prefix(dir).unwrap_or(path);
+    !inside.components().any(|part| {
+        IGNORED_DIRS
+            .iter()
+            .any(|ignored| part.as_os_str() == *ignored)
+    })
+}
+
+/// Whether `path` changed after `since`: the watcher may report a save once more after the
+/// round that already built it. A path that is gone (deleted, renamed) counts as changed.
+fn changed_since(path: &Path, since: std::time::SystemTime) -> bool {
+    std::fs::metadata(path)
+        .and_then(|meta| meta.modified())
+        .map_or(true, |modified| modified > since)
+}
+
+/// Follows the function's logs until aborted, reconnecting after errors without repeating
+/// lines.
+async fn stream_logs(client: gureum_client::Client, name: String) {
+    let mut params = gureum_client::LogParams {
+        since_ms: Some(gureum_model::now_ms()),
+        ..Default::default()
+    };
+    loop {
+        if let Ok(lines) = client.follow_logs(&name, &params).await {
+            let mut lines = Box::pin(lines);
+            while let Some(Ok(line)) = lines.next().await {
+                params.after = Some(line.seq);
+                println!("[{} v{}] {}", line.stream, line.version, line.message);
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// A gureum started by `gureum dev`; stopped when dropped (and, through its stdin, if this
+/// process dies first).
+struct LocalServer {
+    _child: tokio::process::Child,
+}
+
+/// A client for the gureum at `url`, starting one on loopback when nothing answers.
+async fn connect_or_start(
+    url: &str,
+    token: Option<String>,
+    dir: &Path,
+    args: &DevArgs,
+    output: Output,
+) -> anyhow::Result<(gureum_client::Client, Option<LocalServer>)> {
+    let data_dir = dir.join(super::up::DEFAULT_DATA_DIR);
+    if healthy(url).await {
+        let token = match token {
+            Some(token) => token,
+            None => read_token(&[
+                PathBuf::from(super::up::DEFAULT_DATA_DIR),
+                data_dir.clone(),
+            ])
+            .with_context(|| {
+                format!("a gureum answers at {url}; pass its admin token with --token or GUREUM_TOKEN")
+            })?,
+        };
+        output.info(&format!("using the gureum at {url}"));
+        return Ok((gureum_client::Client::new(url, &token), None));
+    }
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("--url {url} is not a URL"))?;
+    let host = parsed.host_str().unwrap_or_default();
+    let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1");
+    if !loopback {
+        bail!(
+            "nothing answers at {url}; gureum dev starts a local gureum only for a loopback --url (e.g. http://127.0.0.1:8081)"
+        );
+    }
+    let admin = format!("{host}:{}", parsed.port_or_known_default().unwrap_or(8081));
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let log_path = data_dir.join("server.log");
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    let exe = std::env::current_exe().context("locating the gureum binary")?;
+    let mut child = tokio::process::Command::new(exe)
+        .arg("up")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["--listen", &args.listen, "--admin-listen", &admin])
+        .arg("--no-examples")
+        .arg("--exit-on-stdin-close")
+        .stdin(Stdio::piped())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting gureum up")?;
+    let spinner = output.spinner("starting a local gureum");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            spinner.fail();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            bail!(
+                "the local gureum exited ({status}) before answering at {url}:\n{}",
+                log.trim_end()
+            );
+        }
+        if healthy(url).await {
+            break;
+        }
+        if Instant::now() > deadline {
+            spinner.fail();
+            bail!(
+                "the local gureum did not answer at {url} within 30 s; see {}",
+                log_path.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    spinner.done(&format!(
+        "started a local gureum: functions at http://{}, data in {} (log: {})",
+        args.listen,
+        data_dir.display(),
+        log_path.display()
+    ));
+    let token = read_token(&[data_dir])?;
+    Ok((
+        gureum_client::Client::new(url, &token),
+        Some(LocalServer { _child: child }),
+    ))
+}
+
+/// Whether a gureum control API answers `/healthz` at `url`.
+async fn healthy(url: &str) -> bool {
+    let probe = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .map(|client| client.get(format!("{}/healthz", url.trim_end_matches('/'))));
+    match probe {
+        Ok(request) => request
+            .send()
+            .await
+            .is_ok_and(|response| response.status().is_success()),
+        Err(_) => false,
+    }
+}
+
+/// The admin token from the first data dir that has one.
+fn read_token(dirs: &[PathBuf]) -> anyhow::Result<String> {
+    for dir in dirs {
+        if let Ok(token) = std::fs::read_to_string(dir.join(super::up::TOKEN_FILE)) {
+            return Ok(token.trim().to_string());
+        }
+    }
+    bail!(
+        "no admin token in {}",
+        dirs.iter()
+            .map(|dir| dir.join(super::up::TOKEN_FILE).display().to_string())
+            .collect::<Vec<_>>()
+            .join(" or ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_output_and_data_do_not_trigger_rebuilds() {
+        let dir = Path::new("/p");
+        let artifact = Path::new("/p/build");
+        assert!(relevant(Path::new("/p/src/main.rs"), dir, artifact));
+        assert!(relevant(Path::new("/p/gureum.toml"), dir, artifact));
+        assert!(!relevant(Path::new("/p/target/release/x"), dir, artifact));
+        assert!(!relevant(Path::new("/p/build/app.py"), dir, artifact));
+        assert!(!relevant(Path::new("/p/.gureum/store.db"), dir, artifact));
+        assert!(!relevant(
+            Path::new("/p/node_modules/a/b.js"),
+            dir,
+            artifact
+        ));
+    }
+}
