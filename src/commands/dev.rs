@@ -62,7 +62,14 @@ pub async fn run(
         },
     )
     .context("starting the file watcher")?;
-    let mut watched = vec![project.manifest_path.clone()];
+    let mut watched = vec![
+        dir.join(
+            project
+                .manifest_path
+                .file_name()
+                .unwrap_or(gureum_manifest::MANIFEST_FILE.as_ref()),
+        ),
+    ];
     if let Some(build) = &project.build {
         watched.extend(build.watch.iter().map(|path| dir.join(path)));
     }
@@ -76,7 +83,8 @@ pub async fn run(
             output.warn(&format!("not watching {}: {error}", path.display()));
         }
     }
-    let artifact = dir.join(&project.spec.artifact);
+    // A static-only site has no artifact (an empty path, which would cover the project).
+    let artifact = (!project.spec.artifact.is_empty()).then(|| dir.join(&project.spec.artifact));
     output.info(&format!(
         "watching {} (Ctrl-C to stop)",
         watched
@@ -110,7 +118,7 @@ pub async fn run(
                 let Some(batch) = batch else { break };
                 let relevant = match batch {
                     Ok(events) => events.iter().any(|event| {
-                        relevant(&event.path, &dir, &artifact)
+                        relevant(&event.path, &dir, artifact.as_deref())
                             && changed_since(&event.path, last_round)
                     }),
                     Err(error) => {
@@ -201,8 +209,8 @@ async fn cycle(
 }
 
 /// Whether a change at `path` should rebuild: not build output, not the artifact itself.
-fn relevant(path: &Path, dir: &Path, artifact: &Path) -> bool {
-    if path.starts_with(artifact) {
+fn relevant(path: &Path, dir: &Path, artifact: Option<&Path>) -> bool {
+    if artifact.is_some_and(|artifact| path.starts_with(artifact)) {
         return false;
     }
     let inside = path.strip_prefix(dir).unwrap_or(path);
@@ -258,12 +266,17 @@ async fn connect_or_start(
     if healthy(url).await {
         let token = match token {
             Some(token) => token,
-            None => read_token(&[
-                PathBuf::from(super::up::DEFAULT_DATA_DIR),
-                data_dir.clone(),
-            ])
+            // ./.gureum, then the project's and each parent's: a project made inside the
+            // directory where `gureum up` (or `cargo xtask up`) runs finds its token.
+            None => read_token(
+                &std::iter::once(PathBuf::from(super::up::DEFAULT_DATA_DIR))
+                    .chain(dir.ancestors().map(|d| d.join(super::up::DEFAULT_DATA_DIR)))
+                    .collect::<Vec<_>>(),
+            )
             .with_context(|| {
-                format!("a gureum answers at {url}; pass its admin token with --token or GUREUM_TOKEN")
+                format!(
+                    "a gureum answers at {url}; pass its admin token with --token or GUREUM_TOKEN"
+                )
             })?,
         };
         output.info(&format!("using the gureum at {url}"));
@@ -371,7 +384,7 @@ mod tests {
     #[test]
     fn build_output_and_data_do_not_trigger_rebuilds() {
         let dir = Path::new("/p");
-        let artifact = Path::new("/p/build");
+        let artifact = Some(Path::new("/p/build"));
         assert!(relevant(Path::new("/p/src/main.rs"), dir, artifact));
         assert!(relevant(Path::new("/p/gureum.toml"), dir, artifact));
         assert!(!relevant(Path::new("/p/target/release/x"), dir, artifact));

@@ -193,10 +193,24 @@ struct Dev {
 
 impl Dev {
     fn start(dir: &Path, admin_port: u16, public_port: u16) -> Dev {
+        Dev::start_with(
+            dir,
+            &[
+                "--url",
+                &format!("http://127.0.0.1:{admin_port}"),
+                "dev",
+                "--listen",
+                &format!("127.0.0.1:{public_port}"),
+            ],
+        )
+    }
+
+    /// `gureum ARGS PATH`, run in `dir`.
+    fn start_with(dir: &Path, args: &[&str]) -> Dev {
         let mut child = gureum()
-            .args(["--url", &format!("http://127.0.0.1:{admin_port}")])
-            .args(["dev", "--listen", &format!("127.0.0.1:{public_port}")])
+            .args(args)
             .arg(dir)
+            .current_dir(dir)
             .env("CARGO_TERM_PROGRESS_WHEN", "never")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -345,6 +359,37 @@ async fn rust_wasm_template_with_gureum_dev_redeploys_on_save() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// With a gureum already running, `gureum dev` deploys into it, finding the admin token in
+/// the `.gureum` of a parent directory (a project made where `gureum up` runs).
+#[tokio::test]
+async fn dev_deploys_into_a_running_gureum_with_a_parents_token() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = Server::start_in(&temp.path().join(".gureum"), None);
+    let site = temp.path().join("site");
+    std::fs::create_dir_all(site.join("public")).unwrap();
+    std::fs::write(site.join("page.html"), "<p>one</p>").unwrap();
+    std::fs::write(
+        site.join("gureum.toml"),
+        "name = \"dev-site\"\n[static]\ndir = \"public\"\n[build]\ncommand = \"cp page.html public/index.html\"\nwatch = [\"page.html\"]\n",
+    )
+    .unwrap();
+    let dev = Dev::start_with(&site, &["--url", &server.admin_url, "dev"]);
+    let url = format!("{}/fn/dev-site/", server.public_url);
+    wait_for_body(&url, "<p>one</p>", Duration::from_secs(60), "first deploy").await;
+    assert!(
+        dev.stderr()
+            .contains(&format!("using the gureum at {}", server.admin_url))
+    );
+    std::fs::write(site.join("page.html"), "<p>two</p>").unwrap();
+    wait_for_body(&url, "<p>two</p>", Duration::from_secs(30), "after an edit").await;
+    // An edit outside `watch` does not redeploy.
+    std::fs::write(site.join("notes.txt"), "x").unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let versions = server.cli(&["versions", "dev-site", "--json"]);
+    let versions: serde_json::Value = serde_json::from_str(&versions.stdout).unwrap();
+    assert_eq!(versions.as_array().unwrap().len(), 2, "{versions}");
 }
 
 #[test]
