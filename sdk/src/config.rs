@@ -70,9 +70,7 @@ pub const FUNCTION_VERSION: &str = "GUREUM_FUNCTION_VERSION";
 #[non_exhaustive]
 pub enum ConfigError {
     /// The key is not set.
-    #[error(
-        "configuration `{key}` is not set; add it to the [env] table of gureum.toml (or the host's environment)"
-    )]
+    #[error("configuration `{key}` is not set; {}", missing_hint(.key))]
     Missing {
         /// The key asked for.
         key: String,
@@ -223,11 +221,21 @@ mod tests {
             Err(ConfigError::Missing { key: key.into() })
         );
         assert_eq!(get_or(key, 7u8), Ok(7));
-        assert!(
-            require::<String>(key)
-                .unwrap_err()
-                .to_string()
-                .contains("[env]")
-        );
+        // A platform name is set by gureum, not in [env] (which refuses GUREUM_*).
+        let platform = require::<String>(key).unwrap_err().to_string();
+        assert!(platform.contains("gureum sets it"), "{platform}");
+        let user = require::<String>("SDK_TEST_SURELY_UNSET")
+            .unwrap_err()
+            .to_string();
+        assert!(user.contains("[env] table of gureum.toml"), "{user}");
+    }
+}
+
+/// How to set a missing key: the platform's own names cannot go in `[env]`.
+fn missing_hint(key: &str) -> &'static str {
+    if key.starts_with("GUREUM_") {
+        "gureum sets it for every function; on another host pass it yourself (e.g. `wasmtime serve --env GUREUM_API=…`)"
+    } else {
+        "add it to the [env] table of gureum.toml (or the host's environment)"
     }
 }

@@ -73,10 +73,11 @@ pub async fn build(project: &gureum_manifest::Project, output: Output) -> anyhow
     }
     let started = Instant::now();
     let mut command = tokio::process::Command::new("sh");
-    // One stream, so a compiler's notes and errors stay in the order it wrote them.
+    // One stream, so a compiler's notes and errors stay in the order it wrote them; `set -e`
+    // so a failing line of a multi-line command fails the build (and nothing is deployed).
     command
         .arg("-c")
-        .arg(format!("exec 2>&1\n{}", build.command))
+        .arg(format!("exec 2>&1\nset -e\n{}", build.command))
         .current_dir(&project.dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -50,8 +50,15 @@ pub async fn run(
     let project = gureum_manifest::read_project(&args.path)?;
     let dir = std::path::absolute(&project.dir)
         .with_context(|| format!("resolving {}", project.dir.display()))?;
+    // Every round re-reads this very file (it may be named other than gureum.toml).
+    let manifest = dir.join(
+        project
+            .manifest_path
+            .file_name()
+            .unwrap_or(gureum_manifest::MANIFEST_FILE.as_ref()),
+    );
     let name = project.spec.name.to_string();
-    let (client, _server) = connect_or_start(url, token, &dir, &args, output).await?;
+    let (client, server) = connect_or_start(url, token, &dir, &args, output).await?;
 
     // Watch before the first build, so a save during it is not missed.
     let (events, mut changes) = tokio::sync::mpsc::unbounded_channel();
@@ -62,64 +69,45 @@ pub async fn run(
         },
     )
     .context("starting the file watcher")?;
-    let mut watched = vec![
-        dir.join(
-            project
-                .manifest_path
-                .file_name()
-                .unwrap_or(gureum_manifest::MANIFEST_FILE.as_ref()),
-        ),
-    ];
-    if let Some(build) = &project.build {
-        watched.extend(build.watch.iter().map(|path| dir.join(path)));
+    let watch = Watch::new(&dir, &manifest, &project);
+    watch.install(debouncer.watcher(), output);
+    if project.build.is_none() {
+        output.warn(
+            "no [build] in gureum.toml: watching the whole project and redeploying as is (add [build] command and watch)",
+        );
     }
-    for path in &watched {
-        let mode = if path.is_dir() {
-            RecursiveMode::Recursive
-        } else {
-            RecursiveMode::NonRecursive
-        };
-        if let Err(error) = debouncer.watcher().watch(path, mode) {
-            output.warn(&format!("not watching {}: {error}", path.display()));
-        }
-    }
-    // A static-only site has no artifact (an empty path, which would cover the project).
-    let artifact = (!project.spec.artifact.is_empty()).then(|| dir.join(&project.spec.artifact));
-    output.info(&format!(
-        "watching {} (Ctrl-C to stop)",
-        watched
-            .iter()
-            .map(|path| path
-                .strip_prefix(&dir)
-                .unwrap_or(path)
-                .display()
-                .to_string())
-            .map(|path| if path.is_empty() { ".".into() } else { path })
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
+    output.info(&format!("watching {} (Ctrl-C to stop)", watch.describe()));
 
     let mut live: Option<u32> = None;
     let mut logs: Option<tokio::task::JoinHandle<()>> = None;
     let mut trigger = Some(Instant::now());
     // When the latest round started: a file last written before it was in that build.
     let mut last_round = std::time::SystemTime::UNIX_EPOCH;
-    loop {
+    // One Ctrl-C future for the whole session, also watched while a round runs.
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    'session: loop {
         if let Some(changed_at) = trigger.take() {
             last_round = std::time::SystemTime::now();
-            cycle(&client, &dir, output, changed_at, &mut live).await;
+            tokio::select! {
+                _ = &mut ctrl_c => break 'session,
+                () = cycle(&client, &manifest, output, changed_at, &mut live) => {}
+            }
             if live.is_some() && logs.is_none() && !args.no_logs {
-                logs = Some(tokio::spawn(stream_logs(client.clone(), name.clone())));
+                logs = Some(tokio::spawn(stream_logs(
+                    client.clone(),
+                    name.clone(),
+                    output,
+                )));
             }
         }
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut ctrl_c => break,
             batch = changes.recv() => {
                 let Some(batch) = batch else { break };
                 let relevant = match batch {
                     Ok(events) => events.iter().any(|event| {
-                        relevant(&event.path, &dir, artifact.as_deref())
-                            && changed_since(&event.path, last_round)
+                        watch.covers(&event.path) && changed_since(&event.path, last_round)
                     }),
                     Err(error) => {
                         output.warn(&format!("file watcher: {error}"));
@@ -139,6 +127,10 @@ pub async fn run(
     if let Some(logs) = logs {
         logs.abort();
     }
+    if let Some(server) = server {
+        output.info("stopping the local gureum");
+        server.stop().await;
+    }
     output.info("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -146,7 +138,7 @@ pub async fn run(
 /// One round: build, then deploy if the build succeeded.
 async fn cycle(
     client: &gureum_client::Client,
-    dir: &Path,
+    manifest: &Path,
     output: Output,
     changed_at: Instant,
     live: &mut Option<u32>,
@@ -156,7 +148,7 @@ async fn cycle(
         None => "nothing deployed yet".to_string(),
     };
     // Re-read every round: the manifest itself may have been edited.
-    let project = match gureum_manifest::read_project(dir) {
+    let project = match gureum_manifest::read_project(manifest) {
         Ok(project) => project,
         Err(error) => {
             output.error(&format!("{error}"));
@@ -208,21 +200,109 @@ async fn cycle(
     }
 }
 
-/// Whether a change at `path` should rebuild: not build output, not the artifact itself.
-fn relevant(path: &Path, dir: &Path, artifact: Option<&Path>) -> bool {
-    if artifact.is_some_and(|artifact| path.starts_with(artifact)) {
-        return false;
-    }
-    let inside = path.strip_prefix(dir).unwrap_or(path);
-    !inside.components().any(|part| {
-        IGNORED_DIRS
-            .iter()
-            .any(|ignored| part.as_os_str() == *ignored)
-    })
+/// What `gureum dev` watches: `[build] watch` (default the whole project) and the
+/// manifest, minus build output.
+struct Watch {
+    dir: PathBuf,
+    /// Watched recursively.
+    dirs: Vec<PathBuf>,
+    /// Watched through their parent directory: editors that save by writing a new file
+    /// and renaming it over the old one would otherwise leave a watch on a deleted file.
+    files: Vec<PathBuf>,
+    /// Never a reason to rebuild: the artifact and `[static] dir` (both often written by
+    /// the build itself, which would otherwise loop).
+    outputs: Vec<PathBuf>,
 }
 
-/// Whether `path` changed after `since`: the watcher may report a save once more after the
-/// round that already built it. A path that is gone (deleted, renamed) counts as changed.
+impl Watch {
+    fn new(dir: &Path, manifest: &Path, project: &gureum_manifest::Project) -> Watch {
+        let entries: Vec<PathBuf> = match &project.build {
+            Some(build) => build.watch.iter().map(|path| dir.join(path)).collect(),
+            None => vec![dir.to_path_buf()],
+        };
+        let (dirs, mut files): (Vec<PathBuf>, Vec<PathBuf>) =
+            entries.into_iter().partition(|path| path.is_dir());
+        files.push(manifest.to_path_buf());
+        let mut outputs = Vec::new();
+        // A static-only site has no artifact (an empty path would cover the project).
+        if !project.spec.artifact.is_empty() {
+            outputs.push(dir.join(&project.spec.artifact));
+        }
+        // `[static] dir` often is the build's output; it triggers only when listed in watch.
+        if let Some(site) = &project.spec.static_site {
+            let static_dir = dir.join(&site.dir);
+            let listed = project
+                .build
+                .as_ref()
+                .is_some_and(|build| build.watch.iter().any(|w| dir.join(w) == static_dir));
+            if !listed {
+                outputs.push(static_dir);
+            }
+        }
+        Watch {
+            dir: dir.to_path_buf(),
+            dirs,
+            files,
+            outputs,
+        }
+    }
+
+    fn install(&self, watcher: &mut dyn notify_debouncer_mini::notify::Watcher, output: Output) {
+        let parents: std::collections::BTreeSet<&Path> =
+            self.files.iter().filter_map(|file| file.parent()).collect();
+        let plan = self
+            .dirs
+            .iter()
+            .map(|dir| (dir.as_path(), RecursiveMode::Recursive))
+            .chain(
+                parents
+                    .into_iter()
+                    .map(|dir| (dir, RecursiveMode::NonRecursive)),
+            );
+        for (path, mode) in plan {
+            if let Err(error) = watcher.watch(path, mode) {
+                output.warn(&format!("not watching {}: {error}", path.display()));
+            }
+        }
+    }
+
+    /// Whether a change at `path` should rebuild.
+    fn covers(&self, path: &Path) -> bool {
+        let watched = self.files.iter().any(|file| file == path)
+            || self.dirs.iter().any(|dir| path.starts_with(dir));
+        watched
+            && !self.outputs.iter().any(|output| path.starts_with(output))
+            && !path
+                .strip_prefix(&self.dir)
+                .unwrap_or(path)
+                .components()
+                .any(|part| {
+                    IGNORED_DIRS
+                        .iter()
+                        .any(|ignored| part.as_os_str() == *ignored)
+                })
+    }
+
+    fn describe(&self) -> String {
+        self.dirs
+            .iter()
+            .chain(&self.files)
+            .map(|path| match path.strip_prefix(&self.dir) {
+                Ok(relative) if relative.as_os_str().is_empty() => ".".to_string(),
+                Ok(relative) => relative.display().to_string(),
+                Err(_) => path.display().to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Whether `path` changed after `since`: the watcher reports more than writes (a build
+/// reading its sources shows up too, and the debouncer does not say which kind), and may
+/// report a save once more after the round that already built it; the modification time
+/// tells. Strictly later, no slack: a slack would turn a build's own reads of a file saved
+/// moments before into a rebuild loop. A path that is gone (deleted, renamed) counts as
+/// changed.
 fn changed_since(path: &Path, since: std::time::SystemTime) -> bool {
     std::fs::metadata(path)
         .and_then(|meta| meta.modified())
@@ -231,7 +311,7 @@ fn changed_since(path: &Path, since: std::time::SystemTime) -> bool {
 
 /// Follows the function's logs until aborted, reconnecting after errors without repeating
 /// lines.
-async fn stream_logs(client: gureum_client::Client, name: String) {
+async fn stream_logs(client: gureum_client::Client, name: String, output: Output) {
     let mut params = gureum_client::LogParams {
         since_ms: Some(gureum_model::now_ms()),
         ..Default::default()
@@ -241,7 +321,14 @@ async fn stream_logs(client: gureum_client::Client, name: String) {
             let mut lines = Box::pin(lines);
             while let Some(Ok(line)) = lines.next().await {
                 params.after = Some(line.seq);
-                println!("[{} v{}] {}", line.stream, line.version, line.message);
+                if output.json {
+                    match serde_json::to_string(&line) {
+                        Ok(json) => println!("{json}"),
+                        Err(_) => continue,
+                    }
+                } else {
+                    println!("[{} v{}] {}", line.stream, line.version, line.message);
+                }
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -251,7 +338,21 @@ async fn stream_logs(client: gureum_client::Client, name: String) {
 /// A gureum started by `gureum dev`; stopped when dropped (and, through its stdin, if this
 /// process dies first).
 struct LocalServer {
-    _child: tokio::process::Child,
+    child: tokio::process::Child,
+}
+
+impl LocalServer {
+    /// Closes its stdin (`--exit-on-stdin-close`: a graceful shutdown) and waits for it,
+    /// killing it only if it outlives the grace.
+    async fn stop(mut self) {
+        drop(self.child.stdin.take());
+        if tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
 }
 
 /// A client for the gureum at `url`, starting one on loopback when nothing answers.
@@ -283,8 +384,12 @@ async fn connect_or_start(
         return Ok((gureum_client::Client::new(url, &token), None));
     }
     let parsed = reqwest::Url::parse(url).with_context(|| format!("--url {url} is not a URL"))?;
-    let host = parsed.host_str().unwrap_or_default();
-    let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1");
+    // `gureum up` listens on an IP address: localhost is spelled out.
+    let host = match parsed.host_str().unwrap_or_default() {
+        "localhost" => "127.0.0.1",
+        host => host,
+    };
+    let loopback = matches!(host, "127.0.0.1" | "[::1]" | "::1");
     if !loopback {
         bail!(
             "nothing answers at {url}; gureum dev starts a local gureum only for a loopback --url (e.g. http://127.0.0.1:8081)"
@@ -304,6 +409,11 @@ async fn connect_or_start(
         .args(["--listen", &args.listen, "--admin-listen", &admin])
         .arg("--no-examples")
         .arg("--exit-on-stdin-close")
+        // A developer's exported store URL must not make the "local" gureum a cluster node.
+        .env_remove("GUREUM_STORE")
+        // Its own process group: Ctrl-C in the terminal reaches gureum dev, which then
+        // stops it gracefully, instead of killing it mid-round.
+        .process_group(0)
         .stdin(Stdio::piped())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -342,7 +452,7 @@ async fn connect_or_start(
     let token = read_token(&[data_dir])?;
     Ok((
         gureum_client::Client::new(url, &token),
-        Some(LocalServer { _child: child }),
+        Some(LocalServer { child }),
     ))
 }
 
@@ -383,17 +493,30 @@ mod tests {
 
     #[test]
     fn build_output_and_data_do_not_trigger_rebuilds() {
-        let dir = Path::new("/p");
-        let artifact = Some(Path::new("/p/build"));
-        assert!(relevant(Path::new("/p/src/main.rs"), dir, artifact));
-        assert!(relevant(Path::new("/p/gureum.toml"), dir, artifact));
-        assert!(!relevant(Path::new("/p/target/release/x"), dir, artifact));
-        assert!(!relevant(Path::new("/p/build/app.py"), dir, artifact));
-        assert!(!relevant(Path::new("/p/.gureum/store.db"), dir, artifact));
-        assert!(!relevant(
-            Path::new("/p/node_modules/a/b.js"),
-            dir,
-            artifact
-        ));
+        let watch = Watch {
+            dir: "/p".into(),
+            dirs: vec!["/p".into()],
+            files: vec!["/p/gureum.toml".into()],
+            outputs: vec!["/p/build".into(), "/p/dist".into()],
+        };
+        assert!(watch.covers(Path::new("/p/src/main.rs")));
+        assert!(watch.covers(Path::new("/p/gureum.toml")));
+        assert!(!watch.covers(Path::new("/p/target/release/x")));
+        assert!(!watch.covers(Path::new("/p/build/app.py")));
+        assert!(!watch.covers(Path::new("/p/dist/index.html")));
+        assert!(!watch.covers(Path::new("/p/.gureum/store.db")));
+        assert!(!watch.covers(Path::new("/p/node_modules/a/b.js")));
+        let files = Watch {
+            dir: "/p".into(),
+            dirs: vec!["/p/src".into()],
+            files: vec!["/p/app.py".into(), "/p/gureum.toml".into()],
+            outputs: vec![],
+        };
+        assert!(files.covers(Path::new("/p/app.py")));
+        assert!(files.covers(Path::new("/p/src/lib.rs")));
+        assert!(
+            !files.covers(Path::new("/p/notes.txt")),
+            "a sibling of a watched file"
+        );
     }
 }

@@ -12,13 +12,13 @@ use crate::harness::{Server, deploy, http};
 use crate::lambda::{Guest, lambda_dir};
 
 /// A signed-in user of the tests.
-struct User {
-    id: String,
-    access: String,
+pub(crate) struct User {
+    pub(crate) id: String,
+    pub(crate) access: String,
     refresh: String,
 }
 
-async fn signup(server: &Server, email: &str) -> User {
+pub(crate) async fn signup(server: &Server, email: &str) -> User {
     let answer = http()
         .post(format!("{}/auth/v1/signup", server.public_url))
         .json(&json!({"email": email, "password": "correct horse battery"}))

@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 use futures::{SinkExt as _, StreamExt as _};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::websocket::{Ws, connect};
 use crate::{Server, deploy, fixture, function_dir_with, http, shared};
 
 /// Generous bound for anything asynchronous on a loaded machine.
@@ -294,22 +293,6 @@ async fn sdk_key_value_round_trips_and_agrees_with_raw_bindings() {
     );
 }
 
-/// Signs up `email`; returns (user id, access token).
-async fn signup(server: &Server, email: &str) -> (String, String) {
-    let answer = http()
-        .post(format!("{}/auth/v1/signup", server.public_url))
-        .json(&json!({"email": email, "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), StatusCode::CREATED, "signup {email}");
-    let body: Value = answer.json().await.unwrap();
-    (
-        body["user"]["id"].as_str().unwrap().to_string(),
-        body["access_token"].as_str().unwrap().to_string(),
-    )
-}
-
 /// The document as the data API shows it to the admin.
 async fn admin_doc(server: &Server, collection: &str, id: &str) -> (StatusCode, Value) {
     let response = http()
@@ -490,7 +473,9 @@ async fn sdk_documents_create_query_write_and_delete() {
         rules.path().to_str().unwrap(),
     ]);
     assert!(set.success, "{set:?}");
-    let (uid, access) = signup(server, "sdk-user@example.org").await;
+    let crate::backend::User {
+        id: uid, access, ..
+    } = crate::backend::signup(server, "sdk-user@example.org").await;
     let as_user = |path: &str, body: &str| {
         http()
             .post(format!("{}/fn/{name}{path}", server.public_url))
@@ -513,23 +498,6 @@ async fn sdk_documents_create_query_write_and_delete() {
     assert_eq!(denied["code"], "permission_denied", "{denied}");
     let (status, _) = post(server, name, "/docs/sdk-norules", r#"{"text": "x"}"#).await;
     assert_eq!(status, StatusCode::CREATED);
-}
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-async fn connect(server: &Server, path: &str) -> (Ws, String) {
-    let url = format!(
-        "{}{path}",
-        server.public_url.replacen("http://", "ws://", 1)
-    );
-    let (ws, response) = tokio_tungstenite::connect_async(url)
-        .await
-        .unwrap_or_else(|error| panic!("connecting to {path}: {error}"));
-    let id = response.headers()["x-gureum-connection-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    (ws, id)
 }
 
 /// The next text or binary message (pings and pongs skipped).
@@ -701,7 +669,7 @@ async fn sdk_invokes_functions_now_and_queued() {
         (StatusCode::OK, "200 Hello, Bob!\n".to_string())
     );
     let (status, unknown) = post(server, name, "/invoke/sdk-nobody", "").await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{unknown}");
     assert!(
         unknown.starts_with("404 ") && unknown.contains("function_not_found"),
         "{unknown}"

@@ -78,20 +78,18 @@ fn tools_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let tools = target.join("tools");
-    for tool in ["bin/componentize-py", "node/node_modules/.bin/jco"] {
-        assert!(
-            tools.join(tool).exists(),
-            "{} is missing: run `cargo xtask build-fixtures` first",
-            tools.join(tool).display()
-        );
-    }
-    tools
+    target.join("tools")
 }
 
-/// `PATH` with the templates' tools in front.
-fn path_with_tools() -> std::ffi::OsString {
+/// `PATH` with the templates' tools in front; `tool` (relative to the tools dir) must be
+/// there.
+fn path_with_tools(tool: &str) -> std::ffi::OsString {
     let tools = tools_dir();
+    assert!(
+        tools.join(tool).exists(),
+        "{} is missing: run `cargo xtask build-fixtures` first (it needs pip for python-wasm, node and npm for js-wasm)",
+        tools.join(tool).display()
+    );
     let current = std::env::var_os("PATH").unwrap_or_default();
     std::env::join_paths(
         [tools.join("bin"), tools.join("node/node_modules/.bin")]
@@ -108,8 +106,14 @@ async fn check_template(server: &Server, template: &str, name: &str) {
     let dir = new_project(temp.path(), template, name);
     let mut deploy = server.cli_command(&["deploy", "--build", "--json"]);
     deploy.arg(&dir).env("CARGO_TERM_PROGRESS_WHEN", "never");
-    if template.ends_with("-wasm") && !template.starts_with("rust") {
-        deploy.env("PATH", path_with_tools());
+    match template {
+        "python-wasm" => {
+            deploy.env("PATH", path_with_tools("bin/componentize-py"));
+        }
+        "js-wasm" => {
+            deploy.env("PATH", path_with_tools("node/node_modules/.bin/jco"));
+        }
+        _ => {}
     }
     if template == "js-wasm" {
         // The same pinned packages `npm install` would fetch, installed once by xtask.
@@ -176,13 +180,14 @@ async fn python_lambda_template_builds_deploys_and_answers() {
     check_template(shared().await, "python-lambda", "tpl-python-lambda").await;
 }
 
-/// A free loopback port (bound then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Two distinct free loopback ports (both held while choosing, then released).
+fn free_ports() -> (u16, u16) {
+    let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let second = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    (
+        first.local_addr().unwrap().port(),
+        second.local_addr().unwrap().port(),
+    )
 }
 
 /// A running `gureum dev` whose stderr is collected.
@@ -265,7 +270,7 @@ async fn rust_wasm_template_with_gureum_dev_redeploys_on_save() {
     let temp = tempfile::tempdir().unwrap();
     let dir = new_project(temp.path(), "rust-wasm", "hi");
     assert!(dir.join("vendor/gureum-sdk/Cargo.toml").is_file());
-    let (admin_port, public_port) = (free_port(), free_port());
+    let (admin_port, public_port) = free_ports();
     let dev = Dev::start(&dir, admin_port, public_port);
     let url = format!("http://127.0.0.1:{public_port}/fn/hi/?name=Ada");
     // The first build compiles the SDK and its dependencies for wasm32-wasip2.
@@ -345,12 +350,19 @@ async fn rust_wasm_template_with_gureum_dev_redeploys_on_save() {
     let versions: serde_json::Value = serde_json::from_str(&versions).unwrap();
     assert_eq!(versions.as_array().unwrap().len(), 3, "{versions}");
 
-    // Stopping dev stops the gureum it started (its stdin closes).
+    // Ctrl-C (SIGINT to gureum dev alone: the local gureum has its own process group)
+    // stops dev and, gracefully, the gureum it started.
     let mut dev = dev;
     let _ = Command::new("kill")
-        .args(["-TERM", &dev.child.id().to_string()])
+        .args(["-INT", &dev.child.id().to_string()])
         .status();
-    let _ = dev.child.wait();
+    let status = dev.child.wait().unwrap();
+    assert!(status.success(), "gureum dev exits 0 on Ctrl-C: {status}");
+    assert!(
+        dev.stderr().contains("stopping the local gureum"),
+        "{}",
+        dev.stderr()
+    );
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_ok() {
         assert!(
@@ -384,12 +396,19 @@ async fn dev_deploys_into_a_running_gureum_with_a_parents_token() {
     );
     std::fs::write(site.join("page.html"), "<p>two</p>").unwrap();
     wait_for_body(&url, "<p>two</p>", Duration::from_secs(30), "after an edit").await;
+    // Editors that save by writing a new file and renaming it over the old one (vim,
+    // JetBrains) keep triggering.
+    for text in ["<p>three</p>", "<p>four</p>"] {
+        std::fs::write(site.join(".page.html.swp"), text).unwrap();
+        std::fs::rename(site.join(".page.html.swp"), site.join("page.html")).unwrap();
+        wait_for_body(&url, text, Duration::from_secs(30), "after a rename-save").await;
+    }
     // An edit outside `watch` does not redeploy.
     std::fs::write(site.join("notes.txt"), "x").unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let versions = server.cli(&["versions", "dev-site", "--json"]);
     let versions: serde_json::Value = serde_json::from_str(&versions.stdout).unwrap();
-    assert_eq!(versions.as_array().unwrap().len(), 2, "{versions}");
+    assert_eq!(versions.as_array().unwrap().len(), 4, "{versions}");
 }
 
 #[test]

@@ -15,7 +15,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::metering::{samples, sum_where};
 use crate::{Server, deploy, http, shared};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Generous bound for one message on a loaded machine.
 const WAIT: Duration = Duration::from_secs(15);
@@ -28,7 +28,7 @@ fn ws_url(server: &Server, path: &str) -> String {
 }
 
 /// Connects to `path`; returns the socket and its connection id.
-async fn connect(server: &Server, path: &str) -> (Ws, String) {
+pub(crate) async fn connect(server: &Server, path: &str) -> (Ws, String) {
     let (ws, response) = tokio_tungstenite::connect_async(ws_url(server, path))
         .await
         .unwrap_or_else(|error| panic!("connecting to {path}: {error}"));

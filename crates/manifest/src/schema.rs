@@ -60,7 +60,7 @@ pub(crate) struct ManifestFile {
     #[schemars(length(min = 1), extend("default" = "none"))]
     auth: Option<String>,
     /// Environment (and wasi:config) values; GUREUM_* and AWS_LAMBDA_* are the platform's.
-    #[schemars(extend("propertyNames" = { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }))]
+    #[schemars(extend("propertyNames" = { "pattern": "^(?!GUREUM_|AWS_LAMBDA_)[A-Za-z_][A-Za-z0-9_]*$" }))]
     env: Option<BTreeMap<String, String>>,
     /// Cron triggers.
     schedule: Option<Vec<ScheduleTable>>,
@@ -135,10 +135,10 @@ struct AsyncTable {
     #[schemars(range(min = 1, max = 86_400), extend("default" = 21_600))]
     max_event_age_s: Option<u64>,
     /// First retry after this; each next one doubles, with jitter.
-    #[schemars(range(min = 0), extend("default" = 5000))]
+    #[schemars(range(min = 1, max = 3_600_000), extend("default" = 5000))]
     retry_delay_ms: Option<u64>,
     /// Events waiting; enqueues beyond get 429 queue_full.
-    #[schemars(range(min = 1), extend("default" = 100_000))]
+    #[schemars(range(min = 1, max = 10_000_000), extend("default" = 100_000))]
     max_queued: Option<u64>,
     /// A function invoked with a record of each success.
     on_success: Option<String>,
@@ -166,12 +166,19 @@ struct StaticTable {
 struct BuildTable {
     /// Run with `sh -c` in this file's directory, e.g.
     /// "cargo build --release --target wasm32-wasip2 --target-dir target".
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = r"\S"))]
     command: String,
-    /// Files or directories (relative) whose changes rebuild and redeploy in `gureum dev`.
+    /// Files or directories (relative, inside the project) whose changes rebuild and
+    /// redeploy in `gureum dev`.
     #[schemars(extend("default" = ["."]))]
-    watch: Option<Vec<String>>,
+    watch: Option<Vec<WatchPath>>,
 }
+
+/// A path inside the project: relative, without `..`.
+#[derive(JsonSchema)]
+#[schemars(transparent)]
+#[allow(dead_code)]
+struct WatchPath(#[schemars(regex(pattern = r"^(?!/)(?!(.*/)?\.\.(/|$))\S.*$"))] String);
 
 /// The JSON Schema (draft 7, which taplo and most editors read) of `gureum.toml`.
 pub fn json_schema() -> serde_json::Value {

@@ -1377,6 +1377,13 @@ fn schema_accepts_the_examples_and_rejects_bad_manifests() {
         "[static]\nspa = true",
         "[[schedule]]\ncron = \"@daily\"\nmissed = \"later\"",
         "[env]\n\"BAD-NAME\" = \"x\"",
+        "[env]\nGUREUM_API = \"x\"",
+        "[async]\nretry_delay_ms = 0",
+        "[async]\nmax_queued = 20000000",
+        "[build]\ncommand = \" \"",
+        "[build]\ncommand = \"make\"\nwatch = [\"../x\"]",
+        "[build]\ncommand = \"make\"\nwatch = [\"/etc\"]",
+        "[build]\ncommand = \"make\"\nwatch = [\"src/../../x\"]",
     ];
     for extra in bad {
         assert!(

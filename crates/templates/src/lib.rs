@@ -88,6 +88,14 @@ pub enum TemplateError {
         "invalid name `{0}`: a function name is 1 to 63 characters of a-z, 0-9 and '-', not starting or ending with '-'"
     )]
     InvalidName(String),
+    /// A valid function name that cargo refuses as a package or binary name.
+    #[error("`{name}` cannot name a Rust project: {reason}; choose another name, e.g. `fn-{name}`")]
+    NotACargoName {
+        /// The name given.
+        name: String,
+        /// Why cargo refuses it.
+        reason: &'static str,
+    },
     /// The destination exists and is not an empty directory.
     #[error(
         "{} already exists and is not empty; choose another name or --dir, or remove it",
@@ -103,6 +111,28 @@ pub enum TemplateError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Why cargo would refuse `name` (already a valid function name) as a package name or, for
+/// rust-wasm, a binary name.
+fn cargo_refuses(name: &str) -> Option<&'static str> {
+    const KEYWORDS: &[&str] = &[
+        "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum",
+        "extern", "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move",
+        "mut", "pub", "ref", "return", "self", "static", "struct", "super", "trait", "true",
+        "type", "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final",
+        "gen", "macro", "override", "priv", "try", "typeof", "unsized", "virtual", "yield",
+    ];
+    const TARGET_DIRS: &[&str] = &["build", "deps", "examples", "incremental"];
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        Some("cargo package names cannot start with a digit")
+    } else if KEYWORDS.contains(&name) {
+        Some("it is a Rust keyword")
+    } else if TARGET_DIRS.contains(&name) || name == "test" {
+        Some("cargo reserves it for its own directories")
+    } else {
+        None
+    }
 }
 
 fn available() -> String {
@@ -123,6 +153,14 @@ pub fn find(id: &str) -> Result<&'static Template, TemplateError> {
 pub fn create(template: &Template, name: &str, dest: &Path) -> Result<Vec<PathBuf>, TemplateError> {
     if gureum_model::FunctionName::new(name).is_err() {
         return Err(TemplateError::InvalidName(name.to_string()));
+    }
+    if template.id.starts_with("rust-")
+        && let Some(reason) = cargo_refuses(name)
+    {
+        return Err(TemplateError::NotACargoName {
+            name: name.to_string(),
+            reason,
+        });
     }
     if let Ok(mut entries) = std::fs::read_dir(dest)
         && entries.next().is_some()
@@ -267,6 +305,18 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("invalid name `Bad_Name`"), "{err}");
+        for name in ["1st-api", "fn", "build"] {
+            let err = create(find("rust-wasm").unwrap(), name, &tmp.path().join(name))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("cannot name a Rust project"), "{err}");
+        }
+        create(
+            find("python-lambda").unwrap(),
+            "1st-api",
+            &tmp.path().join("py"),
+        )
+        .unwrap();
         std::fs::write(tmp.path().join("file"), "x").unwrap();
         let err = create(find("python-lambda").unwrap(), "ok", tmp.path())
             .unwrap_err()
