@@ -64,11 +64,18 @@ pub async fn upload(
     path: &Path,
     output: Output,
 ) -> anyhow::Result<DeployResponse> {
-    // Validating here first gives the same field-by-field errors without an upload.
-    let loaded = gureum_manifest::load(path)?;
-    let artifact = super::read_artifact(&loaded)
-        .with_context(|| format!("reading the artifact {}", loaded.artifact_path.display()))?;
-    let static_bundle = super::read_static(&loaded)?;
+    // Validating here first gives the same field-by-field errors without an upload. Reading
+    // and zipping (a Python build/ can be tens of MB) happen off the async threads.
+    let path = path.to_path_buf();
+    let (loaded, artifact, static_bundle) = tokio::task::spawn_blocking(move || {
+        let loaded = gureum_manifest::load(&path)?;
+        let artifact = super::read_artifact(&loaded)
+            .with_context(|| format!("reading the artifact {}", loaded.artifact_path.display()))?;
+        let static_bundle = super::read_static(&loaded)?;
+        anyhow::Ok((loaded, artifact, static_bundle))
+    })
+    .await
+    .context("reading the function's files")??;
     let size = artifact.len() as u64 + static_bundle.as_ref().map_or(0, |b| b.len() as u64);
     let spinner = output.spinner(&format!(
         "deploying {} ({})",

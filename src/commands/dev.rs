@@ -365,23 +365,20 @@ async fn connect_or_start(
 ) -> anyhow::Result<(gureum_client::Client, Option<LocalServer>)> {
     let data_dir = dir.join(super::up::DEFAULT_DATA_DIR);
     if healthy(url).await {
-        let token = match token {
-            Some(token) => token,
+        let client = match token {
+            Some(token) => gureum_client::Client::new(url, &token),
             // ./.gureum, then the project's and each parent's: a project made inside the
             // directory where `gureum up` (or `cargo xtask up`) runs finds its token.
-            None => read_token(
-                &std::iter::once(PathBuf::from(super::up::DEFAULT_DATA_DIR))
-                    .chain(dir.ancestors().map(|d| d.join(super::up::DEFAULT_DATA_DIR)))
-                    .collect::<Vec<_>>(),
-            )
-            .with_context(|| {
-                format!(
-                    "a gureum answers at {url}; pass its admin token with --token or GUREUM_TOKEN"
-                )
-            })?,
+            None => {
+                let candidates: Vec<PathBuf> =
+                    std::iter::once(PathBuf::from(super::up::DEFAULT_DATA_DIR))
+                        .chain(dir.ancestors().map(|d| d.join(super::up::DEFAULT_DATA_DIR)))
+                        .collect();
+                accepted_token(url, &candidates, output).await?
+            }
         };
         output.info(&format!("using the gureum at {url}"));
-        return Ok((gureum_client::Client::new(url, &token), None));
+        return Ok((client, None));
     }
     let parsed = reqwest::Url::parse(url).with_context(|| format!("--url {url} is not a URL"))?;
     // `gureum up` listens on an IP address: localhost is spelled out.
@@ -449,7 +446,7 @@ async fn connect_or_start(
         data_dir.display(),
         log_path.display()
     ));
-    let token = read_token(&[data_dir])?;
+    let token = read_token(&data_dir)?;
     Ok((
         gureum_client::Client::new(url, &token),
         Some(LocalServer { child }),
@@ -471,20 +468,46 @@ async fn healthy(url: &str) -> bool {
     }
 }
 
-/// The admin token from the first data dir that has one.
-fn read_token(dirs: &[PathBuf]) -> anyhow::Result<String> {
+/// A client with the first admin token among `dirs` that the gureum at `url` accepts (a
+/// stale token left by an earlier local gureum is skipped, not used until every deploy
+/// fails with 401).
+async fn accepted_token(
+    url: &str,
+    dirs: &[PathBuf],
+    output: Output,
+) -> anyhow::Result<gureum_client::Client> {
+    let mut tried = Vec::new();
     for dir in dirs {
-        if let Ok(token) = std::fs::read_to_string(dir.join(super::up::TOKEN_FILE)) {
-            return Ok(token.trim().to_string());
+        let path = dir.join(super::up::TOKEN_FILE);
+        let Ok(token) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let client = gureum_client::Client::new(url, token.trim());
+        match client.list().await {
+            Ok(_) => {
+                output.info(&format!("admin token from {}", path.display()));
+                return Ok(client);
+            }
+            Err(error) => tried.push(format!("{} ({error})", path.display())),
         }
     }
+    if tried.is_empty() {
+        bail!(
+            "a gureum answers at {url} but no .gureum/admin.token was found here or in a parent directory; pass its admin token with --token or GUREUM_TOKEN"
+        );
+    }
     bail!(
-        "no admin token in {}",
-        dirs.iter()
-            .map(|dir| dir.join(super::up::TOKEN_FILE).display().to_string())
-            .collect::<Vec<_>>()
-            .join(" or ")
+        "a gureum answers at {url} but refused the admin tokens found: {}; pass its token with --token or GUREUM_TOKEN",
+        tried.join("; ")
     )
+}
+
+/// The admin token of the gureum `gureum dev` started.
+fn read_token(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join(super::up::TOKEN_FILE);
+    std::fs::read_to_string(&path)
+        .map(|token| token.trim().to_string())
+        .with_context(|| format!("reading the local gureum's admin token {}", path.display()))
 }
 
 #[cfg(test)]

@@ -387,12 +387,22 @@ async fn dev_deploys_into_a_running_gureum_with_a_parents_token() {
         "name = \"dev-site\"\n[static]\ndir = \"public\"\n[build]\ncommand = \"cp page.html public/index.html\"\nwatch = [\"page.html\"]\n",
     )
     .unwrap();
+    // A stale token nearer the project (an earlier local gureum's) is tried and skipped.
+    std::fs::create_dir_all(site.join(".gureum")).unwrap();
+    std::fs::write(site.join(".gureum/admin.token"), "stale-token").unwrap();
     let dev = Dev::start_with(&site, &["--url", &server.admin_url, "dev"]);
     let url = format!("{}/fn/dev-site/", server.public_url);
     wait_for_body(&url, "<p>one</p>", Duration::from_secs(60), "first deploy").await;
     assert!(
         dev.stderr()
             .contains(&format!("using the gureum at {}", server.admin_url))
+    );
+    let parent_token = temp.path().join(".gureum/admin.token");
+    assert!(
+        dev.stderr()
+            .contains(&format!("admin token from {}", parent_token.display())),
+        "{}",
+        dev.stderr()
     );
     std::fs::write(site.join("page.html"), "<p>two</p>").unwrap();
     wait_for_body(&url, "<p>two</p>", Duration::from_secs(30), "after an edit").await;
