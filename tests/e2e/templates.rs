@@ -190,10 +190,26 @@ fn free_ports() -> (u16, u16) {
     )
 }
 
-/// A running `gureum dev` whose stderr is collected.
+/// A running `gureum dev` whose stderr (status) and stdout (the function's logs) are
+/// collected.
 struct Dev {
     child: Child,
     stderr: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<String>>,
+}
+
+/// Collects `pipe`'s lines into a shared string.
+fn collect(pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let mut all = sink.lock().unwrap();
+            all.push_str(&line);
+            all.push('\n');
+        }
+    });
+    text
 }
 
 impl Dev {
@@ -218,25 +234,25 @@ impl Dev {
             .current_dir(dir)
             .env("CARGO_TERM_PROGRESS_WHEN", "never")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting gureum dev");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut all = sink.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-        Dev { child, stderr }
+        let stderr = collect(child.stderr.take().unwrap());
+        let stdout = collect(child.stdout.take().unwrap());
+        Dev {
+            child,
+            stderr,
+            stdout,
+        }
     }
 
     fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
     }
 
     /// Waits until stderr, after byte `from`, contains `text`.
@@ -300,7 +316,17 @@ async fn rust_wasm_template_with_gureum_dev_redeploys_on_save() {
         source.contains(format),
         "the template formats the greeting with {format}"
     );
-    let edit = |with: &str| source.replace(format, &format!("\"{{salutation}}{with}, {{}}!\\n\""));
+    let handler = "async fn handle(request: Request<Body>) -> Result<Response<Body>, Error> {";
+    assert!(source.contains(handler));
+    // Each edit also logs a line per request, which gureum dev streams to its stdout.
+    let edit = |with: &str| {
+        source
+            .replace(format, &format!("\"{{salutation}}{with}, {{}}!\\n\""))
+            .replace(
+                handler,
+                &format!("{handler}\n    println!(\"dev-log{with}\");"),
+            )
+    };
     let mark = dev.stderr().len();
     let edited_at = Instant::now();
     std::fs::write(&main, edit(" there")).unwrap();
@@ -313,6 +339,15 @@ async fn rust_wasm_template_with_gureum_dev_redeploys_on_save() {
     .await;
     let edit_to_live = edited_at.elapsed();
     eprintln!("gureum dev: edit → new version serving in {edit_to_live:.2?}");
+    let started = Instant::now();
+    while !dev.stdout().contains("[stdout v2] dev-log there") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the function's log line was not streamed: {}",
+            dev.stdout()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     dev.wait_for_output(mark, "version 2 live", Duration::from_secs(10))
         .await;
 
