@@ -71,7 +71,7 @@ async function handle(request) {
  *   });
  *
  * (WebSocket connections and channels are there too; key-value buckets are the
- * `wasi:keyvalue` imports, see wit/world.wit). fetch() reaches $GUREUM_API and the hosts
+ * `wasi:keyvalue` imports, once added to wit/world.wit: see README.md). fetch() reaches $GUREUM_API and the hosts
  * in `allowed_outbound_hosts`.
  *
  * @param {string} name
