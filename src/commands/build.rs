@@ -101,13 +101,13 @@ pub async fn build(project: &gureum_manifest::Project, output: Output) -> anyhow
             .trim_end_matches(['\n', '\r'])
             .to_string();
         buffer.clear();
-        let shown = strip_ansi(&line);
+        let shown = console::strip_ansi_codes(&line);
         let shown = shown.trim();
         if !shown.is_empty() {
             spinner.set_message(&format!(
                 "building {} {}",
                 output.bold(&name),
-                output.dim(&truncate(shown, 70))
+                output.dim(&console::truncate_str(shown, 70, "…"))
             ));
         }
         log.push_str(&line);
@@ -131,49 +131,5 @@ pub async fn build(project: &gureum_manifest::Project, output: Output) -> anyhow
             status: status.to_string(),
             log,
         })
-    }
-}
-
-/// The first `max` characters of `text`, with an ellipsis when cut.
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
-}
-
-/// `text` without ANSI escape sequences (for the one-line spinner message).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(ch) = chars.next() {
-        if ch == '\u{1b}' {
-            // CSI: ESC [ parameters… final byte in @..~
-            if chars.next() == Some('[') {
-                for next in chars.by_ref() {
-                    if ('@'..='~').contains(&next) {
-                        break;
-                    }
-                }
-            }
-        } else {
-            out.push(ch);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spinner_text_is_plain_and_short() {
-        assert_eq!(
-            strip_ansi("\u{1b}[1m\u{1b}[32mCompiling\u{1b}[0m hi"),
-            "Compiling hi"
-        );
-        assert_eq!(truncate("abcdef", 3), "abc…");
-        assert_eq!(truncate("abc", 3), "abc");
     }
 }

@@ -321,14 +321,8 @@ async fn stream_logs(client: gureum_client::Client, name: String, output: Output
             let mut lines = Box::pin(lines);
             while let Some(Ok(line)) = lines.next().await {
                 params.after = Some(line.seq);
-                if output.json {
-                    match serde_json::to_string(&line) {
-                        Ok(json) => println!("{json}"),
-                        Err(_) => continue,
-                    }
-                } else {
-                    println!("[{} v{}] {}", line.stream, line.version, line.message);
-                }
+                // The same line as `gureum logs -f` (JSON with --json).
+                let _ = super::logs::print_line(&line, output.json);
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -72,7 +72,7 @@ pub async fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_line(line: &LogLineView, json: bool) -> anyhow::Result<()> {
+pub fn print_line(line: &LogLineView, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string(line)?);
     } else {

@@ -340,7 +340,12 @@ async fn rust_wasm_template_with_gureum_dev_redeploys_on_save() {
     let edit_to_live = edited_at.elapsed();
     eprintln!("gureum dev: edit → new version serving in {edit_to_live:.2?}");
     let started = Instant::now();
-    while !dev.stdout().contains("[stdout v2] dev-log there") {
+    // `gureum logs -f`'s line: time, invocation id, version, stream, message.
+    while !dev
+        .stdout()
+        .lines()
+        .any(|line| line.contains(" v2 stdout ") && line.ends_with(" dev-log there"))
+    {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "the function's log line was not streamed: {}",

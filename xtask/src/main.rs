@@ -136,7 +136,7 @@ pub(crate) fn build_fixtures(ws: &Workspace) -> Result<Vec<PathBuf>> {
     let mut written = build_functions(ws)?;
     written.extend(browser::prepare(ws)?);
     // The python-wasm and js-wasm templates' tools, for the e2e tests of `gureum new`.
-    written.extend(toolchains::prepare(ws)?.path_dirs);
+    written.extend(toolchains::prepare(ws)?);
     Ok(written)
 }
 

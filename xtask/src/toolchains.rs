@@ -9,7 +9,7 @@
 //!   with exactly the versions and `overrides` of the template's `package.json`, in
 //!   `TARGET/tools/node/node_modules/`. The template's build runs `npm install` in a
 //!   project without `node_modules`; a test can instead link the project's `node_modules`
-//!   to [`Toolchains::node_modules`] (same packages) and skip that install.
+//!   to `TARGET/tools/node/node_modules` (same packages) and skip that install.
 //!
 //! Each install is recorded in a marker file written after it succeeded; a later call with
 //! the same pins only checks the markers (milliseconds). Without pip, or without
@@ -31,55 +31,18 @@ pub(crate) const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 /// The `js-wasm` template, whose `package.json` pins the npm tools.
 const JS_TEMPLATE: &str = "crates/templates/templates/js-wasm";
 
-/// What [`prepare`] installed.
-#[derive(Debug, Clone)]
-pub(crate) struct Toolchains {
-    /// Directories to put in front of `PATH` for `gureum build` / `gureum dev` of the
-    /// templates: `componentize-py`, `jco` and `componentize-js` are in them.
-    pub(crate) path_dirs: Vec<PathBuf>,
-    /// The templates whose tools are ready: `"python-wasm"`, `"js-wasm"`.
-    #[allow(dead_code)] // for the callers that skip a template whose tools are missing
-    pub(crate) templates: Vec<&'static str>,
-    /// `node_modules` holding the js-wasm template's pinned tools, when installed: a
-    /// symlink `PROJECT/node_modules` to it makes the template's build skip `npm install`.
-    #[allow(dead_code)] // for the callers that want to skip that install
-    pub(crate) node_modules: Option<PathBuf>,
-}
-
-impl Toolchains {
-    /// `PATH` with [`Self::path_dirs`] in front of the current one.
-    #[allow(dead_code)] // for the callers' convenience
-    pub(crate) fn path(&self) -> Result<std::ffi::OsString> {
-        let current = std::env::var_os("PATH").unwrap_or_default();
-        let dirs = self
-            .path_dirs
-            .iter()
-            .cloned()
-            .chain(std::env::split_paths(&current));
-        std::env::join_paths(dirs).context("joining PATH")
-    }
-}
-
 /// Installs (or finds already installed) the tools of the `python-wasm` and `js-wasm`
-/// templates under `TARGET/tools/`.
-pub(crate) fn prepare(ws: &Workspace) -> Result<Toolchains> {
+/// templates under `TARGET/tools/`; returns the directories holding their commands.
+pub(crate) fn prepare(ws: &Workspace) -> Result<Vec<PathBuf>> {
     let tools = ws.target_dir.join("tools");
-    let mut toolchains = Toolchains {
-        path_dirs: Vec::new(),
-        templates: Vec::new(),
-        node_modules: None,
-    };
-
+    let mut path_dirs = Vec::new();
     if let Some(bin) = prepare_python(&tools)? {
-        toolchains.path_dirs.push(bin);
-        toolchains.templates.push("python-wasm");
+        path_dirs.push(bin);
     }
     if let Some(node_modules) = prepare_node(ws, &tools)? {
-        toolchains.path_dirs.push(node_modules.join(".bin"));
-        toolchains.templates.push("js-wasm");
-        toolchains.node_modules = Some(node_modules);
+        path_dirs.push(node_modules.join(".bin"));
     }
-    Ok(toolchains)
+    Ok(path_dirs)
 }
 
 /// Vendors `componentize-py` into `TOOLS/python` and writes `TOOLS/bin/componentize-py`;
