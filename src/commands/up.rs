@@ -276,6 +276,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         queue: queue.clone(),
         services,
         data,
+        websockets: hub.clone(),
     });
     let admin = tokio::spawn(async move {
         axum::serve(

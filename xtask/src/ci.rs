@@ -13,6 +13,8 @@ const POSTGRES_PORT: &str = "5432";
 /// fmt, clippy, fixtures, then every test (unit, store suite on both backends, e2e).
 pub fn ci(ws: &Workspace) -> Result<()> {
     ensure_postgres()?;
+    // The binary embeds the console's assets: build them before anything compiles it.
+    crate::console::build(ws)?;
     run(ws.cargo().args(["fmt", "--all", "--", "--check"]))
         .context("formatting differs: run `cargo fmt --all`")?;
     run(ws
@@ -99,6 +101,7 @@ fn count_before(summary: &str, label: &str) -> u64 {
 /// root, so `./examples` is deployed into an empty `./.gureum`.
 pub fn up(ws: &Workspace, args: &[String]) -> Result<()> {
     crate::build_functions(ws)?;
+    crate::console::build(ws)?;
     run(ws.cargo().args(["build", "--release", "-p", "gureum"]))?;
     let binary = ws.target_dir.join("release").join("gureum");
     let mut command = Command::new(&binary);

@@ -18,6 +18,8 @@
 //!     `componentize-py`, `jco` and `componentize-js` under `TARGET_DIR/tools/`;
 //!   - the real-browser tests (see `browser.rs`): Debian's `/usr/bin/chromium`
 //!     (apt-get install when missing) and `tests/browser/node_modules/`.
+//! * `console` — the web console's assets (`crates/console/web` → `web/dist/`, embedded
+//!   by the binary; see `console.rs`), built when stale. `up` and `ci` run it first.
 //! * `ci` — everything CI checks: PostgreSQL ready, fmt, clippy, fixtures, all tests.
 //! * `up` — builds the release binary and the examples (not the browser tools) and
 //!   runs `gureum up`.
@@ -25,6 +27,7 @@
 mod bench;
 mod browser;
 mod ci;
+mod console;
 mod lambda;
 mod tidy;
 mod toolchains;
@@ -70,6 +73,9 @@ enum Cmd {
     /// Run everything CI checks (what `.ci/run` calls): PostgreSQL, fmt, clippy,
     /// fixtures, unit and end-to-end tests on SQLite and PostgreSQL.
     Ci,
+    /// Build the web console's assets (npm ci + vite build in crates/console/web) when
+    /// they are missing or older than their sources.
+    Console,
     /// Build the release binary and the examples, then run `gureum up` with the
     /// examples deployed (extra arguments are passed to `gureum up`).
     Up {
@@ -85,6 +91,7 @@ fn main() -> Result<()> {
     match cli.command {
         Cmd::BuildFixtures => build_fixtures(&ws).map(|_| ()),
         Cmd::Ci => ci::ci(&ws),
+        Cmd::Console => console::build(&ws).map(|_| ()),
         Cmd::Bench(args) => bench::bench(&ws, &args),
         Cmd::Up { args } => ci::up(&ws, &args),
     }

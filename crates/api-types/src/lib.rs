@@ -46,6 +46,9 @@ pub struct FunctionInfo {
     pub created_at_ms: i64,
     /// Public URL of the function.
     pub url: String,
+    /// How its live version runs: `wasm`, `lambda` or `static`.
+    #[serde(default)]
+    pub runtime: String,
 }
 
 /// One immutable version.
@@ -61,6 +64,202 @@ pub struct VersionInfo {
     pub live: bool,
     /// The manifest as deployed.
     pub manifest: String,
+    /// How it runs: `wasm`, `lambda` or `static`.
+    #[serde(default)]
+    pub runtime: String,
+    /// Size of the artifact in bytes (none for a static-only site).
+    #[serde(default)]
+    pub size_bytes: Option<u64>,
+    /// The manifest as the platform reads it, defaults filled in.
+    #[serde(default)]
+    pub config: Option<FunctionConfigView>,
+}
+
+/// A version's effective configuration: its manifest with every default filled in.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FunctionConfigView {
+    /// `wasm`, `lambda` or `static`.
+    pub runtime: String,
+    /// Lambda: the command run in the code directory.
+    pub command: Vec<String>,
+    /// Memory limit in MB.
+    pub memory_mb: u32,
+    /// Timeout of one invocation in ms.
+    pub timeout_ms: u64,
+    /// Most instances running at once.
+    pub max_instances: u32,
+    /// Seconds an idle warm instance is kept.
+    pub idle_ttl_s: u64,
+    /// Wasm: whether a warm instance serves later requests.
+    pub reuse_instances: bool,
+    /// Extra public routes besides `/fn/NAME`.
+    pub routes: Vec<String>,
+    /// Cron triggers.
+    pub schedules: Vec<ScheduleConfigView>,
+    /// Who may call it: `public`, `user` or a CEL expression.
+    pub auth: String,
+    /// Environment and `wasi:config` values.
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Origins it may call over outbound HTTP.
+    pub allowed_outbound_hosts: Vec<String>,
+    /// Static files served before the function (`[static]`).
+    #[serde(rename = "static")]
+    pub static_site: Option<StaticConfigView>,
+    /// Asynchronous invocation settings (`[async]`).
+    #[serde(rename = "async")]
+    pub async_config: AsyncConfigView,
+}
+
+/// A cron trigger of a version.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleConfigView {
+    /// Its name.
+    pub name: String,
+    /// The cron expression.
+    pub cron: String,
+    /// Time zone of the expression.
+    pub tz: String,
+    /// Body of each tick's event.
+    pub body: String,
+    /// Whether missed ticks are fired after a downtime.
+    pub catch_up: bool,
+}
+
+/// `[static]` of a version.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StaticConfigView {
+    /// The directory, relative to the manifest.
+    pub dir: String,
+    /// Unknown paths answer `index.html`.
+    pub spa: bool,
+}
+
+/// `[async]` of a version.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AsyncConfigView {
+    /// Retries after a failed attempt.
+    pub retries: u32,
+    /// Oldest an event may get before it is dead-lettered, ms.
+    pub max_event_age_ms: u64,
+    /// First retry delay, ms (doubles each attempt).
+    pub retry_delay_ms: u64,
+    /// Most events waiting in the queue.
+    pub max_queued: u32,
+    /// Function sent a record of each success.
+    pub on_success: Option<String>,
+    /// Function sent a record of each final failure.
+    pub on_failure: Option<String>,
+}
+
+/// Invocation statistics over a window: totals, per function, and a time series.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StatsView {
+    /// The function reported on; none for every function.
+    pub function: Option<String>,
+    /// Start of the first step (aligned to the step), ms since the Unix epoch.
+    pub since_ms: i64,
+    /// End of the window (now).
+    pub until_ms: i64,
+    /// Length of one step in ms.
+    pub step_ms: i64,
+    /// The whole window.
+    pub total: StatsSummaryView,
+    /// Per function, most requests first.
+    pub functions: Vec<StatsSummaryView>,
+    /// One point per step from `since_ms`, zero-filled.
+    pub series: Vec<StatsPointView>,
+}
+
+/// Totals of a window, for the whole installation or one function.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StatsSummaryView {
+    /// The function (absent in the total).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// Invocations that ran.
+    pub requests: u64,
+    /// Of those, the ones that failed or timed out.
+    pub errors: u64,
+    /// Invocations refused before running (429).
+    pub throttled: u64,
+    /// Invocations that paid a cold start.
+    pub cold_starts: u64,
+    /// Cold starts ÷ all invocations (0 to 1).
+    pub cold_start_share: f64,
+    /// Median duration in ms (within 3%); none without requests.
+    pub p50_ms: Option<f64>,
+    /// 95th percentile duration in ms.
+    pub p95_ms: Option<f64>,
+    /// 99th percentile duration in ms.
+    pub p99_ms: Option<f64>,
+    /// Longest duration in ms.
+    pub max_ms: Option<f64>,
+    /// Most invocations running at one moment.
+    pub peak_concurrency: u64,
+    /// GB-seconds used, decimal.
+    pub gb_seconds: String,
+    /// Cost at list price without the free tier, USD decimal.
+    pub cost: String,
+}
+
+/// One step of a time series.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StatsPointView {
+    /// Start of the step, ms since the Unix epoch.
+    pub t_ms: i64,
+    /// Invocations that ran.
+    pub requests: u64,
+    /// Of those, failed or timed out.
+    pub errors: u64,
+    /// Refused before running.
+    pub throttled: u64,
+    /// Paid a cold start.
+    pub cold_starts: u64,
+    /// Median duration in ms.
+    pub p50_ms: Option<f64>,
+    /// 95th percentile duration in ms.
+    pub p95_ms: Option<f64>,
+    /// 99th percentile duration in ms.
+    pub p99_ms: Option<f64>,
+    /// Busy time of the invocations started in the step ÷ the step.
+    pub avg_concurrency: f64,
+    /// Most invocations running at one moment in the step.
+    pub peak_concurrency: u64,
+    /// GB-seconds used, decimal.
+    pub gb_seconds: String,
+    /// List-price cost, USD decimal.
+    pub cost: String,
+}
+
+/// A function's asynchronous queue.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QueueDepthView {
+    /// The function.
+    pub function: String,
+    /// Events waiting or running.
+    pub depth: u64,
+    /// Enqueue time of the oldest waiting event (ms since the Unix epoch).
+    pub oldest_enqueued_at_ms: Option<i64>,
+    /// Events that failed every attempt.
+    pub dead_letters: u64,
+}
+
+/// Open WebSocket connections on this node.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebSocketsView {
+    /// All open connections.
+    pub open: u64,
+    /// Per function with any open, most first.
+    pub functions: Vec<WebSocketCountView>,
+}
+
+/// Open WebSocket connections of one function.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebSocketCountView {
+    /// The function.
+    pub function: String,
+    /// Its open connections.
+    pub open: u64,
 }
 
 /// Body of a rollback request.

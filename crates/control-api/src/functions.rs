@@ -6,10 +6,10 @@ use axum::extract::{Multipart, Path, Request, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use gureum_api_types::{
-    DeployResponse, ErrorBody, FunctionInfo, RollbackRequest, RollbackResponse, StaticSiteInfo,
-    VersionInfo,
+    AsyncConfigView, DeployResponse, ErrorBody, FunctionConfigView, FunctionInfo, RollbackRequest,
+    RollbackResponse, ScheduleConfigView, StaticConfigView, StaticSiteInfo, VersionInfo,
 };
-use gureum_model::{FunctionName, LIVE_ALIAS};
+use gureum_model::{AuthPolicy, FunctionName, FunctionSpec, LIVE_ALIAS};
 
 use crate::{AdminState, ApiError};
 
@@ -98,6 +98,7 @@ pub async fn list(State(state): State<AdminState>) -> Result<Json<Vec<FunctionIn
             .into_iter()
             .map(|function| FunctionInfo {
                 url: function_url(&state, function.name.as_str()),
+                runtime: live_runtime(&state, function.name.as_str()),
                 name: function.name.to_string(),
                 live_version: function.live_version,
                 latest_version: function.latest_version,
@@ -122,6 +123,7 @@ pub async fn show(
         .ok_or_else(|| not_deployed(&name))?;
     Ok(Json(FunctionInfo {
         url: function_url(&state, &name),
+        runtime: live_runtime(&state, &name),
         name,
         live_version: function.live_version,
         latest_version: function.latest_version,
@@ -144,18 +146,89 @@ pub async fn versions(
         .await?
         .ok_or_else(|| not_deployed(&name))?;
     let versions = state.store.list_versions(&function).await?;
-    Ok(Json(
-        versions
-            .into_iter()
-            .map(|version| VersionInfo {
-                live: version.version == live,
-                version: version.version,
-                artifact_hash: version.artifact_hash,
-                created_at_ms: version.created_at_ms,
-                manifest: version.manifest,
+    let mut infos = Vec::with_capacity(versions.len());
+    for version in versions {
+        // The stored manifest was valid when deployed; a parse failure (a manifest rule
+        // tightened since) only leaves the effective config out.
+        let config = gureum_manifest::parse(&version.manifest)
+            .ok()
+            .map(|spec| config_view(&spec));
+        let size_bytes = if version.artifact_hash.is_empty() {
+            None
+        } else {
+            state.store.artifact_size(&version.artifact_hash).await?
+        };
+        infos.push(VersionInfo {
+            live: version.version == live,
+            version: version.version,
+            runtime: config
+                .as_ref()
+                .map(|config| config.runtime.clone())
+                .unwrap_or_default(),
+            size_bytes,
+            config,
+            artifact_hash: version.artifact_hash,
+            created_at_ms: version.created_at_ms,
+            manifest: version.manifest,
+        });
+    }
+    Ok(Json(infos))
+}
+
+/// A version's effective configuration for the API.
+fn config_view(spec: &FunctionSpec) -> FunctionConfigView {
+    let limits = &spec.limits;
+    let asynchronous = &spec.async_config;
+    FunctionConfigView {
+        runtime: spec.runtime.as_str().to_string(),
+        command: spec.command.clone(),
+        memory_mb: limits.memory_mb,
+        timeout_ms: limits.timeout_ms,
+        max_instances: limits.max_instances,
+        idle_ttl_s: limits.idle_ttl_s,
+        reuse_instances: spec.reuse_instances,
+        routes: spec.routes.clone(),
+        schedules: spec
+            .schedules
+            .iter()
+            .map(|schedule| ScheduleConfigView {
+                name: schedule.name.clone(),
+                cron: schedule.cron.clone(),
+                tz: schedule.tz.clone(),
+                body: schedule.body.clone(),
+                catch_up: schedule.catch_up,
             })
             .collect(),
-    ))
+        auth: match &spec.auth {
+            AuthPolicy::None => "public".to_string(),
+            AuthPolicy::User => "user".to_string(),
+            AuthPolicy::Expression(expression) => expression.clone(),
+        },
+        env: spec.env.clone(),
+        allowed_outbound_hosts: spec.allowed_outbound_hosts.clone(),
+        static_site: spec.static_site.as_ref().map(|site| StaticConfigView {
+            dir: site.dir.clone(),
+            spa: site.spa,
+        }),
+        async_config: AsyncConfigView {
+            retries: asynchronous.retries,
+            max_event_age_ms: asynchronous.max_event_age_ms,
+            retry_delay_ms: asynchronous.retry_delay_ms,
+            max_queued: asynchronous.max_queued,
+            on_success: asynchronous.on_success.as_ref().map(ToString::to_string),
+            on_failure: asynchronous.on_failure.as_ref().map(ToString::to_string),
+        },
+    }
+}
+
+/// The runtime of a function's live version, from the in-memory registry (empty when
+/// this node has not loaded it).
+fn live_runtime(state: &AdminState, name: &str) -> String {
+    state
+        .invoker
+        .live_function(name)
+        .map(|(_, spec)| spec.runtime.as_str().to_string())
+        .unwrap_or_default()
 }
 
 /// Point `live` at another version (default: the one before the current `live`).

@@ -1,6 +1,9 @@
 //! REST control API on the admin listener: `/api/v1` (deploy, versions, rollback,
-//! remove, invoke, logs, usage, prices, quotas, schedules, dead letters, users, collections), its OpenAPI 3.1 document generated from the handlers,
-//! `/metrics` and `/healthz`. Every route but `/healthz` needs the admin bearer token.
+//! remove, invoke, logs, invocations, stats, usage, prices, quotas, schedules, queue, dead
+//! letters, WebSockets, users, collections, documents), its OpenAPI 3.1 document generated from the handlers,
+//! `/metrics`, `/healthz` and the web console's files (`/`, `/assets/…`, crate
+//! gureum-console). Every route but `/healthz` and the console's files needs the admin
+//! bearer token.
 
 mod backend;
 mod error;
@@ -9,6 +12,7 @@ mod logs;
 mod metering;
 mod openapi;
 mod queue;
+mod stats;
 
 use std::sync::Arc;
 
@@ -50,8 +54,10 @@ pub struct AdminState {
     pub queue: Arc<gureum_queue::Queue>,
     /// The public listener's backend services (users through its auth service).
     pub services: Arc<gureum_gateway::Services>,
-    /// The data services (collection configs).
+    /// The data services (collection configs, documents through `/api/v1/data`).
     pub data: Arc<gureum_data::DataService>,
+    /// The WebSocket hub (open connections).
+    pub websockets: Arc<gureum_websocket::Hub>,
 }
 
 /// The admin listener's router.
@@ -67,6 +73,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/functions/{name}/rollback", post(functions::rollback))
         .route("/functions/{name}/logs", get(logs::logs))
         .route("/functions/{name}/invocations", get(logs::invocations))
+        .route("/functions/{name}/invocations/{id}", get(logs::invocation))
         .route("/functions/{name}/invoke", any(functions::invoke))
         .route("/functions/{name}/invoke/{*path}", any(functions::invoke))
         .route("/schedules", get(queue::schedules))
@@ -97,6 +104,10 @@ pub fn router(state: AdminState) -> Router {
                 .put(backend::set_collection)
                 .delete(backend::delete_collection),
         )
+        .route("/data/{*rest}", any(backend::data))
+        .route("/stats", get(stats::stats))
+        .route("/queue", get(stats::queue))
+        .route("/websockets", get(stats::websockets))
         .route("/usage", get(metering::usage))
         .route("/prices", get(metering::prices).put(metering::set_prices))
         .route("/quotas", get(metering::quotas))
@@ -122,7 +133,12 @@ pub fn router(state: AdminState) -> Router {
     if state.metrics_public {
         router = router.route("/metrics", get(metrics));
     }
+    // The console's files need no token: the page asks for it and sends it to /api/v1.
     router
+        .route("/", get(gureum_console::serve))
+        .route("/index.html", get(gureum_console::serve))
+        .route("/favicon.svg", get(gureum_console::serve))
+        .route("/assets/{*path}", get(gureum_console::serve))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(state)
 }

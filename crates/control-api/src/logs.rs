@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use gureum_api_types::{ErrorBody, InvocationView, LogLineView};
-use gureum_model::LogLine;
+use gureum_model::{InvocationRecord, LogLine};
 use gureum_store::LogQuery;
 use serde::Deserialize;
 
@@ -128,26 +128,43 @@ pub async fn invocations(
                 .min(DEFAULT_LOG_LIMIT),
         )
         .await?;
-    Ok(Json(
-        records
-            .into_iter()
-            .map(|record| InvocationView {
-                id: record.id,
-                function: record.function,
-                version: record.version,
-                started_at_ms: record.started_at_ms,
-                duration_us: record.duration_us,
-                status: record.status,
-                outcome: record.outcome.as_str().to_string(),
-                cold_start: record.cold_start,
-                trigger: record.trigger.as_str().to_string(),
-                memory_mb: record.memory_mb,
-                billed_ms: record.billed_ms,
-                bytes_in: record.bytes_in,
-                bytes_out: record.bytes_out,
-            })
-            .collect(),
-    ))
+    Ok(Json(records.into_iter().map(invocation_view).collect()))
+}
+
+/// One invocation record of a function.
+#[utoipa::path(get, path = "/api/v1/functions/{name}/invocations/{id}", tag = "logs",
+    params(("name" = String, Path, description = "function name"),
+        ("id" = String, Path, description = "invocation id (`x-gureum-invocation-id`)")),
+    responses((status = 200, body = InvocationView), (status = 404, body = ErrorBody)))]
+pub async fn invocation(
+    State(state): State<AdminState>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<InvocationView>, ApiError> {
+    parse_name(&name)?;
+    match state.store.get_invocation(&id).await? {
+        Some(record) if record.function == name => Ok(Json(invocation_view(record))),
+        _ => Err(ApiError::NotFound(format!(
+            "no invocation {id:?} of {name:?} is recorded (records are written about 200 ms after the response and kept as long as logs); `gureum logs {name}` lists recent ones"
+        ))),
+    }
+}
+
+fn invocation_view(record: InvocationRecord) -> InvocationView {
+    InvocationView {
+        id: record.id,
+        function: record.function,
+        version: record.version,
+        started_at_ms: record.started_at_ms,
+        duration_us: record.duration_us,
+        status: record.status,
+        outcome: record.outcome.as_str().to_string(),
+        cold_start: record.cold_start,
+        trigger: record.trigger.as_str().to_string(),
+        memory_mb: record.memory_mb,
+        billed_ms: record.billed_ms,
+        bytes_in: record.bytes_in,
+        bytes_out: record.bytes_out,
+    }
 }
 
 fn view(line: LogLine) -> LogLineView {

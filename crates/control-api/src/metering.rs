@@ -441,7 +441,7 @@ fn settings_text<'a>(body: &'a [u8], what: &str) -> Result<&'a str, String> {
     std::str::from_utf8(body).map_err(|_| format!("the {what} is not UTF-8 text"))
 }
 
-fn parse_since(text: &str) -> Result<i64, ApiError> {
+pub(crate) fn parse_since(text: &str) -> Result<i64, ApiError> {
     let duration = humantime::parse_duration(text).map_err(|error| {
         ApiError::BadRequest(format!(
             "since={text:?} is not a duration ({error}); use e.g. since=30d, since=12h or since=90m"

@@ -3,7 +3,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use crate::{backend, functions, logs, metering, queue};
+use crate::{backend, functions, logs, metering, queue, stats};
 
 /// The control API's OpenAPI document.
 #[derive(OpenApi)]
@@ -19,6 +19,11 @@ use crate::{backend, functions, logs, metering, queue};
         functions::invoke,
         logs::logs,
         logs::invocations,
+        logs::invocation,
+        stats::stats,
+        stats::queue,
+        stats::websockets,
+        backend::data,
         metering::usage,
         metering::prices,
         metering::set_prices,

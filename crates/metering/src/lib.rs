@@ -48,6 +48,7 @@ mod price;
 mod quota;
 mod report;
 mod serde_decimal;
+mod series;
 mod vm;
 
 pub use bill::{Bill, MB_MS_PER_GB_SECOND, billed_ms, gb_seconds, list_cost, mb_ms, month_bill};
@@ -65,6 +66,7 @@ pub use report::{
     ReportGroup, ReportQuery, Totals, UsageRow, report,
 };
 pub use rust_decimal::Decimal;
+pub use series::{MAX_POINTS, Sample, Series, SeriesBuilder, Stats, align_ms, nice_step_ms};
 pub use vm::{
     BreakEven, Cheaper, DEFAULT_REQUEST_MB, DEFAULT_REQUEST_MS, SECONDS_PER_MONTH, VmComparison,
     VmRow, compare_vm, serverless_monthly,

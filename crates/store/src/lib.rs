@@ -284,6 +284,15 @@ impl Store {
         row.as_ref().map(version_from_row).transpose()
     }
 
+    /// Size in bytes of a stored artifact, if it is stored.
+    pub async fn artifact_size(&self, hash: &str) -> Result<Option<u64>, StoreError> {
+        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM artifacts WHERE hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(size.map(|size| u64::try_from(size).unwrap_or(0)))
+    }
+
     /// Every version of a function, oldest first (empty for an unknown function).
     pub async fn list_versions(
         &self,
@@ -671,6 +680,42 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
+        rows.iter().map(invocation_from_row).collect()
+    }
+
+    /// Invocations started in `[since_ms, until_ms)`, of one function or all, in start
+    /// order (then id), at most `limit`, after the `(started_at_ms, id)` of the last one
+    /// of the previous page: a window is read page by page, never all at once.
+    pub async fn invocations_in_order(
+        &self,
+        function: Option<&str>,
+        since_ms: i64,
+        until_ms: i64,
+        after: Option<(i64, &str)>,
+        limit: u32,
+    ) -> Result<Vec<InvocationRecord>, StoreError> {
+        let (after_ms, after_id) = after.unwrap_or((since_ms - 1, ""));
+        let function_clause = if function.is_some() {
+            "function = $6 AND "
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {INVOCATION_COLUMNS} FROM invocations \
+             WHERE {function_clause}started_at_ms >= $1 AND started_at_ms < $2 \
+             AND (started_at_ms > $3 OR (started_at_ms = $3 AND id > $4)) \
+             ORDER BY started_at_ms, id LIMIT $5"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(since_ms)
+            .bind(until_ms)
+            .bind(after_ms)
+            .bind(after_id)
+            .bind(i64::from(limit));
+        if let Some(function) = function {
+            query = query.bind(function);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(invocation_from_row).collect()
     }
 

@@ -343,6 +343,19 @@ impl Store {
             .collect()
     }
 
+    /// How many dead letters each function has (functions without any are left out).
+    pub async fn dead_letter_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows = sqlx::query("SELECT function, COUNT(*) FROM dead_letters GROUP BY function")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let count: i64 = column(row, 1)?;
+                Ok((column(row, 0)?, u64::try_from(count).unwrap_or(0)))
+            })
+            .collect()
+    }
+
     /// Deletes idempotency keys older than their 24 h; returns how many.
     pub async fn purge_idempotency_keys(&self, now_ms: i64) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at_ms < $1")

@@ -137,6 +137,11 @@ impl Hub {
         self.registry.len()
     }
 
+    /// Open connections per function on this node.
+    pub fn open_per_function(&self) -> Vec<(String, usize)> {
+        self.registry.counts()
+    }
+
     /// Closes every connection (1001, going away) and waits up to `grace` for their
     /// `$disconnect` invocations; new upgrades are refused from now on. Runs while the
     /// public listener still serves, so functions can call the platform API meanwhile.

@@ -239,6 +239,14 @@ impl Registry {
         lock(&self.per_function).get(function).copied().unwrap_or(0)
     }
 
+    /// Open connections per function on this node.
+    pub fn counts(&self) -> Vec<(String, usize)> {
+        lock(&self.per_function)
+            .iter()
+            .map(|(function, count)| (function.clone(), *count))
+            .collect()
+    }
+
     /// Asks every connection to close; returns how many there were.
     pub(crate) fn close_all(&self, code: u16, reason: &str) -> usize {
         let all: Vec<Arc<Conn>> = read(&self.connections).values().cloned().collect();
