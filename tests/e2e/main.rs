@@ -4,6 +4,8 @@
 
 mod backend;
 mod browser;
+mod console;
+mod console_browser;
 mod harness;
 mod lambda;
 mod lifecycle;

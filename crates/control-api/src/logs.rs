@@ -93,6 +93,11 @@ pub async fn logs(
         },
     );
     query.limit = DEFAULT_LOG_LIMIT;
+    // A comment first, so the response head goes out at once: a client sees the follow
+    // is live before the function logs anything (not after the 15 s keep-alive).
+    let opened =
+        futures::stream::once(async { Ok::<_, Infallible>(Event::default().comment("following")) });
+    let stream = futures::StreamExt::chain(opened, stream);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
