@@ -104,6 +104,16 @@ try {
     await shot(desk, "invoke");
   });
 
+  await step('a test-invoke path with ".." is refused in the form (it would leave the function\'s route)', async () => {
+    const form = desk.getByTestId("invoke-form");
+    await form.getByLabel("Method").selectOption("DELETE");
+    await form.getByLabel("Path and query").fill("/../..");
+    await form.getByRole("button", { name: "Send" }).click();
+    await desk.getByText('has a "." or ".." segment').waitFor();
+    await form.getByLabel("Method").selectOption("GET");
+    await served("/fn/greeter/", "version two, world!");
+  });
+
   await step("Roll back in the UI makes v1 live and /fn/greeter/ serve it; Promote v2 brings v2 back", async () => {
     await desk.getByTestId("tab-versions").click();
     await desk.getByTestId("rollback").click();

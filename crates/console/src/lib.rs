@@ -32,11 +32,6 @@ const NOT_BUILT: &str = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\
 rebuild gureum; <code>cargo xtask up</code> does both. The control API at \
 <code>/api/v1</code> works without it.</p></html>";
 
-/// Whether the binary carries the console (its `index.html` was embedded).
-pub fn is_built() -> bool {
-    Assets::get("index.html").is_some()
-}
-
 /// Answers a GET for a console path: `/` (the app), `/assets/…` (hashed, cached for a
 /// year) and the other files at the root (`/favicon.svg`).
 pub async fn serve(uri: Uri, headers: HeaderMap) -> Response {
@@ -128,7 +123,7 @@ mod tests {
     #[tokio::test]
     async fn the_index_is_the_app_or_says_how_to_build_it() {
         let response = serve(Uri::from_static("/"), HeaderMap::new()).await;
-        let built = is_built();
+        let built = Assets::get("index.html").is_some();
         let expected = if built {
             StatusCode::OK
         } else {

@@ -214,9 +214,11 @@ pub async fn data(State(state): State<AdminState>, request: Request) -> Response
     // Fresh extensions: this route's own path parameters must not reach the data
     // router's extractors (axum keeps them there).
     parts.extensions = axum::http::Extensions::new();
+    // The caller is settled; the admin token goes no further.
+    parts.headers.remove(axum::http::header::AUTHORIZATION);
     parts.extensions.insert(Caller::Admin);
     parts.extensions.insert(ClientAddr(client));
-    match state
+    let mut response = match state
         .data
         .router()
         .oneshot(Request::from_parts(parts, body))
@@ -224,5 +226,18 @@ pub async fn data(State(state): State<AdminState>, request: Request) -> Response
     {
         Ok(response) => response,
         Err(never) => match never {},
+    };
+    // A created document's Location, as it is reached here.
+    let location = response
+        .headers()
+        .get(axum::http::header::LOCATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("/data/v1/"))
+        .and_then(|rest| axum::http::HeaderValue::from_str(&format!("/api/v1/data/{rest}")).ok());
+    if let Some(location) = location {
+        response
+            .headers_mut()
+            .insert(axum::http::header::LOCATION, location);
     }
+    response
 }

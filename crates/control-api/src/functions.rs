@@ -146,6 +146,7 @@ pub async fn versions(
         .await?
         .ok_or_else(|| not_deployed(&name))?;
     let versions = state.store.list_versions(&function).await?;
+    let sizes = state.store.version_sizes(&function).await?;
     let mut infos = Vec::with_capacity(versions.len());
     for version in versions {
         // The stored manifest was valid when deployed; a parse failure (a manifest rule
@@ -153,11 +154,7 @@ pub async fn versions(
         let config = gureum_manifest::parse(&version.manifest)
             .ok()
             .map(|spec| config_view(&spec));
-        let size_bytes = if version.artifact_hash.is_empty() {
-            None
-        } else {
-            state.store.artifact_size(&version.artifact_hash).await?
-        };
+        let size_bytes = sizes.get(&version.version).copied();
         infos.push(VersionInfo {
             live: version.version == live,
             version: version.version,

@@ -67,7 +67,14 @@ pub async fn stats(
                 ))
             })?;
             let step = i64::try_from(step.as_millis()).unwrap_or(i64::MAX);
-            if step < 1_000 || window / step > MAX_POINTS {
+            // A step longer than the window would widen it (the start is aligned to
+            // the step); one steps fit, plus the partial one the alignment adds.
+            if step > window {
+                return Err(ApiError::BadRequest(format!(
+                    "step={text:?} is longer than since={since:?}; give a step of at most the window"
+                )));
+            }
+            if step < 1_000 || window.div_euclid(step) + 1 > MAX_POINTS {
                 return Err(ApiError::BadRequest(format!(
                     "step={text:?} cuts since={since:?} into more than {MAX_POINTS} steps or is under 1s; give a longer step or leave it out"
                 )));

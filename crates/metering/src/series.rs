@@ -7,8 +7,9 @@
 //! microseconds), so a reported percentile is within about 3% of the exact one, and never
 //! outside the smallest and largest duration seen. Peak concurrency is exact for the
 //! invocations in the window (a sweep over start and end times, which needs the records
-//! in start order); average concurrency is the busy time of the invocations started in a
-//! step divided by the step.
+//! in start order, and it also counts runs still going at each step's start); average
+//! concurrency is the busy time inside a step (a long run is spread over the steps it
+//! overlaps) divided by the step's length (the elapsed part of the newest step).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -218,7 +219,6 @@ impl Acc {
         let us = sample.duration_us.max(0) as u64;
         self.requests += 1;
         self.errors += u64::from(sample.error);
-        self.busy_us += us;
         self.peak = self.peak.max(running);
         self.mb_ms = self.mb_ms.saturating_add(mb_ms(
             u64::from(sample.memory_mb),
@@ -227,6 +227,7 @@ impl Acc {
         self.durations.add(us);
     }
 
+    /// `step_ms`: the length of the step this covers (none for a function or the window).
     fn finish(&self, prices: &Prices, step_ms: Option<i64>) -> Stats {
         Stats {
             requests: self.requests,
@@ -252,12 +253,18 @@ impl Acc {
 struct Running(BinaryHeap<Reverse<i64>>);
 
 impl Running {
+    /// How many still run at `at_us` (the ones that ended by then are forgotten).
+    fn at(&mut self, at_us: i64) -> u64 {
+        while self.0.peek().is_some_and(|Reverse(end)| *end <= at_us) {
+            self.0.pop();
+        }
+        self.0.len() as u64
+    }
+
     /// Counts the invocation starting at `start_us` and ending at `end_us`; returns how
     /// many run at its start (itself included).
     fn start(&mut self, start_us: i64, end_us: i64) -> u64 {
-        while self.0.peek().is_some_and(|Reverse(end)| *end <= start_us) {
-            self.0.pop();
-        }
+        self.at(start_us);
         self.0.push(Reverse(end_us));
         self.0.len() as u64
     }
@@ -272,6 +279,9 @@ pub struct SeriesBuilder {
     total: (Acc, Running),
     functions: HashMap<String, (Acc, Running)>,
     points: Vec<Acc>,
+    /// Steps whose start has been swept (runs still going then count towards their
+    /// peak, so a step where long runs continue and nothing starts is not 0).
+    swept: usize,
 }
 
 impl SeriesBuilder {
@@ -287,6 +297,24 @@ impl SeriesBuilder {
             total: Default::default(),
             functions: HashMap::new(),
             points: (0..steps).map(|_| Acc::default()).collect(),
+            swept: 0,
+        }
+    }
+
+    /// Start of step `index`, in µs.
+    fn step_start_us(&self, index: usize) -> i64 {
+        (self.since_ms + index as i64 * self.step_ms).saturating_mul(1000)
+    }
+
+    /// Records the runs still going at the start of every step up to `index`.
+    fn sweep_to(&mut self, index: usize) {
+        // There is always at least one step.
+        let last = index.min(self.points.len() - 1);
+        while self.swept <= last {
+            let running = self.total.1.at(self.step_start_us(self.swept));
+            let point = &mut self.points[self.swept];
+            point.peak = point.peak.max(running);
+            self.swept += 1;
         }
     }
 
@@ -303,15 +331,30 @@ impl SeriesBuilder {
         let start_us = sample.started_at_ms.saturating_mul(1000);
         let end_us = start_us.saturating_add(sample.duration_us.max(0));
         let ran = sample.billed;
+        let index = ((sample.started_at_ms - self.since_ms) / self.step_ms) as usize;
+        self.sweep_to(index);
         let running = if ran {
             self.total.1.start(start_us, end_us)
         } else {
             0
         };
         self.total.0.add(sample, running);
-        let index = ((sample.started_at_ms - self.since_ms) / self.step_ms) as usize;
         if let Some(point) = self.points.get_mut(index) {
             point.add(sample, running);
+        }
+        if ran {
+            // Busy time goes to every step the run overlaps, not only the one it began in.
+            let step_us = self.step_ms.saturating_mul(1000);
+            let mut step = index;
+            while step < self.points.len() {
+                let from = self.step_start_us(step);
+                let overlap = end_us.min(from + step_us) - start_us.max(from);
+                if overlap <= 0 {
+                    break;
+                }
+                self.points[step].busy_us += overlap as u64;
+                step += 1;
+            }
         }
         let function = match self.functions.get_mut(sample.function) {
             Some(function) => function,
@@ -329,7 +372,8 @@ impl SeriesBuilder {
     }
 
     /// The series, priced with `prices`.
-    pub fn finish(self, prices: &Prices) -> Series {
+    pub fn finish(mut self, prices: &Prices) -> Series {
+        self.sweep_to(self.points.len());
         let mut functions: Vec<(String, Stats)> = self
             .functions
             .into_iter()
@@ -342,6 +386,7 @@ impl SeriesBuilder {
         });
         let step_ms = self.step_ms;
         let since_ms = self.since_ms;
+        let until_ms = self.until_ms;
         Series {
             since_ms,
             until_ms: self.until_ms,
@@ -353,10 +398,10 @@ impl SeriesBuilder {
                 .iter()
                 .enumerate()
                 .map(|(i, acc)| {
-                    (
-                        since_ms + i as i64 * step_ms,
-                        acc.finish(prices, Some(step_ms)),
-                    )
+                    let t_ms = since_ms + i as i64 * step_ms;
+                    // The newest step is still going: average over its elapsed part.
+                    let length = step_ms.min(until_ms - t_ms).max(1);
+                    (t_ms, acc.finish(prices, Some(length)))
                 })
                 .collect(),
         }
@@ -457,6 +502,42 @@ mod tests {
         assert_eq!(series.points[0].1.peak_concurrency, 3);
         let a = &series.functions.iter().find(|(n, _)| n == "a").unwrap().1;
         assert_eq!(a.peak_concurrency, 2);
+    }
+
+    #[test]
+    fn long_runs_count_in_every_step_they_overlap() {
+        // 10 s steps; one run from 5 s to 35 s, nothing else starts.
+        let mut builder = SeriesBuilder::new(0, 50_000, 10_000);
+        builder.add(&sample("a", 5_000, 30_000));
+        let series = builder.finish(&Prices::default());
+        let avg: Vec<f64> = series
+            .points
+            .iter()
+            .map(|(_, s)| s.avg_concurrency)
+            .collect();
+        assert_eq!(avg, [0.5, 1.0, 1.0, 0.5, 0.0]);
+        let peak: Vec<u64> = series
+            .points
+            .iter()
+            .map(|(_, s)| s.peak_concurrency)
+            .collect();
+        assert_eq!(peak, [1, 1, 1, 1, 0], "running at the starts of steps 1–3");
+        assert!(
+            series
+                .points
+                .iter()
+                .all(|(_, s)| s.avg_concurrency <= s.peak_concurrency as f64),
+            "an average never exceeds the peak"
+        );
+    }
+
+    #[test]
+    fn the_newest_step_is_averaged_over_its_elapsed_part() {
+        // The window ends 2 s into its last 10 s step; a 1 s run there is 0.5 busy.
+        let mut builder = SeriesBuilder::new(0, 12_000, 10_000);
+        builder.add(&sample("a", 10_500, 1_000));
+        let series = builder.finish(&Prices::default());
+        assert!((series.points[1].1.avg_concurrency - 0.5).abs() < 1e-9);
     }
 
     #[test]

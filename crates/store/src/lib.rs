@@ -44,8 +44,8 @@ pub use queue::{
 pub use users::{Rotation, UserRow};
 
 use crate::rows::{
-    function_name, insert_chunks, invocation_from_row, log_from_row, multi_row_insert, u32_column,
-    usage_from_row, version_from_row,
+    column, function_name, insert_chunks, invocation_from_row, log_from_row, multi_row_insert,
+    u32_column, usage_from_row, version_from_row,
 };
 
 /// Errors of the store.
@@ -284,13 +284,28 @@ impl Store {
         row.as_ref().map(version_from_row).transpose()
     }
 
-    /// Size in bytes of a stored artifact, if it is stored.
-    pub async fn artifact_size(&self, hash: &str) -> Result<Option<u64>, StoreError> {
-        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM artifacts WHERE hash = $1")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(size.map(|size| u64::try_from(size).unwrap_or(0)))
+    /// Artifact size in bytes of each of a function's versions that has a stored
+    /// artifact, by version number.
+    pub async fn version_sizes(
+        &self,
+        function: &FunctionName,
+    ) -> Result<HashMap<VersionNumber, u64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT v.version, a.size FROM versions v \
+             JOIN artifacts a ON a.hash = v.artifact_hash WHERE v.function = $1",
+        )
+        .bind(function.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let size: i64 = column(row, 1)?;
+                Ok((
+                    u32_column(row, 0, "versions.version")?,
+                    u64::try_from(size).unwrap_or(0),
+                ))
+            })
+            .collect()
     }
 
     /// Every version of a function, oldest first (empty for an unknown function).
@@ -695,6 +710,9 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<InvocationRecord>, StoreError> {
         let (after_ms, after_id) = after.unwrap_or((since_ms - 1, ""));
+        // The range starts at the cursor, so each page seeks instead of re-reading the
+        // pages before it; the OR only settles ties on the cursor's millisecond.
+        let lower_ms = after.map_or(since_ms, |(ms, _)| ms.max(since_ms));
         let function_clause = if function.is_some() {
             "function = $6 AND "
         } else {
@@ -707,7 +725,7 @@ impl Store {
              ORDER BY started_at_ms, id LIMIT $5"
         );
         let mut query = sqlx::query(&sql)
-            .bind(since_ms)
+            .bind(lower_ms)
             .bind(until_ms)
             .bind(after_ms)
             .bind(after_id)

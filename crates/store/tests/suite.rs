@@ -111,6 +111,7 @@ on_both_backends!(
     live_versions_and_list_functions_cover_every_function,
     artifacts_are_content_addressed_and_idempotent,
     invocations_round_trip,
+    invocation_pages_in_start_order_neither_skip_nor_repeat,
     logs_are_batch_inserted_and_filtered,
     reopening_keeps_data_and_migrations_run_once,
     every_change_of_what_is_live_bumps_the_registry_generation,
@@ -508,6 +509,60 @@ async fn invocations_round_trip(ctx: Ctx) {
             .len(),
         1_100
     );
+}
+
+/// `/stats` reads a window page by page: ties on the start millisecond straddle page
+/// boundaries, other functions and times outside the window stay out.
+async fn invocation_pages_in_start_order_neither_skip_nor_repeat(ctx: Ctx) {
+    let store = &ctx.store;
+    // Three invocations per millisecond, ids out of insertion order.
+    let records: Vec<InvocationRecord> = (0..12)
+        .map(|i| invocation(&format!("p-{:02}", (i * 7) % 12), "paged", 10_000 + i / 3))
+        .collect();
+    store.insert_invocations(&records, &[]).await.unwrap();
+    store
+        .insert_invocations(
+            &[
+                invocation("other", "elsewhere", 10_001),
+                invocation("early", "paged", 9_999),
+                invocation("late", "paged", 10_004),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+    for function in [Some("paged"), None] {
+        let mut seen: Vec<(i64, String)> = Vec::new();
+        let mut after: Option<(i64, String)> = None;
+        loop {
+            let page = store
+                .invocations_in_order(
+                    function,
+                    10_000,
+                    10_004,
+                    after.as_ref().map(|(ms, id)| (*ms, id.as_str())),
+                    4,
+                )
+                .await
+                .unwrap();
+            seen.extend(page.iter().map(|r| (r.started_at_ms, r.id.clone())));
+            match page.last() {
+                Some(last) if page.len() == 4 => {
+                    after = Some((last.started_at_ms, last.id.clone()))
+                }
+                _ => break,
+            }
+        }
+        let mut expected: Vec<(i64, String)> = records
+            .iter()
+            .map(|r| (r.started_at_ms, r.id.clone()))
+            .collect();
+        if function.is_none() {
+            expected.push((10_001, "other".to_string()));
+        }
+        expected.sort();
+        assert_eq!(seen, expected, "function {function:?}");
+    }
 }
 
 async fn logs_are_batch_inserted_and_filtered(ctx: Ctx) {

@@ -243,6 +243,7 @@ impl Registry {
     pub fn counts(&self) -> Vec<(String, usize)> {
         lock(&self.per_function)
             .iter()
+            .filter(|(_, count)| **count > 0)
             .map(|(function, count)| (function.clone(), *count))
             .collect()
     }

@@ -123,3 +123,18 @@ export async function streamEvents(path, { signal, onOpen, onEvent }) {
     }
   }
 }
+
+/** Resolves after `ms`, or rejects with an AbortError when `signal` aborts first. */
+export function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        reject(new DOMException("Aborted", "AbortError"));
+      },
+      { once: true },
+    );
+  });
+}

@@ -10,8 +10,15 @@ export function useResource(load, deps, { every = 0 } = {}) {
   const [nonce, setNonce] = useState(0);
   const latest = useRef(load);
   latest.current = load;
+  // Data of other deps (another range, page or function) must not stand under new ones.
+  const key = JSON.stringify(deps);
+  const shownKey = useRef(key);
 
   useEffect(() => {
+    if (shownKey.current !== key) {
+      shownKey.current = key;
+      setState({ data: undefined, error: null, loading: true });
+    }
     const controller = new AbortController();
     let timer = 0;
     let running = false;

@@ -1,22 +1,8 @@
 // An invocation's log lines and record are written a moment after its response; these
 // poll for them briefly instead of answering "nothing" too early.
-import { api, query, seg } from "./api.js";
+import { api, query, seg, sleep } from "./api.js";
 
 const POLL_MS = 300;
-
-function sleep(ms, signal) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer);
-        reject(new DOMException("Aborted", "AbortError"));
-      },
-      { once: true },
-    );
-  });
-}
 
 /** The invocation's log lines once they stop growing, or whatever is there after `within` ms. */
 export async function pollLogs(name, id, { signal, within = 3000 }) {

@@ -8,9 +8,10 @@ export function LogLines({ lines, linked = true, testid = "log-lines" }) {
       {lines.map((line) => (
         <li key={line.seq} class={`log-line ${line.stream}`} data-testid="log-line" data-stream={line.stream}>
           <time datetime={new Date(line.ts_ms).toISOString()}>{clockMs(line.ts_ms)}</time>
-          <span class="version">v{line.version}</span>
+          {line.version > 0 && <span class="version">v{line.version}</span>}
           <span class="stream">{line.stream}</span>
-          {linked && (
+          {/* Platform lines about no one invocation (quota warnings, WebSocket events) have no id. */}
+          {linked && line.invocation_id && (
             <a
               class="invocation"
               href={href(["functions", line.function, "invocations", line.invocation_id])}

@@ -26,7 +26,7 @@ export function StatTiles({ total, extra = [] }) {
       {tiles.map(([label, value]) => (
         <li key={label}>
           <span class="tile-label">{label}</span>
-          <strong class={typeof value === "string" && value.length > 12 ? "tile-value long" : "tile-value"}>{value}</strong>
+          <strong class={typeof value === "string" && value.length > 9 ? "tile-value long" : "tile-value"}>{value}</strong>
         </li>
       ))}
     </ul>

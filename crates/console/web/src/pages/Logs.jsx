@@ -1,5 +1,5 @@
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { api, query, seg, streamEvents } from "../api.js";
+import { api, query, seg, sleep, streamEvents } from "../api.js";
 import { Field } from "../components/Layout.jsx";
 import { LogLines } from "../components/LogLines.jsx";
 import { PageHeader } from "../components/PageHeader.jsx";
@@ -23,13 +23,6 @@ const STATE_TEXT = {
   reconnecting: "Reconnecting…",
   stopped: "Stopped",
 };
-
-function wait(ms, signal) {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
-  });
-}
 
 /** A function's log lines as they are written, filtered on the server by `grep`. */
 export function Logs({ function: chosen, grep }) {
@@ -101,12 +94,14 @@ export function Logs({ function: chosen, grep }) {
         }
         if (signal.aborted) return;
         setState("reconnecting");
-        await wait(RETRY_MS, signal);
+        await sleep(RETRY_MS, signal).catch(() => {});
       }
     })();
     return () => {
       controller.abort();
       cancelAnimationFrame(frame);
+      // `lastSeq` already counts them: a resume asks for lines after it.
+      if (batch.length > 0) flush();
     };
   }, [name, grep, paused]);
 

@@ -29,6 +29,12 @@ function parseHeaders(text) {
 /** The control API path that passes `path` (with its query) to the function. */
 function invokePath(name, path) {
   const text = path.trim() || "/";
+  // The browser resolves `.` and `..` (also encoded) before sending: `/../..` would reach
+  // other control API routes with the admin token instead of the function.
+  const pathOnly = text.split(/[?#]/)[0];
+  if (pathOnly.split("/").some((part) => /^(\.|%2e){1,2}$/i.test(part))) {
+    throw new Error(`The path ${text} has a "." or ".." segment; give the path the function should see, without them.`);
+  }
   const absolute = text.startsWith("/") ? text : `/${text}`;
   // `/` and `/?q` go to `/invoke` itself; the wildcard route needs a non-empty rest.
   const rest = absolute === "/" || absolute.startsWith("/?") ? absolute.slice(1) : absolute;

@@ -36,7 +36,7 @@ export function Versions({ name, versions, liveVersion, onChanged, onFailed }) {
       actions={
         <button
           type="button"
-          onClick={() => moveLive(undefined)}
+          onClick={() => moveLive(previous)}
           disabled={busy || previous === 0}
           data-testid="rollback"
           title={previous === 0 ? "No version before the live one" : undefined}
