@@ -180,6 +180,37 @@ try {
     }
   });
 
+  await step("a collection's rules editor shows the validation error, saves a fix, and a document is created and edited", async () => {
+    await go(desk, "#/data/console-notes", "console-notes");
+    const config = desk.getByTestId("config-form");
+    const editor = config.getByLabel("Config (JSON: rules in CEL, indexes, files)");
+    expected.push({ status: 400, path: "/api/v1/collections/console-notes" });
+    await editor.fill(JSON.stringify({ rules: { list: "auth.uid ==" } }));
+    await config.getByRole("button", { name: "Save config" }).click();
+    await desk.getByTestId("config-errors").locator(".error", { hasText: "rules.list" }).waitFor();
+    await editor.fill(JSON.stringify({ rules: { list: "auth != null", get: "auth != null" } }));
+    await config.getByRole("button", { name: "Save config" }).click();
+    await desk.getByTestId("config-errors").locator(".ok").waitFor();
+    await desk.getByTestId("new-document").click();
+    const doc = desk.getByTestId("document-editor");
+    await doc.getByLabel("Data (JSON object)").fill('{"title": "from the browser"}');
+    await doc.getByRole("button", { name: "Create" }).click();
+    await desk.getByTestId("document-row").filter({ hasText: "from the browser" }).waitFor();
+    await desk.getByTestId("document-row").filter({ hasText: "from the browser" }).getByRole("button").first().click();
+    const opened = desk.getByTestId("document-editor");
+    await opened.getByLabel("Data (JSON object)").fill('{"title": "edited in the browser"}');
+    await opened.getByRole("button", { name: "Save" }).click();
+    await desk.getByTestId("document-row").filter({ hasText: "edited in the browser" }).waitFor();
+    // The change is in the store, not only on the page.
+    const listed = await fetch(`${admin}/api/v1/data/collections/console-notes/docs`, {
+      headers: { authorization: `Bearer ${token}` },
+    }).then((response) => response.json());
+    if (!JSON.stringify(listed).includes("edited in the browser")) {
+      throw new Error(`the data API lists ${JSON.stringify(listed)}`);
+    }
+    await shot(desk, "collection");
+  });
+
   await step("at 390 px the overview and functions pages fit, and the menu opens by keyboard", async () => {
     const phone = await open(context, "phone", PHONE);
     await phone.goto(`${admin}/#/`);

@@ -396,3 +396,37 @@ async fn the_data_api_is_reachable_as_the_administrator() {
         "the admin mirror needs the admin token"
     );
 }
+
+#[tokio::test]
+async fn users_are_searched_by_the_start_of_their_email() {
+    let server = crate::shared().await;
+    crate::backend::signup(server, "console-ada@example.org").await;
+    crate::backend::signup(server, "console-alan@example.org").await;
+    crate::backend::signup(server, "console-bob@example.org").await;
+    let emails = |body: &Value| -> Vec<String> {
+        body["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|user| user["email"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, found) = get_json(server, "/users?q=Console-A").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        emails(&found),
+        ["console-ada@example.org", "console-alan@example.org"],
+        "case-insensitive prefix, in email order"
+    );
+    let (_, paged) = get_json(server, "/users?q=console-a&limit=1").await;
+    assert_eq!(emails(&paged), ["console-ada@example.org"]);
+    assert_eq!(paged["next"], "console-ada@example.org");
+    let (_, rest) = get_json(
+        server,
+        "/users?q=console-a&limit=1&after=console-ada%40example.org",
+    )
+    .await;
+    assert_eq!(emails(&rest), ["console-alan@example.org"]);
+    let (_, none) = get_json(server, "/users?q=console-%25").await;
+    assert!(emails(&none).is_empty(), "% is a plain character: {none}");
+}

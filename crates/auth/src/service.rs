@@ -228,13 +228,14 @@ impl AuthService {
         self.key.jwks()
     }
 
-    /// Users by email, after `after` (paging).
+    /// Users by email, after `after` (paging), whose email starts with `prefix`.
     pub async fn list_users(
         &self,
         after: Option<&str>,
+        prefix: Option<&str>,
         limit: u32,
     ) -> Result<Vec<UserRow>, StoreError> {
-        self.store.list_users(after, limit).await
+        self.store.list_users(after, prefix, limit).await
     }
 
     /// Disables (revoking every refresh token) or enables a user; `None` when unknown.

@@ -17,11 +17,14 @@ use crate::{AdminState, ApiError};
 pub struct UserListParams {
     /// Only users whose email sorts after this (paging).
     pub after: Option<String>,
+    /// Only users whose email starts with this (emails are kept in lower case, so the
+    /// search is too).
+    pub q: Option<String>,
     /// At most this many (default 100, at most 1000).
     pub limit: Option<u32>,
 }
 
-/// Users, ordered by email.
+/// Users, ordered by email; `q` searches by the start of the email.
 #[utoipa::path(get, path = "/api/v1/users", tag = "backend", params(UserListParams),
     responses((status = 200, description = "{users: [...], next: email|null}")))]
 pub async fn users(
@@ -29,10 +32,14 @@ pub async fn users(
     Query(params): Query<UserListParams>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = params.limit.unwrap_or(100).clamp(1, 1000);
+    let prefix = params
+        .q
+        .map(|q| q.trim().to_lowercase())
+        .filter(|q| !q.is_empty());
     let users = state
         .services
         .auth()
-        .list_users(params.after.as_deref(), limit)
+        .list_users(params.after.as_deref(), prefix.as_deref(), limit)
         .await?;
     let next = (users.len() == limit as usize)
         .then(|| users.last().map(|u| u.email.clone()))

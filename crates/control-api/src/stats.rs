@@ -23,8 +23,6 @@ const DEFAULT_WINDOW: &str = "1h";
 const MAX_WINDOW_MS: i64 = 31 * 86_400_000;
 /// Points a series gets when the caller names no step.
 const DEFAULT_POINTS: i64 = 60;
-/// Records read per store query while folding a window.
-const PAGE: u32 = 5_000;
 
 /// Query parameters of `/stats`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -90,24 +88,14 @@ pub async fn stats(
 
     let mut builder = SeriesBuilder::new(now - window, now, step);
     let since_ms = builder.since_ms();
-    let mut after: Option<(i64, String)> = None;
-    loop {
-        let page = state
-            .store
-            .invocations_in_order(
-                function.as_deref(),
-                since_ms,
-                now,
-                after.as_ref().map(|(ms, id)| (*ms, id.as_str())),
-                PAGE,
-            )
-            .await?;
-        for record in &page {
+    state
+        .store
+        .scan_invocations(function.as_deref(), since_ms, now, |record| {
             builder.add(&Sample {
                 function: &record.function,
                 started_at_ms: record.started_at_ms,
                 duration_us: record.duration_us,
-                billed: record.is_billed(),
+                billed: record.outcome != InvocationOutcome::Throttled,
                 error: matches!(
                     record.outcome,
                     InvocationOutcome::Error | InvocationOutcome::Timeout
@@ -116,14 +104,8 @@ pub async fn stats(
                 memory_mb: record.memory_mb,
                 billed_ms: record.billed_ms,
             });
-        }
-        match page.last() {
-            Some(last) if page.len() == PAGE as usize => {
-                after = Some((last.started_at_ms, last.id.clone()));
-            }
-            _ => break,
-        }
-    }
+        })
+        .await?;
     let series = builder.finish(&state.invoker.quotas().prices());
     Ok(Json(StatsView {
         function,

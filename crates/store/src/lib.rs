@@ -26,9 +26,10 @@ mod users;
 
 use std::collections::HashMap;
 
+use futures::TryStreamExt as _;
 use gureum_model::{
-    DailyUsage, FunctionName, FunctionSummary, FunctionVersion, InvocationRecord, LIVE_ALIAS,
-    LogLine, VersionNumber,
+    DailyUsage, FunctionName, FunctionSummary, FunctionVersion, InvocationOutcome,
+    InvocationRecord, LIVE_ALIAS, LogLine, VersionNumber,
 };
 use sqlx::{Any, AnyPool, Transaction};
 
@@ -105,6 +106,25 @@ pub enum Backend {
     Sqlite,
     /// PostgreSQL.
     Postgres,
+}
+
+/// What charts need of an invocation record ([`Store::scan_invocations`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvocationTiming {
+    /// The function.
+    pub function: String,
+    /// Start, ms since the Unix epoch.
+    pub started_at_ms: i64,
+    /// Wall time in microseconds.
+    pub duration_us: i64,
+    /// How it ended.
+    pub outcome: InvocationOutcome,
+    /// Whether it paid a cold start.
+    pub cold_start: bool,
+    /// Memory limit it ran with.
+    pub memory_mb: u32,
+    /// Billed milliseconds (0 when refused).
+    pub billed_ms: i64,
 }
 
 /// A log query; `None` fields do not filter, and every given filter must match.
@@ -698,43 +718,50 @@ impl Store {
         rows.iter().map(invocation_from_row).collect()
     }
 
-    /// Invocations started in `[since_ms, until_ms)`, of one function or all, in start
-    /// order (then id), at most `limit`, after the `(started_at_ms, id)` of the last one
-    /// of the previous page: a window is read page by page, never all at once.
-    pub async fn invocations_in_order(
+    /// Invocations started in `[since_ms, until_ms)`, of one function or all, handed to
+    /// `each` in start order as they are read: one query streamed over the start-time
+    /// index (no sort, no paging), so a window of any size costs one pass and the memory
+    /// of one row. Returns how many were read.
+    pub async fn scan_invocations(
         &self,
         function: Option<&str>,
         since_ms: i64,
         until_ms: i64,
-        after: Option<(i64, &str)>,
-        limit: u32,
-    ) -> Result<Vec<InvocationRecord>, StoreError> {
-        let (after_ms, after_id) = after.unwrap_or((since_ms - 1, ""));
-        // The range starts at the cursor, so each page seeks instead of re-reading the
-        // pages before it; the OR only settles ties on the cursor's millisecond.
-        let lower_ms = after.map_or(since_ms, |(ms, _)| ms.max(since_ms));
+        mut each: impl FnMut(InvocationTiming),
+    ) -> Result<u64, StoreError> {
         let function_clause = if function.is_some() {
-            "function = $6 AND "
+            "function = $3 AND "
         } else {
             ""
         };
         let sql = format!(
-            "SELECT {INVOCATION_COLUMNS} FROM invocations \
+            "SELECT function, started_at_ms, duration_us, outcome, cold_start, memory_mb, \
+             billed_ms FROM invocations \
              WHERE {function_clause}started_at_ms >= $1 AND started_at_ms < $2 \
-             AND (started_at_ms > $3 OR (started_at_ms = $3 AND id > $4)) \
-             ORDER BY started_at_ms, id LIMIT $5"
+             ORDER BY started_at_ms"
         );
-        let mut query = sqlx::query(&sql)
-            .bind(lower_ms)
-            .bind(until_ms)
-            .bind(after_ms)
-            .bind(after_id)
-            .bind(i64::from(limit));
+        let mut query = sqlx::query(&sql).bind(since_ms).bind(until_ms);
         if let Some(function) = function {
             query = query.bind(function);
         }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(invocation_from_row).collect()
+        let mut rows = query.fetch(&self.pool);
+        let mut read = 0;
+        while let Some(row) = rows.try_next().await? {
+            let outcome: String = column(&row, 3)?;
+            each(InvocationTiming {
+                function: column(&row, 0)?,
+                started_at_ms: column(&row, 1)?,
+                duration_us: column(&row, 2)?,
+                outcome: InvocationOutcome::parse(&outcome).ok_or_else(|| {
+                    StoreError::Corrupt(format!("invocations.outcome = {outcome:?}"))
+                })?,
+                cold_start: column::<i64>(&row, 4)? != 0,
+                memory_mb: u32_column(&row, 5, "invocations.memory_mb")?,
+                billed_ms: column(&row, 6)?,
+            });
+            read += 1;
+        }
+        Ok(read)
     }
 
     /// Stores a batch of log lines in one transaction (multi-row INSERTs). The store

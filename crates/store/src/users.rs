@@ -94,13 +94,19 @@ impl Store {
     pub async fn list_users(
         &self,
         after_email: Option<&str>,
+        email_prefix: Option<&str>,
         limit: u32,
     ) -> Result<Vec<UserRow>, StoreError> {
+        // substr, not LIKE (no escaping of % and _) nor a range (collations differ).
+        let prefix = email_prefix.unwrap_or("");
         let rows = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE email > $1 ORDER BY email LIMIT $2"
+            "SELECT {USER_COLUMNS} FROM users WHERE email > $1 \
+             AND substr(email, 1, CAST($3 AS INTEGER)) = $4 ORDER BY email LIMIT $2"
         ))
         .bind(after_email.unwrap_or(""))
         .bind(i64::from(limit))
+        .bind(prefix.chars().count() as i64)
+        .bind(prefix)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(user_from_row).collect()

@@ -111,7 +111,7 @@ on_both_backends!(
     live_versions_and_list_functions_cover_every_function,
     artifacts_are_content_addressed_and_idempotent,
     invocations_round_trip,
-    invocation_pages_in_start_order_neither_skip_nor_repeat,
+    invocations_are_scanned_in_start_order_within_the_window,
     logs_are_batch_inserted_and_filtered,
     reopening_keeps_data_and_migrations_run_once,
     every_change_of_what_is_live_bumps_the_registry_generation,
@@ -511,58 +511,73 @@ async fn invocations_round_trip(ctx: Ctx) {
     );
 }
 
-/// `/stats` reads a window page by page: ties on the start millisecond straddle page
-/// boundaries, other functions and times outside the window stay out.
-async fn invocation_pages_in_start_order_neither_skip_nor_repeat(ctx: Ctx) {
+/// `/stats` reads a window in one streamed pass: start order, one function or all,
+/// nothing outside `[since, until)`.
+async fn invocations_are_scanned_in_start_order_within_the_window(ctx: Ctx) {
     let store = &ctx.store;
-    // Three invocations per millisecond, ids out of insertion order.
-    let records: Vec<InvocationRecord> = (0..12)
-        .map(|i| invocation(&format!("p-{:02}", (i * 7) % 12), "paged", 10_000 + i / 3))
+    // Inserted out of start order; two start in the same millisecond.
+    let records: Vec<InvocationRecord> = [10_003, 10_000, 10_002, 10_000, 10_001]
+        .into_iter()
+        .enumerate()
+        .map(|(i, ms)| InvocationRecord {
+            outcome: if i == 2 {
+                InvocationOutcome::Throttled
+            } else {
+                InvocationOutcome::Ok
+            },
+            cold_start: i == 1,
+            ..invocation(&format!("s-{i}"), "scanned", ms)
+        })
         .collect();
     store.insert_invocations(&records, &[]).await.unwrap();
     store
         .insert_invocations(
             &[
                 invocation("other", "elsewhere", 10_001),
-                invocation("early", "paged", 9_999),
-                invocation("late", "paged", 10_004),
+                invocation("early", "scanned", 9_999),
+                invocation("late", "scanned", 10_004),
             ],
             &[],
         )
         .await
         .unwrap();
-    for function in [Some("paged"), None] {
-        let mut seen: Vec<(i64, String)> = Vec::new();
-        let mut after: Option<(i64, String)> = None;
-        loop {
-            let page = store
-                .invocations_in_order(
-                    function,
-                    10_000,
-                    10_004,
-                    after.as_ref().map(|(ms, id)| (*ms, id.as_str())),
-                    4,
-                )
-                .await
-                .unwrap();
-            seen.extend(page.iter().map(|r| (r.started_at_ms, r.id.clone())));
-            match page.last() {
-                Some(last) if page.len() == 4 => {
-                    after = Some((last.started_at_ms, last.id.clone()))
-                }
-                _ => break,
-            }
+    for (function, expected) in [
+        (
+            Some("scanned"),
+            vec![10_000, 10_000, 10_001, 10_002, 10_003],
+        ),
+        (None, vec![10_000, 10_000, 10_001, 10_001, 10_002, 10_003]),
+    ] {
+        let mut seen = Vec::new();
+        let read = store
+            .scan_invocations(function, 10_000, 10_004, |timing| seen.push(timing))
+            .await
+            .unwrap();
+        assert_eq!(read, expected.len() as u64);
+        let starts: Vec<i64> = seen.iter().map(|t| t.started_at_ms).collect();
+        assert_eq!(starts, expected, "function {function:?}");
+        if function.is_some() {
+            assert!(seen.iter().all(|t| t.function == "scanned"));
         }
-        let mut expected: Vec<(i64, String)> = records
-            .iter()
-            .map(|r| (r.started_at_ms, r.id.clone()))
-            .collect();
-        if function.is_none() {
-            expected.push((10_001, "other".to_string()));
-        }
-        expected.sort();
-        assert_eq!(seen, expected, "function {function:?}");
     }
+    let mut seen = Vec::new();
+    store
+        .scan_invocations(Some("scanned"), 10_002, 10_003, |timing| seen.push(timing))
+        .await
+        .unwrap();
+    assert_eq!(
+        seen,
+        [gureum_store::InvocationTiming {
+            function: "scanned".into(),
+            started_at_ms: 10_002,
+            duration_us: 1_234,
+            outcome: InvocationOutcome::Throttled,
+            cold_start: false,
+            memory_mb: 128,
+            billed_ms: 2,
+        }],
+        "every field read back"
+    );
 }
 
 async fn logs_are_batch_inserted_and_filtered(ctx: Ctx) {

@@ -66,19 +66,36 @@ async fn users_are_unique_and_refresh_tokens_rotate_once(ctx: Ctx) {
         store.user_by_id("u3").await.unwrap().unwrap().email,
         "b@example.org"
     );
-    let listed = store.list_users(None, 10).await.unwrap();
+    let listed = store.list_users(None, None, 10).await.unwrap();
     assert_eq!(
         listed.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
         ["u1", "u3"]
     );
     assert_eq!(
         store
-            .list_users(Some("a@example.org"), 10)
+            .list_users(Some("a@example.org"), None, 10)
             .await
             .unwrap()
             .len(),
         1
     );
+    let store_ref = &store;
+    let found = |prefix: &'static str| async move {
+        store_ref
+            .list_users(None, Some(prefix), 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(found("b@").await, ["u3"]);
+    assert_eq!(found("").await, ["u1", "u3"]);
+    assert!(
+        found("%").await.is_empty(),
+        "a LIKE wildcard is a plain character"
+    );
+    assert!(found("a@example.org-longer").await.is_empty());
 
     store
         .insert_refresh_token("h1", "u1", 10, 1_000_000)

@@ -25,6 +25,9 @@ const TEMPLATE = {
 
 /** A collection: its rules and config, and its documents. */
 export function Collection({ name }) {
+  // From the listing: asking for an unconfigured collection by name answers 404. It also
+  // holds the document count, so a document change reloads it.
+  const list = useResource((signal) => api("/collections", { signal }), []);
   return (
     <>
       <PageHeader title={name} label={`${name} (collection)`}>
@@ -32,15 +35,13 @@ export function Collection({ name }) {
           All collections
         </a>
       </PageHeader>
-      <ConfigEditor name={name} />
-      <Documents name={name} />
+      <ConfigEditor name={name} list={list} />
+      <Documents name={name} onChanged={list.reload} />
     </>
   );
 }
 
-function ConfigEditor({ name }) {
-  // From the listing: asking for an unconfigured collection by name answers 404.
-  const list = useResource((signal) => api("/collections", { signal }), []);
+function ConfigEditor({ name, list }) {
   const entry = list.data?.find((collection) => collection.name === name);
   const [text, setText] = useState(null);
   const save = useAction();
@@ -129,7 +130,7 @@ function ConfigEditor({ name }) {
   );
 }
 
-function Documents({ name }) {
+function Documents({ name, onChanged }) {
   const base = `/data/collections/${seg(name)}/docs`;
   // Cursors of the pages seen so far, to page back as well as forward.
   const [cursors, setCursors] = useState([""]);
@@ -151,6 +152,7 @@ function Documents({ name }) {
   const changed = (id) => {
     setSelected(id);
     page.reload();
+    onChanged();
   };
 
   return (

@@ -14,20 +14,24 @@ export function Users() {
   // Emails each page starts after, to page back as well as forward.
   const [afters, setAfters] = useState([""]);
   const [search, setSearch] = useState("");
+  // The search that is applied: the start of an email (server-side `q`).
+  const [q, setQ] = useState("");
   const [found, setFound] = useState(null);
   const after = afters.at(-1);
-  const page = useResource((signal) => api(`/users${query({ after, limit: PAGE_SIZE })}`, { signal }), [after]);
+  const page = useResource((signal) => api(`/users${query({ after, q, limit: PAGE_SIZE })}`, { signal }), [after, q]);
   const action = useAction();
 
   const find = async (event) => {
     event.preventDefault();
     const wanted = search.trim();
-    if (!wanted) {
-      setFound(null);
-      return;
+    setFound(null);
+    setAfters([""]);
+    setQ(wanted);
+    // Without an @ it may be a user id: look that up too (a miss is no error).
+    if (wanted && !wanted.includes("@")) {
+      const user = await api(`/users/${seg(wanted)}`, { passErrors: true }).catch(() => null);
+      if (user?.id === wanted) setFound(user);
     }
-    const user = await action.run(() => api(`/users/${seg(wanted)}`));
-    setFound(user ?? null);
   };
 
   const setDisabled = async (user, disabled) => {
@@ -46,18 +50,20 @@ export function Users() {
     <>
       <PageHeader title="Users" />
       <form class="toolbar" onSubmit={find} role="search">
-        <Field id="user-search" label="Find by id or exact email" class="grow">
+        <Field id="user-search" label="Search by the start of an email, or an id" class="grow">
           <div class="joined">
             <input id="user-search" type="search" value={search} onInput={(event) => setSearch(event.currentTarget.value)} />
             <button type="submit">Find</button>
           </div>
         </Field>
-        {found && (
+        {(found || q) && (
           <button
             type="button"
             onClick={() => {
               setFound(null);
               setSearch("");
+              setQ("");
+              setAfters([""]);
             }}
           >
             Show all
@@ -69,7 +75,13 @@ export function Users() {
         page.loading && <p class="muted">Loading…</p>
       ) : users.length === 0 ? (
         <Empty>
-          No users yet. People sign up through <code>/auth/v1/signup</code> on the public listener.
+          {q ? (
+            <>No user's email starts with “{q}”.</>
+          ) : (
+            <>
+              No users yet. People sign up through <code>/auth/v1/signup</code> on the public listener.
+            </>
+          )}
         </Empty>
       ) : (
         <Table
