@@ -66,7 +66,8 @@ pub async fn stats(
             })?;
             let step = i64::try_from(step.as_millis()).unwrap_or(i64::MAX);
             // A step longer than the window would widen it (the start is aligned to
-            // the step); one steps fit, plus the partial one the alignment adds.
+            // the step). The window's steps, plus the partial one the alignment adds,
+            // must fit in MAX_POINTS.
             if step > window {
                 return Err(ApiError::BadRequest(format!(
                     "step={text:?} is longer than since={since:?}; give a step of at most the window"
