@@ -294,6 +294,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         token_path.display()
     );
     println!("  metrics:     {admin_url}/metrics");
+    println!("  console:     {admin_url}/   (sign in with the admin token)");
     if loaded == 0 && !args.no_examples {
         println!("try:");
         println!("  curl {public_url}/fn/hello");

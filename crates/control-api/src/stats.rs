@@ -97,10 +97,7 @@ pub async fn stats(
                 started_at_ms: record.started_at_ms,
                 duration_us: record.duration_us,
                 billed: record.outcome != InvocationOutcome::Throttled,
-                error: matches!(
-                    record.outcome,
-                    InvocationOutcome::Error | InvocationOutcome::Timeout
-                ),
+                error: record.outcome.is_failure(),
                 cold_start: record.cold_start,
                 memory_mb: record.memory_mb,
                 billed_ms: record.billed_ms,

@@ -1268,10 +1268,7 @@ impl Finish {
         let loaded = &self.loaded;
         let metrics = &loaded.metrics;
         metrics.invocations(self.status, outcome).inc();
-        if matches!(
-            outcome,
-            InvocationOutcome::Error | InvocationOutcome::Timeout
-        ) {
+        if outcome.is_failure() {
             metrics.errors.inc();
         }
         metrics.duration.observe(duration.as_secs_f64());

@@ -332,6 +332,11 @@ pub enum InvocationOutcome {
 }
 
 impl InvocationOutcome {
+    /// Whether it counts as an error: the function failed or ran out of time.
+    pub fn is_failure(self) -> bool {
+        matches!(self, InvocationOutcome::Error | InvocationOutcome::Timeout)
+    }
+
     /// Stable lowercase name, used in the store and on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -503,10 +508,7 @@ impl DailyUsage {
     pub fn add(&mut self, record: &InvocationRecord) {
         if record.is_billed() {
             self.requests += 1;
-            if matches!(
-                record.outcome,
-                InvocationOutcome::Error | InvocationOutcome::Timeout
-            ) {
+            if record.outcome.is_failure() {
                 self.errors += 1;
             }
             let billed = record.billed_ms.max(0) as u64;
