@@ -11,6 +11,7 @@ mod new;
 mod output;
 mod queue;
 mod quota;
+mod tls;
 mod up;
 mod usage;
 
@@ -37,6 +38,10 @@ pub struct Cli {
     /// Admin token; default: the admin.token file in ./.gureum.
     #[arg(long, global = true, env = "GUREUM_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Extra trusted CA (PEM) for an https:// --url; default for https: the local CA in
+    /// ./.gureum/tls/ca.pem when there is one (`gureum up --tls self-signed`).
+    #[arg(long, global = true, env = "GUREUM_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     /// Machine-readable JSON output on stdout (no spinners or status lines).
     #[arg(long, global = true)]
     json: bool,
@@ -158,6 +163,11 @@ enum Command {
   gureum collections show notes
   gureum collections rm notes")]
     Collections(backend::CollectionsArgs),
+    /// HTTPS helpers: `gureum tls ca` prints the local CA of `gureum up --tls self-signed`.
+    #[command(after_help = "Examples:
+  gureum tls ca > gureum-ca.pem                 # then: curl --cacert gureum-ca.pem https://localhost:8080/fn/hello
+  gureum tls ca --data-dir /var/lib/gureum")]
+    Tls(tls::TlsArgs),
     /// Print the JSON Schema of gureum.toml (for editors; `gureum new` writes it too).
     #[command(
         after_help = "Examples:\n  gureum schema > gureum.schema.json   # then `#:schema ./gureum.schema.json` atop gureum.toml"
@@ -178,8 +188,11 @@ enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let json = cli.json;
     let output = Output::new(cli.quiet, json);
+    let ca = cli.ca_cert.clone();
+    let ca = ca.as_deref();
     match cli.command {
         Command::Up(args) => up::run(args).await,
+        Command::Tls(args) => tls::run(args, output),
         Command::New(args) => new::run(args, output),
         Command::Dev(args) => dev::run(&cli.url, cli.token, args, output).await,
         Command::Build(args) => build::run(args, output).await,
@@ -193,25 +206,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut Cli::command(), "gureum", &mut script);
             print_all(&script)
         }
-        Command::Deploy(args) => deploy::run(&client(&cli.url, cli.token)?, args, output).await,
-        Command::Ls => functions::list(&client(&cli.url, cli.token)?, json).await,
+        Command::Deploy(args) => deploy::run(&client(&cli.url, cli.token, ca)?, args, output).await,
+        Command::Ls => functions::list(&client(&cli.url, cli.token, ca)?, json).await,
         Command::Versions { name } => {
-            functions::versions(&client(&cli.url, cli.token)?, &name, json).await
+            functions::versions(&client(&cli.url, cli.token, ca)?, &name, json).await
         }
         Command::Rollback { name, to } => {
-            functions::rollback(&client(&cli.url, cli.token)?, &name, to, json).await
+            functions::rollback(&client(&cli.url, cli.token, ca)?, &name, to, json).await
         }
-        Command::Rm { name } => functions::remove(&client(&cli.url, cli.token)?, &name, json).await,
-        Command::Invoke(args) => invoke::run(&client(&cli.url, cli.token)?, args, json).await,
-        Command::Logs(args) => logs::run(&client(&cli.url, cli.token)?, args, json).await,
-        Command::Usage(args) => usage::run(&client(&cli.url, cli.token)?, args, json).await,
-        Command::Quota(args) => quota::quota(&client(&cli.url, cli.token)?, args, json).await,
-        Command::Prices(args) => quota::prices(&client(&cli.url, cli.token)?, args, json).await,
-        Command::Schedules => queue::schedules(&client(&cli.url, cli.token)?, json).await,
-        Command::Dlq(args) => queue::dlq(&client(&cli.url, cli.token)?, args, json).await,
-        Command::Users(args) => backend::users(&client(&cli.url, cli.token)?, args, json).await,
+        Command::Rm { name } => {
+            functions::remove(&client(&cli.url, cli.token, ca)?, &name, json).await
+        }
+        Command::Invoke(args) => invoke::run(&client(&cli.url, cli.token, ca)?, args, json).await,
+        Command::Logs(args) => logs::run(&client(&cli.url, cli.token, ca)?, args, json).await,
+        Command::Usage(args) => usage::run(&client(&cli.url, cli.token, ca)?, args, json).await,
+        Command::Quota(args) => quota::quota(&client(&cli.url, cli.token, ca)?, args, json).await,
+        Command::Prices(args) => quota::prices(&client(&cli.url, cli.token, ca)?, args, json).await,
+        Command::Schedules => queue::schedules(&client(&cli.url, cli.token, ca)?, json).await,
+        Command::Dlq(args) => queue::dlq(&client(&cli.url, cli.token, ca)?, args, json).await,
+        Command::Users(args) => backend::users(&client(&cli.url, cli.token, ca)?, args, json).await,
         Command::Collections(args) => {
-            backend::collections(&client(&cli.url, cli.token)?, args, json).await
+            backend::collections(&client(&cli.url, cli.token, ca)?, args, json).await
         }
     }
 }
@@ -227,7 +242,11 @@ fn print_all(bytes: &[u8]) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn client(url: &str, token: Option<String>) -> anyhow::Result<gureum_client::Client> {
+fn client(
+    url: &str,
+    token: Option<String>,
+    ca: Option<&std::path::Path>,
+) -> anyhow::Result<gureum_client::Client> {
     let token = match token {
         Some(token) => token,
         None => {
@@ -243,7 +262,27 @@ fn client(url: &str, token: Option<String>) -> anyhow::Result<gureum_client::Cli
                 .to_string()
         }
     };
-    Ok(gureum_client::Client::new(url, &token))
+    match trusted_ca(url, ca)? {
+        Some(pem) => Ok(gureum_client::Client::with_ca(url, &token, &pem)?),
+        None => Ok(gureum_client::Client::new(url, &token)),
+    }
+}
+
+/// The extra root to trust for `url`: `--ca-cert`, else for https the local CA beside
+/// the admin token (`./.gureum/tls/ca.pem`), when present.
+fn trusted_ca(url: &str, ca: Option<&std::path::Path>) -> anyhow::Result<Option<Vec<u8>>> {
+    if let Some(path) = ca {
+        let pem =
+            std::fs::read(path).with_context(|| format!("reading --ca-cert {}", path.display()))?;
+        return Ok(Some(pem));
+    }
+    if !url.starts_with("https://") {
+        return Ok(None);
+    }
+    Ok(std::fs::read(gureum_tls::ca_path(std::path::Path::new(
+        up::DEFAULT_DATA_DIR,
+    )))
+    .ok())
 }
 
 /// Formats ms since the Unix epoch as RFC 3339 (UTC, milliseconds).

@@ -107,6 +107,121 @@ pub struct UpArgs {
     /// third of it); after a node dies its events run again on another node this late.
     #[arg(long, env = "GUREUM_QUEUE_LEASE", default_value = "30s")]
     queue_lease: humantime::Duration,
+    /// HTTPS on both listeners: off, self-signed (a local CA in DATA_DIR/tls), acme
+    /// (certificates from Let's Encrypt or another ACME server) or cert (--cert/--key).
+    #[arg(long, env = "GUREUM_TLS", default_value = "off", value_enum)]
+    tls: TlsChoice,
+    /// A name the certificate covers (repeat for more); required for --tls acme.
+    #[arg(long = "domain", env = "GUREUM_DOMAINS", value_delimiter = ',')]
+    domains: Vec<String>,
+    /// Contact address of the ACME account (expiry and policy notices).
+    #[arg(long, env = "GUREUM_ACME_EMAIL")]
+    acme_email: Option<String>,
+    /// ACME directory URL; default Let's Encrypt (staging:
+    /// https://acme-staging-v02.api.letsencrypt.org/directory).
+    #[arg(long, env = "GUREUM_ACME_DIRECTORY", default_value = gureum_tls::LETS_ENCRYPT)]
+    acme_directory: String,
+    /// Extra trusted roots (PEM) for reaching the ACME server, e.g. a test CA's.
+    #[arg(long, env = "GUREUM_ACME_CA_BUNDLE")]
+    acme_ca_bundle: Option<PathBuf>,
+    /// First retry delay after a failed ACME order (doubles up to an hour).
+    #[arg(long, env = "GUREUM_ACME_RETRY", default_value = "30s", hide = true)]
+    acme_retry: humantime::Duration,
+    /// Certificate chain (PEM, leaf first) for --tls cert; reloaded when it changes.
+    #[arg(long, env = "GUREUM_CERT")]
+    cert: Option<PathBuf>,
+    /// Private key (PEM) for --tls cert.
+    #[arg(long, env = "GUREUM_KEY")]
+    key: Option<PathBuf>,
+    /// How often --cert/--key are checked for changes.
+    #[arg(
+        long,
+        env = "GUREUM_CERT_RELOAD_INTERVAL",
+        default_value = "2s",
+        hide = true
+    )]
+    cert_reload_interval: humantime::Duration,
+    /// A plain-HTTP listener beside the HTTPS ones, e.g. 0.0.0.0:80: answers ACME
+    /// HTTP-01 challenges and serves like the public listener (or redirects, with
+    /// --http-redirect).
+    #[arg(long, env = "GUREUM_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
+    /// Redirect everything on --http-listen (but ACME challenges) to HTTPS.
+    #[arg(long, env = "GUREUM_HTTP_REDIRECT")]
+    http_redirect: bool,
+    /// Send Strict-Transport-Security with this max-age on HTTPS responses, e.g. 365d
+    /// (browsers then refuse plain HTTP to the host for that long).
+    #[arg(long, env = "GUREUM_HSTS")]
+    hsts: Option<humantime::Duration>,
+}
+
+/// Where the HTTPS certificate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TlsChoice {
+    Off,
+    SelfSigned,
+    Acme,
+    Cert,
+}
+
+impl UpArgs {
+    /// The TLS settings, or a message naming the flag that is missing or out of place.
+    fn tls_mode(&self) -> anyhow::Result<Option<gureum_tls::TlsMode>> {
+        let off = self.tls == TlsChoice::Off;
+        let misplaced = |flag: &str, belongs: &str| {
+            anyhow::bail!("{flag} only applies to {belongs}; add it or drop {flag}")
+        };
+        if self.tls != TlsChoice::Cert && (self.cert.is_some() || self.key.is_some()) {
+            misplaced("--cert/--key", "--tls cert")?;
+        }
+        if self.tls != TlsChoice::Acme
+            && (self.acme_email.is_some() || self.acme_ca_bundle.is_some())
+        {
+            misplaced("--acme-email/--acme-ca-bundle", "--tls acme")?;
+        }
+        if off && (self.hsts.is_some() || self.http_redirect || self.http_listen.is_some()) {
+            misplaced("--hsts/--http-listen/--http-redirect", "HTTPS (--tls …)")?;
+        }
+        if off && !self.domains.is_empty() {
+            misplaced("--domain", "HTTPS (--tls …)")?;
+        }
+        if self.http_redirect && self.http_listen.is_none() {
+            anyhow::bail!(
+                "--http-redirect redirects the plain-HTTP listener: add --http-listen ADDR, e.g. 0.0.0.0:80"
+            );
+        }
+        Ok(match self.tls {
+            TlsChoice::Off => None,
+            TlsChoice::SelfSigned => Some(gureum_tls::TlsMode::SelfSigned),
+            TlsChoice::Cert => {
+                let (Some(cert), Some(key)) = (&self.cert, &self.key) else {
+                    anyhow::bail!(
+                        "--tls cert needs --cert FILE (PEM chain, leaf first) and --key FILE (PEM private key)"
+                    );
+                };
+                Some(gureum_tls::TlsMode::Files {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    reload_interval: self.cert_reload_interval.into(),
+                })
+            }
+            TlsChoice::Acme => {
+                if self.http_listen.is_none() {
+                    anyhow::bail!(
+                        "--tls acme proves the domains with HTTP-01 challenges on plain HTTP: add --http-listen 0.0.0.0:80 (port 80 of every --domain must reach it), usually with --http-redirect"
+                    );
+                }
+                Some(gureum_tls::TlsMode::Acme(gureum_tls::AcmeOptions {
+                    domains: Vec::new(),
+                    email: self.acme_email.clone(),
+                    directory: self.acme_directory.clone(),
+                    ca_bundle: self.acme_ca_bundle.clone(),
+                    retry_after_failure: Duration::from(self.acme_retry)
+                        .max(Duration::from_millis(100)),
+                }))
+            }
+        })
+    }
 }
 
 /// File in the data directory holding this node's id (the owner of its queue leases).
@@ -114,6 +229,7 @@ pub const NODE_ID_FILE: &str = "node.id";
 
 pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     init_tracing(&args.log_format);
+    let tls_mode = args.tls_mode()?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
     let token_path = args.data_dir.join(TOKEN_FILE);
@@ -156,8 +272,59 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
                 args.admin_listen
             )
         })?;
-    let public_url = format!("http://{}", public_listener.local_addr()?);
-    let admin_url = format!("http://{}", admin_listener.local_addr()?);
+    let node_id = node_id(&args.data_dir)?;
+    let tls = match tls_mode {
+        Some(mode) => Some(
+            gureum_tls::Tls::start(
+                gureum_tls::TlsOptions {
+                    mode,
+                    domains: args.domains.clone(),
+                    data_dir: args.data_dir.clone(),
+                    node_id: node_id.clone(),
+                },
+                &store,
+            )
+            .await
+            .context("setting up HTTPS (--tls)")?,
+        ),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let public_url = format!("{scheme}://{}", public_listener.local_addr()?);
+    let admin_url = format!("{scheme}://{}", admin_listener.local_addr()?);
+    let (public_listener, admin_listener) = match &tls {
+        Some(tls) => (
+            gureum_tls::Listener::tls(public_listener, tls.server_config())?,
+            gureum_tls::Listener::tls(admin_listener, tls.server_config())?,
+        ),
+        None => (
+            gureum_tls::Listener::plain(public_listener)?,
+            gureum_tls::Listener::plain(admin_listener)?,
+        ),
+    };
+    let http_listener = match args.http_listen {
+        Some(address) => Some(gureum_tls::Listener::plain(
+            TcpListener::bind(address).await.with_context(|| {
+                format!("binding the plain-HTTP listener to {address} (--http-listen)")
+            })?,
+        )?),
+        None => None,
+    };
+    // Functions call the platform back (GUREUM_API) over a loopback listener in plain
+    // HTTP: they need no trust in the certificate (a local CA's is in no function's
+    // roots) and the internal hop pays no handshake.
+    let internal_listener = match &tls {
+        Some(_) => Some(gureum_tls::Listener::plain(
+            TcpListener::bind("127.0.0.1:0")
+                .await
+                .context("binding the loopback listener for functions' platform calls")?,
+        )?),
+        None => None,
+    };
+    let platform_url = match &internal_listener {
+        Some(listener) => format!("http://{}", listener.local_addr()),
+        None => public_url.clone(),
+    };
 
     let metrics = Arc::new(Metrics::new());
     let (telemetry, telemetry_writer) = gureum_telemetry::start(
@@ -201,7 +368,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         lambda: Arc::new(gureum_runtime_lambda::LambdaRuntime::new(&args.data_dir)),
         telemetry: telemetry.clone(),
         metrics: metrics.clone(),
-        platform_env: vec![("GUREUM_API".into(), public_url.clone())],
+        platform_env: vec![("GUREUM_API".into(), platform_url.clone())],
         tracer: tracer.clone(),
         quotas: quotas.clone(),
         metering: !args.no_metering,
@@ -239,7 +406,6 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             ping_interval: args.ws_ping_interval.into(),
         },
     );
-    let node_id = node_id(&args.data_dir)?;
     let queue = gureum_queue::Queue::start(
         store.clone(),
         invoker.clone(),
@@ -253,18 +419,56 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     )
     .await
     .context("starting the asynchronous queue")?;
+    let plane = gureum_gateway::PublicPlane {
+        invoker: invoker.clone(),
+        hub: hub.clone(),
+        queue: queue.clone(),
+        services: services.clone(),
+        acme: tls.as_ref().and_then(gureum_tls::Tls::challenges),
+    };
+    let hsts = match args.hsts {
+        Some(max_age) => Some(
+            http::HeaderValue::from_str(&format!("max-age={}", Duration::from(max_age).as_secs()))
+                .context("--hsts")?,
+        ),
+        None => None,
+    };
+    let https_port = public_listener.local_addr().port();
     let public = tokio::spawn(gureum_gateway::serve_connections(
         public_listener,
-        gureum_gateway::PublicPlane {
-            invoker: invoker.clone(),
-            hub: hub.clone(),
-            queue: queue.clone(),
-            services: services.clone(),
-        },
+        plane.clone(),
         gateway,
+        gureum_gateway::ListenerOptions {
+            hsts: hsts.clone(),
+            redirect_to_https: None,
+        },
         wait_for(stop.clone()),
         grace,
     ));
+    let mut side_listeners = Vec::new();
+    if let Some(listener) = http_listener {
+        side_listeners.push(tokio::spawn(gureum_gateway::serve_connections(
+            listener,
+            plane.clone(),
+            gateway,
+            gureum_gateway::ListenerOptions {
+                hsts: None,
+                redirect_to_https: args.http_redirect.then_some(https_port),
+            },
+            wait_for(stop.clone()),
+            grace,
+        )));
+    }
+    if let Some(listener) = internal_listener {
+        side_listeners.push(tokio::spawn(gureum_gateway::serve_connections(
+            listener,
+            plane,
+            gateway,
+            gureum_gateway::ListenerOptions::default(),
+            wait_for(stop.clone()),
+            grace,
+        )));
+    }
     let admin_router = gureum_control_api::router(gureum_control_api::AdminState {
         invoker: invoker.clone(),
         store: store.clone(),
@@ -278,6 +482,23 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         data,
         websockets: hub.clone(),
     });
+    let admin_router = match hsts {
+        Some(hsts) => admin_router.layer(axum::middleware::map_response(
+            move |mut response: axum::response::Response| {
+                let hsts = hsts.clone();
+                async move {
+                    response
+                        .headers_mut()
+                        .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts);
+                    response
+                }
+            },
+        )),
+        None => admin_router,
+    };
+    // `tap_io` (doing nothing) only so axum's ConnectInfo<SocketAddr> works with a
+    // listener other than its own TcpListener.
+    let admin_listener = axum::serve::ListenerExt::tap_io(admin_listener, |_| {});
     let admin = tokio::spawn(async move {
         axum::serve(
             admin_listener,
@@ -289,6 +510,25 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
 
     println!("gureum is up");
     println!("  functions:   {public_url}   (GET /fn/NAME/…)");
+    if let Some(tls) = &tls {
+        println!("  https:       {}", tls.summary());
+        if let Some(ca) = tls.ca_path() {
+            println!(
+                "               trust it: curl --cacert {} {public_url}/fn/hello   (`gureum tls ca` prints it)",
+                ca.display()
+            );
+        }
+    }
+    if let Some(address) = args.http_listen {
+        println!(
+            "  plain http:  http://{address}   ({})",
+            if args.http_redirect {
+                "ACME challenges; everything else redirects to HTTPS"
+            } else {
+                "ACME challenges and everything the public listener serves"
+            }
+        );
+    }
     println!(
         "  control API: {admin_url}/api/v1   (token in {})",
         token_path.display()
@@ -321,6 +561,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
     let _ = stop_sender.send(true);
     let _ = public.await;
+    for listener in side_listeners {
+        let _ = listener.await;
+    }
     if tokio::time::timeout(grace, admin).await.is_err() {
         tracing::warn!("admin listener did not stop within the grace period");
     }
@@ -332,6 +575,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     {
         tracing::warn!("invocation accounting did not finish within the grace period");
     }
+    drop(tls);
     reaper.abort();
     registry_sync.abort();
     quota_refresh.abort();

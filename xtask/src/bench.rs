@@ -3,9 +3,11 @@
 //! loopback, rounds alternated, medians and ratios printed as one markdown table and
 //! written to BENCHMARKS.md. The `lambda` scenarios serve `examples/hello-lambda-rust`
 //! (the official `lambda_http` client, release build) through gureum's Lambda Runtime
-//! API, against gureum's wasm hello and bare hyper. `--quick` is a seconds-long smoke
-//! run of the debug build (gureum only) that proves the command works; it writes
-//! nothing.
+//! API, against gureum's wasm hello and bare hyper. The `TLS` scenarios put gureum with
+//! `--tls self-signed` beside the plain one: with a new connection per request (what the
+//! handshake costs, bare hyper's accept alone as the floor) and on kept-alive connections
+//! (what encryption costs once connected). `--quick` is a seconds-long smoke run of the
+//! debug build (gureum only) that proves the command works; it writes nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,8 +23,8 @@ pub struct BenchArgs {
     /// A few seconds with the debug build and gureum only (smoke test; writes nothing).
     #[arg(long)]
     quick: bool,
-    /// Only scenarios whose name contains this text (e.g. `warm`, `fresh`, `cold`,
-    /// `lambda`, `density`, `async`, `websocket`).
+    /// Only scenarios whose name contains this text, in any case (e.g. `warm`, `fresh`,
+    /// `cold`, `lambda`, `density`, `async`, `websocket`, `tls`, `handshake`).
     #[arg(long)]
     only: Option<String>,
     /// Measured rounds per scenario (the median is reported).
@@ -61,6 +63,13 @@ const ANALYSIS_MARKER: &str = "## Targets, and what bounds them";
 const ASYNC: &str = "async queue";
 /// gureum with and without metering (invocation records, byte counts, usage, metrics).
 const METERING_C16: &str = "metering on/off c=16";
+/// gureum with and without `--tls self-signed`, a new connection per request: the TCP
+/// accept and, over TLS, the handshake dominate each request.
+const TLS_HANDSHAKE_C16: &str = "TLS handshake: new connection per request c=16";
+/// The same on kept-alive connections: the steady cost of encryption.
+const TLS_KEEP_ALIVE_C16: &str = "TLS keep-alive c=16";
+/// Sent by wrk so the server closes after each answer and wrk connects again.
+const CONNECTION_CLOSE: &[&str] = &["Connection: close"];
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Server {
@@ -69,6 +78,8 @@ enum Server {
     GureumLambda,
     /// gureum with `--no-metering`: what metering costs on the hot path.
     GureumUnmetered,
+    /// gureum with `--tls self-signed`: both listeners speak HTTPS.
+    GureumTls,
     WasmtimeReuse,
     WasmtimeDefault,
     BareHyper,
@@ -80,6 +91,7 @@ impl Server {
             Server::Gureum => "gureum",
             Server::GureumLambda => "gureum, lambda",
             Server::GureumUnmetered => "gureum, metering off",
+            Server::GureumTls => "gureum, TLS",
             Server::WasmtimeReuse => "wasmtime serve --max-instance-reuse-count",
             Server::WasmtimeDefault => "wasmtime serve (default)",
             Server::BareHyper => "bare hyper",
@@ -89,7 +101,7 @@ impl Server {
     fn is_gureum(self) -> bool {
         matches!(
             self,
-            Server::Gureum | Server::GureumLambda | Server::GureumUnmetered
+            Server::Gureum | Server::GureumLambda | Server::GureumUnmetered | Server::GureumTls
         )
     }
 }
@@ -100,6 +112,8 @@ struct Scenario {
     /// (server, path) pairs; the first is gureum (on the wasm hello, or on the Lambda
     /// function in the `lambda` scenarios), the rest are the peers it is compared with.
     targets: Vec<(Server, &'static str)>,
+    /// Extra request headers wrk sends ([`CONNECTION_CLOSE`]: a connection per request).
+    headers: &'static [&'static str],
 }
 
 #[derive(Default, Clone)]
@@ -137,7 +151,12 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
         run(&mut build)?;
     }
 
-    let selected = |name: &str| args.only.as_deref().is_none_or(|only| name.contains(only));
+    // Any case, so that `--only tls` finds the `TLS` scenarios.
+    let selected = |name: &str| {
+        args.only
+            .as_deref()
+            .is_none_or(|only| name.to_lowercase().contains(&only.to_lowercase()))
+    };
     let lambda_scenarios = [LAMBDA_WARM_C1, LAMBDA_WARM_C16, LAMBDA_COLD];
     let bootstrap = if lambda_scenarios.iter().any(|name| selected(name)) {
         Some(lambda_bootstrap(ws, args, profile)?)
@@ -168,16 +187,19 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
             name: "warm c=1",
             connections: 1,
             targets: warm_targets(),
+            headers: &[],
         },
         Scenario {
             name: "warm c=16",
             connections: 16,
             targets: warm_targets(),
+            headers: &[],
         },
         Scenario {
             name: "warm c=64",
             connections: 64,
             targets: warm_targets(),
+            headers: &[],
         },
         Scenario {
             name: "fresh instance c=1",
@@ -187,6 +209,7 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
                 (Server::WasmtimeDefault, "/"),
                 (Server::BareHyper, "/"),
             ],
+            headers: &[],
         },
         Scenario {
             name: "fresh instance c=16",
@@ -195,6 +218,7 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
                 (Server::Gureum, "/fn/hello-fresh"),
                 (Server::WasmtimeDefault, "/"),
             ],
+            headers: &[],
         },
         Scenario {
             name: METERING_C16,
@@ -203,20 +227,45 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
                 (Server::Gureum, "/fn/hello"),
                 (Server::GureumUnmetered, "/fn/hello"),
             ],
+            headers: &[],
         },
         Scenario {
             name: LAMBDA_WARM_C1,
             connections: 1,
             targets: lambda_targets(),
+            headers: &[],
         },
         Scenario {
             name: LAMBDA_WARM_C16,
             connections: 16,
             targets: lambda_targets(),
+            headers: &[],
+        },
+        Scenario {
+            name: TLS_HANDSHAKE_C16,
+            connections: 16,
+            targets: vec![
+                (Server::Gureum, "/fn/hello"),
+                (Server::GureumTls, "/fn/hello"),
+                (Server::BareHyper, "/"),
+            ],
+            headers: CONNECTION_CLOSE,
+        },
+        Scenario {
+            name: TLS_KEEP_ALIVE_C16,
+            connections: 16,
+            targets: vec![
+                (Server::Gureum, "/fn/hello"),
+                (Server::GureumTls, "/fn/hello"),
+            ],
+            headers: &[],
         },
     ];
     if args.quick {
-        scenarios.retain(|scenario| scenario.name != "warm c=64");
+        // The handshake scenario already starts gureum with TLS (readiness, deploys and
+        // wrk over https); the keep-alive one would only add seconds to the smoke run.
+        let skipped = ["warm c=64", TLS_KEEP_ALIVE_C16];
+        scenarios.retain(|scenario| !skipped.contains(&scenario.name));
     }
     scenarios.retain(|scenario| selected(scenario.name));
 
@@ -239,14 +288,19 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
                 let Some(mut running) = servers.start(server)? else {
                     continue;
                 };
-                let url = format!("http://127.0.0.1:{}{path}", running.port);
-                let warmup = wrk(&url, scenario.connections, 1)?;
+                let url = running.url(path);
+                let warmup = wrk_with(&url, scenario.connections, 1, scenario.headers)?;
                 ensure!(
                     warmup.rps > 0.0,
                     "{} answered nothing at {url}",
                     server.name()
                 );
-                results[index].push(wrk(&url, scenario.connections, seconds)?);
+                results[index].push(wrk_with(
+                    &url,
+                    scenario.connections,
+                    seconds,
+                    scenario.headers,
+                )?);
                 running.stop();
             }
         }
@@ -398,9 +452,26 @@ struct Running {
     port: u16,
     admin_port: u16,
     token: String,
+    /// The CA of the server's certificate when it speaks HTTPS (gureum's
+    /// `DATA_DIR/tls/ca.pem`), so that curl and the CLI verify it instead of skipping it.
+    ca: Option<PathBuf>,
 }
 
 impl Running {
+    fn scheme(&self) -> &'static str {
+        if self.ca.is_some() { "https" } else { "http" }
+    }
+
+    /// `path` on the public listener.
+    fn url(&self, path: &str) -> String {
+        format!("{}://127.0.0.1:{}{path}", self.scheme(), self.port)
+    }
+
+    /// `path` on gureum's admin listener (HTTPS too with `--tls`).
+    fn admin_url(&self, path: &str) -> String {
+        format!("{}://127.0.0.1:{}{path}", self.scheme(), self.admin_port)
+    }
+
     fn stop(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -436,16 +507,19 @@ impl Servers<'_> {
     fn start_on(&self, server: Server, store: Option<&str>) -> Result<Option<Running>> {
         let port = BASE_PORT
             + match server {
-                Server::Gureum | Server::GureumLambda | Server::GureumUnmetered => 0,
+                Server::Gureum
+                | Server::GureumLambda
+                | Server::GureumUnmetered
+                | Server::GureumTls => 0,
                 Server::WasmtimeReuse => 2,
                 Server::WasmtimeDefault => 3,
                 Server::BareHyper => 4,
             };
         let address = format!("127.0.0.1:{port}");
         let log = std::fs::File::create(self.work.join(format!("{port}.log")))?;
+        let data = self.work.join("data");
         let mut command = match server {
-            Server::Gureum | Server::GureumLambda | Server::GureumUnmetered => {
-                let data = self.work.join("data");
+            Server::Gureum | Server::GureumLambda | Server::GureumUnmetered | Server::GureumTls => {
                 let _ = std::fs::remove_dir_all(&data);
                 let mut command = Command::new(self.gureum);
                 command
@@ -458,6 +532,9 @@ impl Servers<'_> {
                     .env("RUST_LOG", "warn");
                 if server == Server::GureumUnmetered {
                     command.arg("--no-metering");
+                }
+                if server == Server::GureumTls {
+                    command.args(["--tls", "self-signed"]);
                 }
                 if let Some(store) = store {
                     command.args(["--store", store]);
@@ -496,16 +573,14 @@ impl Servers<'_> {
             port,
             admin_port: port + 1,
             token: String::new(),
+            // Made by gureum on its first start: until then curl fails on the missing
+            // file and the wait below tries again.
+            ca: (server == Server::GureumTls).then(|| data.join("tls").join("ca.pem")),
         };
-        let health = match server {
-            Server::Gureum | Server::GureumLambda | Server::GureumUnmetered => {
-                format!("http://127.0.0.1:{port}/healthz")
-            }
-            _ => format!("http://127.0.0.1:{port}/"),
-        };
-        wait_until_ok(&health)?;
+        let health = running.url(if server.is_gureum() { "/healthz" } else { "/" });
+        wait_until_ok(&health, running.ca.as_deref())?;
         if server.is_gureum() {
-            running.token = std::fs::read_to_string(self.work.join("data").join("admin.token"))?
+            running.token = std::fs::read_to_string(data.join("admin.token"))?
                 .trim()
                 .to_string();
             for function in self.functions {
@@ -516,8 +591,12 @@ impl Servers<'_> {
     }
 
     fn deploy(&self, running: &Running, function: &Path) -> Result<()> {
-        let output = Command::new(self.gureum)
-            .args(["--url", &format!("http://127.0.0.1:{}", running.admin_port)])
+        let mut command = Command::new(self.gureum);
+        command.args(["--url", &running.admin_url("")]);
+        if let Some(ca) = &running.ca {
+            command.arg("--ca-cert").arg(ca);
+        }
+        let output = command
             .args(["--token", &running.token, "deploy"])
             .arg(function)
             .output()?;
@@ -585,15 +664,16 @@ fn cold_start(
     what: &str,
     samples: usize,
 ) -> Result<(String, String)> {
-    let url = format!("http://127.0.0.1:{}{path}", running.port);
+    let url = running.url(path);
+    let ca = running.ca.as_deref();
     // The very first request may also unpack the deployed code: not a sample.
-    wait_until_ok(&url)?;
+    wait_until_ok(&url, ca)?;
     let mut cold = Vec::new();
     let mut warm = Vec::new();
     let mut discarded = 0;
     while cold.len() < samples {
         std::thread::sleep(Duration::from_millis(1_600));
-        let (first_byte, was_cold) = curl_first_byte(&url)?;
+        let (first_byte, was_cold) = curl_first_byte(&url, ca)?;
         if !was_cold {
             discarded += 1;
             ensure!(
@@ -603,7 +683,7 @@ fn cold_start(
             continue;
         }
         cold.push(first_byte);
-        warm.push(curl_first_byte(&url)?.0);
+        warm.push(curl_first_byte(&url, ca)?.0);
     }
     let cold_ms = median(&mut cold);
     let warm_ms = median(&mut warm);
@@ -658,8 +738,8 @@ fn density(servers: &Servers, running: &Running, count: usize) -> Result<Vec<(St
     let mut first = Vec::with_capacity(samples);
     for sample in 0..samples {
         let index = (sample * 7919 + 13) % count;
-        let url = format!("http://127.0.0.1:{}/fn/d{index}", running.port);
-        first.push(curl_first_byte(&url)?.0);
+        let url = running.url(&format!("/fn/d{index}"));
+        first.push(curl_first_byte(&url, running.ca.as_deref())?.0);
     }
     let first_ms = median(&mut first);
     Ok(vec![
@@ -682,7 +762,7 @@ fn density(servers: &Servers, running: &Running, count: usize) -> Result<Vec<(St
 /// until the queue has run them all: the enqueue rate and latency (each answer is a
 /// 202 after the event is committed), and events run per second end to end.
 fn async_queue(running: &Running, store: &str, seconds: u64) -> Result<(String, String)> {
-    let url = format!("http://127.0.0.1:{}/fn/hello", running.port);
+    let url = running.url("/fn/hello");
     let started = Instant::now();
     let enqueue = wrk_with(&url, 16, seconds, &["x-gureum-invocation-type: event"])?;
     let enqueued = async_count(running, "enqueued")?;
@@ -714,13 +794,13 @@ fn async_queue(running: &Running, store: &str, seconds: u64) -> Result<(String, 
 
 /// `gureum_async_events_total{function="hello",result=…}` from `/metrics`.
 fn async_count(running: &Running, result: &str) -> Result<f64> {
-    let output = Command::new("curl")
+    let output = curl(running.ca.as_deref())
         .args([
             "-s",
             "-H",
             &format!("authorization: Bearer {}", running.token),
         ])
-        .arg(format!("http://127.0.0.1:{}/metrics", running.admin_port))
+        .arg(running.admin_url("/metrics"))
         .output()?;
     let text = String::from_utf8_lossy(&output.stdout);
     let prefix = format!("gureum_async_events_total{{function=\"hello\",result=\"{result}\"}} ");
@@ -823,12 +903,12 @@ fn deploy_to_first_200(
     running: &Running,
     samples: usize,
 ) -> Result<(String, String)> {
-    let url = format!("http://127.0.0.1:{}/fn/hello", running.port);
+    let url = running.url("/fn/hello");
     let mut times = Vec::new();
     for _ in 0..samples {
         let started = Instant::now();
         servers.deploy(running, &servers.functions[0])?;
-        wait_until_ok(&url)?;
+        wait_until_ok(&url, running.ca.as_deref())?;
         times.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     Ok((
@@ -837,8 +917,17 @@ fn deploy_to_first_200(
     ))
 }
 
-fn curl_first_byte(url: &str) -> Result<(f64, bool)> {
-    let output = Command::new("curl")
+/// curl, verifying against `ca` when the server speaks HTTPS with gureum's own CA.
+fn curl(ca: Option<&Path>) -> Command {
+    let mut command = Command::new("curl");
+    if let Some(ca) = ca {
+        command.arg("--cacert").arg(ca);
+    }
+    command
+}
+
+fn curl_first_byte(url: &str, ca: Option<&Path>) -> Result<(f64, bool)> {
+    let output = curl(ca)
         .args([
             "-s",
             "-o",
@@ -859,10 +948,10 @@ fn curl_first_byte(url: &str) -> Result<(f64, bool)> {
     Ok((seconds * 1000.0, text.contains("x-gureum-cold-start: 1")))
 }
 
-fn wait_until_ok(url: &str) -> Result<()> {
+fn wait_until_ok(url: &str, ca: Option<&Path>) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        let status = Command::new("curl")
+        let status = curl(ca)
             .args([
                 "-s",
                 "-o",
@@ -880,10 +969,6 @@ fn wait_until_ok(url: &str) -> Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     bail!("{url} did not answer 200 within 60 s")
-}
-
-fn wrk(url: &str, connections: u32, seconds: u64) -> Result<Measure> {
-    wrk_with(url, connections, seconds, &[])
 }
 
 fn wrk_with(url: &str, connections: u32, seconds: u64, headers: &[&str]) -> Result<Measure> {
@@ -909,6 +994,11 @@ fn wrk_with(url: &str, connections: u32, seconds: u64, headers: &[&str]) -> Resu
             ["Non-2xx", "or", "3xx", "responses:", count] => eprintln!(
                 "warning: {count} non-2xx answers from {url} at c={connections} (counted in req/s)"
             ),
+            // Connects, reads or writes that failed: with a connection per request, a
+            // handshake failing or the ports running out shows here first.
+            ["Socket", "errors:", ..] => {
+                eprintln!("warning: {url} at c={connections}: {}", line.trim());
+            }
             _ => {}
         }
     }
@@ -1044,6 +1134,47 @@ fn render(rows: &[(&str, Server, Measure)], extra: &[(String, String)]) -> Strin
             (on / off - 1.0) * 100.0
         ));
     }
+    let tls_row = |scenario: &str, server: Server| {
+        rows.iter()
+            .find(|(name, candidate, _)| *name == scenario && *candidate == server)
+            .map(|(_, _, measure)| (measure.rps, measure.p50_ms))
+    };
+    let mut tls_costs = Vec::new();
+    if let (Some(plain), Some(tls)) = (
+        tls_row(TLS_HANDSHAKE_C16, Server::Gureum),
+        tls_row(TLS_HANDSHAKE_C16, Server::GureumTls),
+    ) {
+        // The cores are saturated at c=16, so 1/throughput is the machine time of a
+        // request: the difference is the handshake's, wrk's side of it included.
+        tls_costs.push(format!(
+            "a new connection per request, {:.0} connections/s without TLS and {:.0} with it \
+             ({:+.1}%; {:+.1} µs of machine time per connection by throughput, both ends; \
+             p50 {:+.3} ms)",
+            plain.0,
+            tls.0,
+            (tls.0 / plain.0 - 1.0) * 100.0,
+            1e6 / tls.0 - 1e6 / plain.0,
+            tls.1 - plain.1
+        ));
+    }
+    if let (Some(plain), Some(tls)) = (
+        tls_row(TLS_KEEP_ALIVE_C16, Server::Gureum),
+        tls_row(TLS_KEEP_ALIVE_C16, Server::GureumTls),
+    ) {
+        tls_costs.push(format!(
+            "on kept-alive connections, {:.0} req/s without TLS and {:.0} with it ({:+.1}%)",
+            plain.0,
+            tls.0,
+            (tls.0 / plain.0 - 1.0) * 100.0
+        ));
+    }
+    if !tls_costs.is_empty() {
+        table.push_str(&format!(
+            "\nTLS at c=16: {}. In the TLS rows, gureum ÷ this divides gureum's req/s \
+             without TLS by the row's.\n",
+            tls_costs.join("; ")
+        ));
+    }
     for (name, value) in extra {
         table.push_str(&format!("\n- {name}: {value}"));
     }
@@ -1093,7 +1224,13 @@ fn benchmarks_document(
          `/fn/hello-fresh` (`reuse_instances = false`). `gureum, lambda` is the release build \
          of `examples/hello-lambda-rust` (official `lambda_http` client, run as `./bootstrap`, \
          API Gateway v2 events over gureum's Lambda Runtime API) at `/fn/{LAMBDA_PACKAGE}`; \
-         bare hyper stands in for the handler served directly.\n\n{table}",
+         bare hyper stands in for the handler served directly. `gureum, TLS` is gureum with \
+         `--tls self-signed` (HTTPS on both listeners, an ECDSA P-256 certificate from its \
+         local CA), which wrk (OpenSSL, no verification) speaks TLS 1.3 and HTTP/1.1 to. The \
+         `{TLS_HANDSHAKE_C16}` rows send `Connection: close`, so every request is a new \
+         connection: they are dominated by the TCP accept and, over TLS, the handshake (bare \
+         hyper gives the accept alone); the `{TLS_KEEP_ALIVE_C16}` rows reuse connections and \
+         show the steady-state cost of encryption.\n\n{table}",
         args.rounds,
         args.seconds,
         args.only

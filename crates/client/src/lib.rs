@@ -25,9 +25,7 @@ pub enum ClientError {
         problems: Vec<Problem>,
     },
     /// The server could not be reached.
-    #[error(
-        "cannot reach the gureum control API at {url}: {source}; is `gureum up` running? (--url / GUREUM_URL)"
-    )]
+    #[error("cannot reach the gureum control API at {url}: {}", connect_reason(.source))]
     Connect {
         /// The URL tried.
         url: String,
@@ -37,6 +35,30 @@ pub enum ClientError {
     /// Another transport or decoding failure.
     #[error("control API request failed: {0}")]
     Http(#[from] reqwest::Error),
+}
+
+/// The transport error with its causes (reqwest's own message hides them, e.g. which
+/// certificate check failed) and what to do about it.
+fn connect_reason(error: &reqwest::Error) -> String {
+    let mut reason = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !reason.contains(&text) {
+            reason.push_str(": ");
+            reason.push_str(&text);
+        }
+        source = cause.source();
+    }
+    let hint = if reason.contains("certificate") || reason.contains("UnknownIssuer") {
+        "; the server's certificate is not trusted here: pass --ca-cert FILE (GUREUM_CA_CERT), e.g. the CA of `gureum up --tls self-signed`, which `gureum tls ca` prints"
+    } else if reason.contains("InvalidContentType") || reason.contains("corrupt message") {
+        "; the server does not speak HTTPS there: use an http:// URL (--url / GUREUM_URL)"
+    } else {
+        "; is `gureum up` running? (--url / GUREUM_URL)"
+    };
+    reason.push_str(hint);
+    reason
 }
 
 fn format_problems(problems: &[Problem]) -> String {
@@ -85,13 +107,28 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for the admin listener at `base` (e.g. `http://127.0.0.1:8081`).
+    /// A client for the admin listener at `base` (e.g. `http://127.0.0.1:8081`); for
+    /// `https://`, the system's roots are trusted.
     pub fn new(base: &str, token: &str) -> Self {
         Self {
             http: reqwest::Client::new(),
             base: base.trim_end_matches('/').to_string(),
             token: token.to_string(),
         }
+    }
+
+    /// [`Client::new`] also trusting the certificates in `ca_pem` (a PEM bundle, e.g.
+    /// the local CA of `gureum up --tls self-signed`).
+    pub fn with_ca(base: &str, token: &str, ca_pem: &[u8]) -> Result<Self, ClientError> {
+        let mut builder = reqwest::Client::builder().use_rustls_tls();
+        for root in reqwest::Certificate::from_pem_bundle(ca_pem)? {
+            builder = builder.add_root_certificate(root);
+        }
+        Ok(Self {
+            http: builder.build()?,
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+        })
     }
 
     /// Uploads a manifest and its artifact as a new version.

@@ -15,7 +15,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
 
 use gureum_queue::{AsyncRequest, Queue, QueueError};
 use gureum_websocket::{AcceptError, Hub};
@@ -64,40 +63,65 @@ pub struct PublicPlane {
     pub queue: Arc<Queue>,
     /// Auth, data and key-value services.
     pub services: Arc<Services>,
+    /// HTTP-01 answers for `--tls acme` (`/.well-known/acme-challenge/TOKEN`).
+    pub acme: Option<Arc<gureum_tls::Challenges>>,
 }
 
-/// Serves the public listener until `shutdown` resolves, then stops accepting and
-/// waits up to `grace` for in-flight requests.
+/// How one listener of the public plane behaves.
+#[derive(Debug, Clone, Default)]
+pub struct ListenerOptions {
+    /// `Strict-Transport-Security` added to every response (HTTPS listeners).
+    pub hsts: Option<HeaderValue>,
+    /// The plain-HTTP listener beside an HTTPS one: everything but ACME challenges is
+    /// redirected (308) to HTTPS on this port.
+    pub redirect_to_https: Option<u16>,
+}
+
+/// Serves one public listener (plain or HTTPS) until `shutdown` resolves, then stops
+/// accepting and waits up to `grace` for in-flight requests.
 pub async fn serve_connections(
-    listener: TcpListener,
+    mut listener: gureum_tls::Listener,
     plane: PublicPlane,
     settings: GatewaySettings,
+    options: ListenerOptions,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
     let plane = Arc::new(plane);
+    let options = Arc::new(options);
+    let secure = listener.is_tls();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        // Typically EMFILE: back off briefly instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
+            (stream, peer) = listener.accept() => {
                 let plane = plane.clone();
-                let service = service_fn(move |request| {
+                let options = options.clone();
+                let service = service_fn(move |mut request: Request<hyper::body::Incoming>| {
                     let plane = plane.clone();
+                    let options = options.clone();
                     let client = Some(peer.ip());
+                    if secure {
+                        // Functions build their own absolute URLs from this (as behind a
+                        // proxy that terminates TLS).
+                        request
+                            .headers_mut()
+                            .insert("x-forwarded-proto", HeaderValue::from_static("https"));
+                    }
                     async move {
-                        Ok::<_, Infallible>(route_public(&plane, settings, request, client).await)
+                        let mut response = match options.redirect_to_https {
+                            Some(port) if !is_acme_challenge(&plane, request.uri().path()) => {
+                                redirect_to_https(&request, port)
+                            }
+                            _ => route_public(&plane, settings, request, client).await,
+                        };
+                        if let Some(hsts) = &options.hsts {
+                            response
+                                .headers_mut()
+                                .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+                        }
+                        Ok::<_, Infallible>(response)
                     }
                 });
                 let connection = builder
@@ -123,6 +147,53 @@ pub async fn serve_connections(
     }
 }
 
+fn is_acme_challenge(plane: &PublicPlane, path: &str) -> bool {
+    plane.acme.is_some() && path.starts_with(gureum_tls::CHALLENGE_PATH)
+}
+
+/// 308 to the same host and path on HTTPS at `port` (308 keeps the method and body).
+fn redirect_to_https<B>(request: &Request<B>, port: u16) -> Response<ResponseBody> {
+    let host = request
+        .headers()
+        .get(HOST)
+        .and_then(|host| host.to_str().ok())
+        .or_else(|| request.uri().host());
+    let Some(host) = host else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "missing_host",
+            "this listener redirects to HTTPS and needs a Host header to know where",
+        );
+    };
+    // Without the port: `[::1]:80` → `[::1]`, `example.org:80` → `example.org`.
+    let name = match host.rfind(':') {
+        Some(colon) if !host[colon..].contains(']') => &host[..colon],
+        _ => host,
+    };
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |path| path.as_str());
+    let location = if port == 443 {
+        format!("https://{name}{target}")
+    } else {
+        format!("https://{name}:{port}{target}")
+    };
+    let Ok(value) = HeaderValue::from_str(&location) else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "bad_host",
+            "the Host header cannot form an https:// URL",
+        );
+    };
+    let mut response = Response::new(full(format!("use {location}\n")));
+    *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    let headers = response.headers_mut();
+    headers.insert(http::header::LOCATION, value);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
 /// The public listener's paths: `/ws/NAME` (WebSocket), the platform API
 /// (`/@connections/…`, `/channels/…`), the backend services (`/auth/v1`, `/data/v1`,
 /// `/kv/v1`), else a function invocation.
@@ -137,8 +208,28 @@ async fn route_public(
         hub,
         queue,
         services,
+        acme,
     } = plane;
     let path = request.uri().path();
+    if let Some(challenges) = acme
+        && let Some(token) = path.strip_prefix(gureum_tls::CHALLENGE_PATH)
+    {
+        return match challenges.answer(token).await {
+            Some(answer) => {
+                let mut response = Response::new(full(answer));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                );
+                response
+            }
+            None => error_response(
+                StatusCode::NOT_FOUND,
+                "acme_challenge_not_found",
+                "no ACME challenge with this token is pending",
+            ),
+        };
+    }
     if let Some(name) = path.strip_prefix("/ws/") {
         let name = name.trim_end_matches('/').to_string();
         if name.is_empty() || name.contains('/') {
@@ -284,7 +375,7 @@ where
             // `/fn/NAME` without its slash: a static site redirects to `/fn/NAME/`.
             parts.extensions.insert(gureum_invoke::MountRoot);
         }
-        parts.uri = strip_prefix(&parts.uri, prefix, parts.headers.get(HOST));
+        parts.uri = strip_prefix(&parts.uri, prefix, &parts.headers);
     }
     // `/.gureum/…` is how the platform itself calls a function (WebSocket events); a
     // caller from outside must not be able to forge those.
@@ -300,7 +391,7 @@ where
             parts.headers.insert("x-forwarded-prefix", value);
         }
     } else if parts.uri.authority().is_none() {
-        parts.uri = with_authority(&parts.uri, parts.headers.get(HOST));
+        parts.uri = with_authority(&parts.uri, &parts.headers);
     }
     // The function's `auth` policy (its live version's): checked before anything runs
     // or is queued. Without `services` (the control API, admin-only) it does not apply,
@@ -559,32 +650,39 @@ fn full(body: impl Into<Bytes>) -> ResponseBody {
 }
 
 /// `/fn/NAME/rest?query` → `/rest?query` (with an authority for wasi:http).
-fn strip_prefix(uri: &Uri, prefix: &str, host: Option<&HeaderValue>) -> Uri {
+fn strip_prefix(uri: &Uri, prefix: &str, headers: &http::HeaderMap) -> Uri {
     let rest = uri.path().strip_prefix(prefix).unwrap_or("");
     let path = if rest.is_empty() { "/" } else { rest };
     let path_and_query = match uri.query() {
         Some(query) => format!("{path}?{query}"),
         None => path.to_string(),
     };
-    build_uri(&path_and_query, uri, host)
+    build_uri(&path_and_query, uri, headers)
 }
 
-fn with_authority(uri: &Uri, host: Option<&HeaderValue>) -> Uri {
+fn with_authority(uri: &Uri, headers: &http::HeaderMap) -> Uri {
     let path_and_query = uri
         .path_and_query()
         .map(|pq| pq.as_str().to_string())
         .unwrap_or_else(|| "/".into());
-    build_uri(&path_and_query, uri, host)
+    build_uri(&path_and_query, uri, headers)
 }
 
-fn build_uri(path_and_query: &str, original: &Uri, host: Option<&HeaderValue>) -> Uri {
+/// An absolute URI for the function: the request's authority (else its Host) and
+/// `https` when the request came over TLS (or a proxy in front says it did).
+fn build_uri(path_and_query: &str, original: &Uri, headers: &http::HeaderMap) -> Uri {
+    let host = headers.get(HOST);
+    let scheme = match headers.get("x-forwarded-proto") {
+        Some(proto) if proto.as_bytes().eq_ignore_ascii_case(b"https") => "https",
+        _ => "http",
+    };
     let authority = original
         .authority()
         .map(|authority| authority.as_str().to_string())
         .or_else(|| host.and_then(|host| host.to_str().ok()).map(str::to_string))
         .unwrap_or_else(|| "localhost".into());
     Uri::builder()
-        .scheme("http")
+        .scheme(scheme)
         .authority(authority.as_str())
         .path_and_query(path_and_query)
         .build()
@@ -599,11 +697,54 @@ mod tests {
     #[test]
     fn the_mount_prefix_is_stripped_and_the_query_kept() {
         let uri: Uri = "/fn/hello/a/b?x=1".parse().unwrap();
-        let host = HeaderValue::from_static("example.test:8080");
-        let stripped = strip_prefix(&uri, "/fn/hello", Some(&host));
+        let mut headers = http::HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static("example.test:8080"));
+        let stripped = strip_prefix(&uri, "/fn/hello", &headers);
         assert_eq!(stripped.path_and_query().unwrap().as_str(), "/a/b?x=1");
         assert_eq!(stripped.authority().unwrap().as_str(), "example.test:8080");
-        let root = strip_prefix(&"/fn/hello".parse().unwrap(), "/fn/hello", None);
+        assert_eq!(stripped.scheme_str(), Some("http"));
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        let secure = strip_prefix(&uri, "/fn/hello", &headers);
+        assert_eq!(secure.scheme_str(), Some("https"));
+        let root = strip_prefix(
+            &"/fn/hello".parse().unwrap(),
+            "/fn/hello",
+            &http::HeaderMap::new(),
+        );
         assert_eq!(root.path(), "/");
+    }
+
+    #[test]
+    fn plain_http_is_redirected_to_the_https_port() {
+        let request = |host: &str, target: &str| {
+            Request::builder()
+                .uri(target)
+                .header(HOST, host)
+                .body(())
+                .unwrap()
+        };
+        let location = |response: Response<ResponseBody>| {
+            assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+            response.headers()[http::header::LOCATION]
+                .to_str()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            location(redirect_to_https(&request("example.org", "/fn/a?x=1"), 443)),
+            "https://example.org/fn/a?x=1"
+        );
+        assert_eq!(
+            location(redirect_to_https(&request("example.org:8080", "/"), 8443)),
+            "https://example.org:8443/"
+        );
+        assert_eq!(
+            location(redirect_to_https(&request("[::1]:8080", "/p"), 8443)),
+            "https://[::1]:8443/p"
+        );
+        assert_eq!(
+            location(redirect_to_https(&request("[::1]", "/p"), 443)),
+            "https://[::1]/p"
+        );
     }
 }

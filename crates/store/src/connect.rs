@@ -60,6 +60,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[Embedded] = &[
         "backend services",
         include_str!("../migrations/sqlite/0006_baas.sql"),
     ),
+    (
+        7,
+        "leases",
+        include_str!("../migrations/sqlite/0007_leases.sql"),
+    ),
 ];
 
 /// PostgreSQL migrations, oldest first; same versions and descriptions as [`SQLITE_MIGRATIONS`].
@@ -93,6 +98,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Embedded] = &[
         6,
         "backend services",
         include_str!("../migrations/postgres/0006_baas.sql"),
+    ),
+    (
+        7,
+        "leases",
+        include_str!("../migrations/postgres/0007_leases.sql"),
     ),
 ];
 

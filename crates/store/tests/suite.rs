@@ -75,7 +75,7 @@ fn rethrow(outcome: Result<(), tokio::task::JoinError>) {
 
 /// Instantiates every listed test once per backend: `sqlite::NAME` and `postgres::NAME`.
 /// Migrations each backend has (the files under migrations/<backend>/).
-const MIGRATIONS: i64 = 6;
+const MIGRATIONS: i64 = 7;
 
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
@@ -117,6 +117,7 @@ on_both_backends!(
     every_change_of_what_is_live_bumps_the_registry_generation,
     usage_rolls_up_with_the_records_and_the_overflow,
     settings_round_trip,
+    a_lease_has_one_holder_until_it_expires_or_is_released,
     purge_deletes_old_logs_and_records_but_keeps_usage,
     logs_grep_is_a_case_sensitive_substring,
     queued_events_are_claimed_once_and_leases_expire,
@@ -952,6 +953,71 @@ async fn settings_round_trip(ctx: Ctx) {
     assert_eq!(
         store.setting_or_insert("key", "second").await.unwrap(),
         "first"
+    );
+}
+
+async fn a_lease_has_one_holder_until_it_expires_or_is_released(ctx: Ctx) {
+    let store = &ctx.store;
+    let now = gureum_model::now_ms();
+    assert!(
+        store
+            .acquire_lease("acme", "node-a", now + 60_000)
+            .await
+            .unwrap()
+    );
+    // Held: another node is refused, the holder may extend it.
+    assert!(
+        !store
+            .acquire_lease("acme", "node-b", now + 60_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .acquire_lease("acme", "node-a", now + 120_000)
+            .await
+            .unwrap()
+    );
+    // Other names are independent.
+    assert!(
+        store
+            .acquire_lease("other", "node-b", now + 60_000)
+            .await
+            .unwrap()
+    );
+    // Releasing someone else's lease does nothing; the holder's release frees it.
+    store.release_lease("acme", "node-b").await.unwrap();
+    assert!(
+        !store
+            .acquire_lease("acme", "node-b", now + 60_000)
+            .await
+            .unwrap()
+    );
+    store.release_lease("acme", "node-a").await.unwrap();
+    assert!(
+        store
+            .acquire_lease("acme", "node-b", now + 60_000)
+            .await
+            .unwrap()
+    );
+    // An expired lease goes to whoever asks next.
+    assert!(
+        store
+            .acquire_lease("short", "node-a", now - 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .acquire_lease("short", "node-b", now + 60_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .acquire_lease("short", "node-a", now + 60_000)
+            .await
+            .unwrap()
     );
 }
 
