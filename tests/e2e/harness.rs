@@ -64,7 +64,17 @@ impl Server {
         server
     }
 
+    /// Starts a server on `data_dir` with these arguments, its log (`RUST_LOG=info`) going
+    /// to `log` (appended, so one file can hold several runs).
+    pub fn start_in_logged(data_dir: &Path, args: &[&str], log: &Path) -> Server {
+        Server::spawn_with_level(data_dir, args, Some(log), "info")
+    }
+
     fn spawn(data_dir: &Path, args: &[&str], log: Option<&Path>) -> Server {
+        Server::spawn_with_level(data_dir, args, log, "debug")
+    }
+
+    fn spawn_with_level(data_dir: &Path, args: &[&str], log: Option<&Path>, level: &str) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_gureum"));
         command
             .arg("up")
@@ -74,10 +84,16 @@ impl Server {
             .args(["--shutdown-grace", "5s", "--exit-on-stdin-close"])
             .args(args)
             .stdin(Stdio::piped())
-            .env("RUST_LOG", if log.is_some() { "debug" } else { "warn" })
+            .env("RUST_LOG", if log.is_some() { level } else { "warn" })
             .stdout(Stdio::piped())
             .stderr(match log {
-                Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
+                Some(path) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .expect("log file"),
+                ),
                 None => Stdio::inherit(),
             });
         let mut child = command.spawn().expect("spawning gureum up");
@@ -138,13 +154,21 @@ impl Server {
         let _ = self.child.wait();
     }
 
-    /// The CLI with this server's `--url` and `--token` and then `args`, not yet run
-    /// (for commands that keep running, such as `logs -f`).
+    /// The local CA of a `--tls self-signed` server (its listeners speak HTTPS).
+    pub fn ca_path(&self) -> Option<PathBuf> {
+        let path = self.data_dir.join("tls").join("ca.pem");
+        (self.admin_url.starts_with("https://") && path.exists()).then_some(path)
+    }
+
+    /// The CLI with this server's `--url`, `--token` (and `--ca-cert` for HTTPS) and then
+    /// `args`, not yet run (for commands that keep running, such as `logs -f`).
     pub fn cli_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_gureum"));
-        command
-            .args(["--url", &self.admin_url, "--token", &self.token])
-            .args(args);
+        command.args(["--url", &self.admin_url, "--token", &self.token]);
+        if let Some(ca) = self.ca_path() {
+            command.arg("--ca-cert").arg(ca);
+        }
+        command.args(args);
         command
     }
 
@@ -163,12 +187,30 @@ impl Server {
 
     /// A control API client.
     pub fn client(&self) -> gureum_client::Client {
-        gureum_client::Client::new(&self.admin_url, &self.token)
+        match self.ca_path() {
+            Some(ca) => gureum_client::Client::with_ca(
+                &self.admin_url,
+                &self.token,
+                &std::fs::read(ca).expect("the local CA"),
+            )
+            .expect("a client trusting the local CA"),
+            None => gureum_client::Client::new(&self.admin_url, &self.token),
+        }
+    }
+
+    /// An HTTP client for this server's listeners (trusting its local CA, if any).
+    pub fn http(&self) -> reqwest::Client {
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if let Some(ca) = self.ca_path() {
+            let pem = std::fs::read(ca).expect("the local CA");
+            builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        }
+        builder.build().unwrap()
     }
 
     /// GET on the public listener.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        http()
+        self.http()
             .get(format!("{}{path}", self.public_url))
             .send()
             .await

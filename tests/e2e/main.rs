@@ -17,6 +17,7 @@ mod restart;
 mod sdk;
 mod static_site;
 mod templates;
+mod tls;
 mod usage_cli;
 mod validation;
 mod websocket;

@@ -21,17 +21,44 @@ pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const WAIT: Duration = Duration::from_secs(15);
 
 fn ws_url(server: &Server, path: &str) -> String {
-    format!(
-        "{}{path}",
-        server.public_url.replacen("http://", "ws://", 1)
-    )
+    let base = match server.public_url.strip_prefix("https://") {
+        Some(rest) => format!("wss://{rest}"),
+        None => server.public_url.replacen("http://", "ws://", 1),
+    };
+    format!("{base}{path}")
+}
+
+/// For a server with a local CA (HTTPS): a TLS connector trusting only that CA.
+fn connector(server: &Server) -> Option<tokio_tungstenite::Connector> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let ca = server.ca_path()?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(ca).expect("the local CA"))
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Some(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
+        config,
+    )))
 }
 
 /// Connects to `path`; returns the socket and its connection id.
 pub(crate) async fn connect(server: &Server, path: &str) -> (Ws, String) {
-    let (ws, response) = tokio_tungstenite::connect_async(ws_url(server, path))
-        .await
-        .unwrap_or_else(|error| panic!("connecting to {path}: {error}"));
+    let (ws, response) = tokio_tungstenite::connect_async_tls_with_config(
+        ws_url(server, path),
+        None,
+        false,
+        connector(server),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("connecting to {path}: {error}"));
     let id = response.headers()["x-gureum-connection-id"]
         .to_str()
         .unwrap()
@@ -350,7 +377,7 @@ async fn shutdown_sends_disconnect_for_every_open_connection() {
 }
 
 /// Two clients chat through one of the chat examples (same protocol in both).
-async fn two_clients_chat(server: &Server, function: &str) {
+pub(crate) async fn two_clients_chat(server: &Server, function: &str) {
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples")
         .join(function);

@@ -13,6 +13,7 @@ const POSTGRES_PORT: &str = "5432";
 /// fmt, clippy, fixtures, then every test (unit, store suite on both backends, e2e).
 pub fn ci(ws: &Workspace) -> Result<()> {
     ensure_postgres()?;
+    ensure_pebble()?;
     // The binary embeds the console's assets: build them before anything compiles it.
     crate::console::build(ws)?;
     run(ws.cargo().args(["fmt", "--all", "--", "--check"]))
@@ -47,6 +48,26 @@ pub fn ci(ws: &Workspace) -> Result<()> {
     println!("ci: {passed} passed, {failed} failed");
     if failed > 0 || passed == 0 {
         bail!("the test suite failed ({failed} failed, {passed} passed)");
+    }
+    Ok(())
+}
+
+/// Debian's `pebble` (a test ACME server, with `pebble-challtestsrv` for its DNS), which
+/// the HTTPS tests issue certificates from; installed with apt-get when missing.
+const PEBBLE: &str = "/usr/bin/pebble";
+
+fn ensure_pebble() -> Result<()> {
+    if std::path::Path::new(PEBBLE).exists() {
+        return Ok(());
+    }
+    eprintln!("{PEBBLE} is missing (the ACME tests use it); installing it with apt-get");
+    run(Command::new("apt-get").arg("update"))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends", "pebble"])
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+    .context("installing pebble (apt-get install pebble)")?;
+    if !std::path::Path::new(PEBBLE).exists() {
+        bail!("apt-get installed pebble but {PEBBLE} is still missing");
     }
     Ok(())
 }

@@ -146,6 +146,13 @@ pub(crate) struct Manager {
     pub(crate) http: reqwest::Client,
 }
 
+/// The ACME certificate being served and the directory it came from.
+#[derive(Debug, Clone)]
+pub(crate) struct Serving {
+    pub(crate) info: CertInfo,
+    directory: String,
+}
+
 enum Renewal {
     /// A new certificate is serving.
     Done,
@@ -186,8 +193,10 @@ impl Manager {
             .map_err(|error| TlsError::Config(format!("building the ACME HTTP client: {error}")))
     }
 
-    /// Serves the stored certificate when it is usable for our domains; `None` otherwise.
-    pub(crate) async fn adopt_stored(&self, serving: Option<&CertInfo>) -> Option<CertInfo> {
+    /// Serves the stored certificate when it is usable for our domains (unexpired);
+    /// `None` otherwise. A certificate from another directory (say, staging before
+    /// production) serves until one from ours replaces it.
+    pub(crate) async fn adopt_stored(&self, serving: Option<&Serving>) -> Option<Serving> {
         let text = match self.store.get_setting(CERT_SETTING).await {
             Ok(Some(text)) => text,
             Ok(None) => return None,
@@ -200,49 +209,54 @@ impl Manager {
             tracing::warn!("the stored ACME certificate does not parse; a new one will be ordered");
             return None;
         };
-        if stored.domains != self.options.domains || stored.directory != self.options.directory {
+        if stored.domains != self.options.domains {
             return None;
         }
-        if serving.is_some_and(|serving| {
-            certs::parse(
-                stored.cert_pem.as_bytes(),
-                stored.key_pem.as_bytes(),
-                "stored",
-            )
-            .is_ok_and(|loaded| loaded.info.fingerprint == serving.fingerprint)
-        }) {
-            return serving.cloned();
-        }
-        match certs::parse(
+        let loaded = match certs::parse(
             stored.cert_pem.as_bytes(),
             stored.key_pem.as_bytes(),
             "the stored ACME certificate",
         ) {
-            Ok(loaded) if loaded.info.not_after_ms > gureum_model::now_ms() => {
-                let info = loaded.info.clone();
-                tracing::info!(
-                    domains = ?stored.domains,
-                    serial = %info.serial,
-                    not_after = %crate::format_ms(info.not_after_ms),
-                    "serving the ACME certificate from the store"
-                );
-                self.slot.replace(loaded);
-                Some(info)
-            }
-            Ok(_) => None,
+            Ok(loaded) => loaded,
             Err(error) => {
                 tracing::warn!(%error, "the stored ACME certificate does not load");
-                None
+                return None;
             }
+        };
+        let adopted = Serving {
+            info: loaded.info.clone(),
+            directory: stored.directory,
+        };
+        if serving.is_some_and(|serving| serving.info.fingerprint == adopted.info.fingerprint) {
+            return Some(adopted);
         }
+        if loaded.info.not_after_ms <= gureum_model::now_ms() {
+            return None;
+        }
+        tracing::info!(
+            domains = ?stored.domains,
+            serial = %adopted.info.serial,
+            not_after = %crate::format_ms(adopted.info.not_after_ms),
+            "serving the ACME certificate from the store"
+        );
+        self.slot.replace(loaded);
+        Some(adopted)
+    }
+
+    /// How long until the served certificate should be renewed (zero: now).
+    fn renew_in(&self, serving: &Serving) -> Duration {
+        if serving.directory != self.options.directory {
+            return Duration::ZERO;
+        }
+        renew_in(&serving.info)
     }
 
     /// Runs for the life of the process.
-    pub(crate) async fn run(self, mut serving: Option<CertInfo>) {
+    pub(crate) async fn run(self, mut serving: Option<Serving>) {
         let mut failures = 0u32;
         loop {
             serving = self.adopt_stored(serving.as_ref()).await.or(serving);
-            let wait = match serving.as_ref().map(renew_in) {
+            let wait = match serving.as_ref().map(|serving| self.renew_in(serving)) {
                 Some(wait) if !wait.is_zero() => {
                     failures = 0;
                     wait
@@ -261,12 +275,12 @@ impl Manager {
                             .saturating_mul(1 << (failures - 1).min(12))
                             .min(MAX_SLEEP);
                         match &serving {
-                            Some(info) => tracing::warn!(
+                            Some(serving) => tracing::warn!(
                                 %error,
                                 attempt = failures,
                                 retry_in = ?retry,
                                 "ACME renewal failed; still serving the certificate valid until {}",
-                                crate::format_ms(info.not_after_ms)
+                                crate::format_ms(serving.info.not_after_ms)
                             ),
                             None => tracing::warn!(
                                 %error,
@@ -283,7 +297,7 @@ impl Manager {
         }
     }
 
-    async fn renew(&self, serving: Option<&CertInfo>) -> Result<Renewal, TlsError> {
+    async fn renew(&self, serving: Option<&Serving>) -> Result<Renewal, TlsError> {
         let until = gureum_model::now_ms() + RENEWAL_LEASE_MS;
         if !self
             .store
@@ -293,6 +307,15 @@ impl Manager {
         {
             return Ok(Renewal::Elsewhere);
         }
+        // Another node may have stored a fresh certificate just before we got the lease:
+        // ordering again would only spend the CA's rate limit.
+        if let Some(fresh) = self.adopt_stored(serving).await
+            && !self.renew_in(&fresh).is_zero()
+        {
+            let _ = self.store.release_lease(RENEWAL_LEASE, &self.node).await;
+            return Ok(Renewal::Done);
+        }
+        let serving = serving.map(|serving| &serving.info);
         let issued = self.issue().await;
         if let Err(error) = self.store.release_lease(RENEWAL_LEASE, &self.node).await {
             tracing::warn!(%error, "releasing the ACME renewal lease");

@@ -205,10 +205,10 @@ impl Tls {
                 };
                 let serving = manager.adopt_stored(None).await;
                 let summary = match &serving {
-                    Some(info) => format!(
+                    Some(serving) => format!(
                         "ACME certificate for {} from the store (valid until {}; renewed in the background from {})",
                         domains.join(", "),
-                        format_ms(info.not_after_ms),
+                        format_ms(serving.info.not_after_ms),
                         acme_options.directory
                     ),
                     None => format!(
