@@ -59,7 +59,7 @@ enum Command {
   gureum up                                   # SQLite in ./.gureum, examples deployed
   gureum up --no-examples --listen 0.0.0.0:8080
   gureum up --store postgres://user@db/gureum # a node of a cluster on PostgreSQL")]
-    Up(up::UpArgs),
+    Up(Box<up::UpArgs>),
     /// Create a project from a template (rust-wasm, rust-lambda, python-lambda, python-wasm,
     /// js-wasm); no network needed.
     New(new::NewArgs),
@@ -191,7 +191,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let ca = cli.ca_cert.clone();
     let ca = ca.as_deref();
     match cli.command {
-        Command::Up(args) => up::run(args).await,
+        Command::Up(args) => up::run(*args).await,
         Command::Tls(args) => tls::run(args, output),
         Command::New(args) => new::run(args, output),
         Command::Dev(args) => dev::run(&cli.url, cli.token, args, output).await,

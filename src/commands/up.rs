@@ -512,11 +512,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     println!("  functions:   {public_url}   (GET /fn/NAME/…)");
     if let Some(tls) = &tls {
         println!("  https:       {}", tls.summary());
-        if let Some(ca) = tls.ca_path() {
-            println!(
+        match tls.ca_path() {
+            Some(ca) if tls.is_self_signed() => println!(
                 "               trust it: curl --cacert {} {public_url}/fn/hello   (`gureum tls ca` prints it)",
                 ca.display()
-            );
+            ),
+            Some(ca) => println!(
+                "               local CA {} for https://127.0.0.1 and localhost (the CLI here trusts it)",
+                ca.display()
+            ),
+            None => {}
         }
     }
     if let Some(address) = args.http_listen {

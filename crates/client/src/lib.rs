@@ -25,12 +25,12 @@ pub enum ClientError {
         problems: Vec<Problem>,
     },
     /// The server could not be reached.
-    #[error("cannot reach the gureum control API at {url}: {}", connect_reason(.source))]
+    #[error("cannot reach the gureum control API at {url}: {}", connect_reason(.error))]
     Connect {
         /// The URL tried.
         url: String,
-        /// The transport error.
-        source: reqwest::Error,
+        /// The transport error (its causes are in the message, so it is not a `source`).
+        error: reqwest::Error,
     },
     /// Another transport or decoding failure.
     #[error("control API request failed: {0}")]
@@ -552,7 +552,7 @@ impl Client {
         if source.is_connect() {
             ClientError::Connect {
                 url: self.base.clone(),
-                source,
+                error: source,
             }
         } else {
             ClientError::Http(source)

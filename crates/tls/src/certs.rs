@@ -133,6 +133,10 @@ pub fn inspect(der: &CertificateDer<'_>) -> Result<CertInfo, String> {
 #[derive(Debug)]
 pub struct CertSlot {
     current: RwLock<Arc<Loaded>>,
+    /// The local CA's certificate for names the current one does not cover (localhost,
+    /// and connections by IP address, which send no name): the CLI on the machine can
+    /// reach an ACME or user-certified admin listener at 127.0.0.1.
+    local: Option<Loaded>,
 }
 
 impl CertSlot {
@@ -140,7 +144,33 @@ impl CertSlot {
     pub fn new(loaded: Loaded) -> Self {
         Self {
             current: RwLock::new(Arc::new(loaded)),
+            local: None,
         }
+    }
+
+    /// Serves `local` to clients asking for a name it covers and `current` does not, and
+    /// to clients that name no host (IP addresses) unless `current` has IP addresses.
+    pub fn with_local(mut self, local: Loaded) -> Self {
+        self.local = Some(local);
+        self
+    }
+
+    fn pick(&self, server_name: Option<&str>) -> Arc<CertifiedKey> {
+        let current = self.current();
+        if let Some(local) = &self.local {
+            let use_local = match server_name {
+                None => !current
+                    .info
+                    .names
+                    .iter()
+                    .any(|name| name.parse::<std::net::IpAddr>().is_ok()),
+                Some(name) => !current.info.covers(name) && local.info.covers(name),
+            };
+            if use_local {
+                return local.key.clone();
+            }
+        }
+        current.key.clone()
     }
 
     /// Serves `loaded` from the next handshake on.
@@ -161,8 +191,8 @@ impl CertSlot {
 }
 
 impl ResolvesServerCert for CertSlot {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current().key.clone())
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.pick(hello.server_name()))
     }
 }
 
@@ -209,6 +239,35 @@ mod tests {
         assert!(loaded.info.covers("a.apps.example.test"));
         assert!(!loaded.info.covers("a.b.apps.example.test"));
         assert!(!loaded.info.covers("other.test"));
+    }
+
+    #[test]
+    fn local_names_and_bare_addresses_get_the_local_certificate() {
+        let (public_cert, public_key) = pair(&["example.test"]);
+        let (local_cert, local_key) = pair(&["localhost", "127.0.0.1"]);
+        let public = parse(public_cert.as_bytes(), public_key.as_bytes(), "public").unwrap();
+        let local = parse(local_cert.as_bytes(), local_key.as_bytes(), "local").unwrap();
+        let (public_fp, local_fp) = (
+            public.info.fingerprint.clone(),
+            local.info.fingerprint.clone(),
+        );
+        let slot = CertSlot::new(public).with_local(local);
+        let served = |name: Option<&str>| {
+            let key = slot.pick(name);
+            hex::encode(Sha256::digest(key.cert[0].as_ref()))
+        };
+        assert_eq!(served(Some("example.test")), public_fp);
+        assert_eq!(served(Some("other.test")), public_fp);
+        assert_eq!(served(Some("localhost")), local_fp);
+        assert_eq!(served(None), local_fp);
+        // A public certificate with an address keeps bare-address clients.
+        let (with_ip, with_ip_key) = pair(&["example.test", "203.0.113.7"]);
+        let slot = CertSlot::new(parse(with_ip.as_bytes(), with_ip_key.as_bytes(), "p").unwrap())
+            .with_local(parse(local_cert.as_bytes(), local_key.as_bytes(), "l").unwrap());
+        assert_ne!(
+            hex::encode(Sha256::digest(slot.pick(None).cert[0].as_ref())),
+            local_fp
+        );
     }
 
     #[test]

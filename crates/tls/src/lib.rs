@@ -94,6 +94,7 @@ pub struct Tls {
     config: Arc<rustls::ServerConfig>,
     challenges: Option<Arc<Challenges>>,
     ca_path: Option<PathBuf>,
+    self_signed: bool,
     summary: String,
     background: Option<tokio::task::JoinHandle<()>>,
 }
@@ -136,6 +137,7 @@ impl Tls {
                     slot,
                     challenges: None,
                     ca_path: Some(ca),
+                    self_signed: true,
                     summary,
                     background: None,
                 })
@@ -156,19 +158,22 @@ impl Tls {
                     }
                 }
                 let summary = format!(
-                    "certificate {} (names {}; valid until {}; reloaded when the files change)",
+                    "certificate {} (names {}; valid until {}; reloaded when the files change){}",
                     cert.display(),
                     loaded.info.names.join(", "),
-                    format_ms(loaded.info.not_after_ms)
+                    format_ms(loaded.info.not_after_ms),
+                    LOCAL_FALLBACK
                 );
-                let slot = Arc::new(CertSlot::new(loaded));
+                let (local, ca) = local_fallback(&options.data_dir)?;
+                let slot = Arc::new(CertSlot::new(loaded).with_local(local));
                 let background =
                     files::spawn_reload(slot.clone(), cert.clone(), key.clone(), reload_interval);
                 Ok(Tls {
                     config: server_config(slot.clone()),
                     slot,
                     challenges: None,
-                    ca_path: None,
+                    ca_path: Some(ca),
+                    self_signed: false,
                     summary,
                     background: Some(background),
                 })
@@ -195,9 +200,12 @@ impl Tls {
                 }
                 acme_options.domains = domains.clone();
                 let challenges = Arc::new(Challenges::new(store.clone()));
+                let (local, ca) = local_fallback(&options.data_dir)?;
                 let manager = acme::Manager {
                     store: store.clone(),
-                    slot: Arc::new(CertSlot::new(self_signed::placeholder(&domains)?)),
+                    slot: Arc::new(
+                        CertSlot::new(self_signed::placeholder(&domains)?).with_local(local),
+                    ),
                     challenges: challenges.clone(),
                     http: acme::Manager::client(&acme_options)?,
                     options: acme_options.clone(),
@@ -206,13 +214,13 @@ impl Tls {
                 let serving = manager.adopt_stored(None).await;
                 let summary = match &serving {
                     Some(serving) => format!(
-                        "ACME certificate for {} from the store (valid until {}; renewed in the background from {})",
+                        "ACME certificate for {} from the store (valid until {}; renewed in the background from {}){LOCAL_FALLBACK}",
                         domains.join(", "),
                         format_ms(serving.info.not_after_ms),
                         acme_options.directory
                     ),
                     None => format!(
-                        "ACME for {}: ordering from {} in the background; a temporary self-signed certificate serves until it arrives",
+                        "ACME for {}: ordering from {} in the background; a temporary self-signed certificate serves until it arrives{LOCAL_FALLBACK}",
                         domains.join(", "),
                         acme_options.directory
                     ),
@@ -223,7 +231,8 @@ impl Tls {
                     config: server_config(slot.clone()),
                     slot,
                     challenges: Some(challenges),
-                    ca_path: None,
+                    ca_path: Some(ca),
+                    self_signed: false,
                     summary,
                     background: Some(background),
                 })
@@ -241,9 +250,15 @@ impl Tls {
         self.challenges.clone()
     }
 
-    /// The local CA to trust, with `self-signed`.
+    /// The local CA to trust (for the listeners with `self-signed`; for localhost and
+    /// IP-address clients in the other modes).
     pub fn ca_path(&self) -> Option<&Path> {
         self.ca_path.as_deref()
+    }
+
+    /// Whether the listeners serve the local CA's certificate to everyone.
+    pub fn is_self_signed(&self) -> bool {
+        self.self_signed
     }
 
     /// What is serving now.
@@ -255,6 +270,16 @@ impl Tls {
     pub fn summary(&self) -> &str {
         &self.summary
     }
+}
+
+const LOCAL_FALLBACK: &str =
+    "; localhost and connections by IP address get the local CA's certificate (`gureum tls ca`)";
+
+/// The local CA's certificate for localhost and loopback addresses, beside a public one.
+fn local_fallback(data_dir: &Path) -> Result<(Loaded, PathBuf), TlsError> {
+    let names: Vec<String> = LOCAL_NAMES.iter().map(|name| name.to_string()).collect();
+    let (local, _) = self_signed::ensure(data_dir, &names)?;
+    Ok((local, ca_path(data_dir)))
 }
 
 /// Lower-cased, de-duplicated names; a clear error for what cannot be a host name.
