@@ -254,6 +254,9 @@ impl Manager {
     /// Runs for the life of the process.
     pub(crate) async fn run(self, mut serving: Option<Serving>) {
         let mut failures = 0u32;
+        // A CA handing out certificates already due (very short lives, a skewed clock)
+        // must not make this loop order back to back.
+        let mut next_order = tokio::time::Instant::now();
         loop {
             serving = self.adopt_stored(serving.as_ref()).await.or(serving);
             let wait = match serving.as_ref().map(|serving| self.renew_in(serving)) {
@@ -261,9 +264,13 @@ impl Manager {
                     failures = 0;
                     wait
                 }
+                _ if tokio::time::Instant::now() < next_order => {
+                    next_order - tokio::time::Instant::now()
+                }
                 _ => match self.renew(serving.as_ref()).await {
                     Ok(Renewal::Done) => {
                         failures = 0;
+                        next_order = tokio::time::Instant::now() + self.options.retry_after_failure;
                         continue;
                     }
                     Ok(Renewal::Elsewhere) => FOLLOWER_POLL,
