@@ -273,7 +273,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             )
         })?;
     let node_id = node_id(&args.data_dir)?;
-    let tls = match tls_mode {
+    let mut tls = match tls_mode {
         Some(mode) => Some(
             gureum_tls::Tls::start(
                 gureum_tls::TlsOptions {
@@ -508,6 +508,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         .await
     });
 
+    // Ordering starts only now that the listeners answer the CA's HTTP-01 requests.
+    if let Some(tls) = &mut tls {
+        tls.start_renewal();
+    }
     println!("gureum is up");
     println!("  functions:   {public_url}   (GET /fn/NAME/…)");
     if let Some(tls) = &tls {
@@ -518,7 +522,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
                 ca.display()
             ),
             Some(ca) => println!(
-                "               local CA {} for https://127.0.0.1 and localhost (the CLI here trusts it)",
+                "               https://127.0.0.1 and localhost get the local CA's certificate: gureum --ca-cert {} --url {admin_url} …",
                 ca.display()
             ),
             None => {}

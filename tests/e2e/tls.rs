@@ -588,7 +588,7 @@ async fn acme_certificates_are_issued_shared_renewed_and_kept_when_the_directory
     let store = gureum_store::testing::fresh_postgres_url().await;
     let http_a = free_port();
     // Short lives so that renewal (at two thirds) comes within the test.
-    let pebble = Pebble::start(http_a, 45);
+    let pebble = Pebble::start(http_a, 60);
     let pebble_root = pebble.root().await;
     let temp = tempfile::tempdir().unwrap();
     let listener_ca = pebble.listener_ca.to_str().unwrap().to_string();
@@ -659,8 +659,37 @@ async fn acme_certificates_are_issued_shared_renewed_and_kept_when_the_directory
         "{}",
         log("b")
     );
+    // The CLI reaches the admin listener by IP address with the local CA.
+    let listed = node_b.cli(&["ls", "--json"]);
+    assert!(listed.success, "{listed:?}");
+    // A challenge another node offered (written to the store) is answered by node A's
+    // plain listener, as the CA may ask any node; unknown or malformed tokens are not.
+    let shared_store = gureum_store::Store::open(&store).await.unwrap();
+    shared_store
+        .put_setting(
+            "tls.acme.challenge.offered-by-b_1",
+            "offered-by-b_1.thumbprint",
+        )
+        .await
+        .unwrap();
+    let challenge = |token: &str| {
+        crate::http()
+            .get(format!(
+                "http://127.0.0.1:{http_a}/.well-known/acme-challenge/{token}"
+            ))
+            .send()
+    };
+    let answer = challenge("offered-by-b_1").await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "offered-by-b_1.thumbprint");
+    assert_eq!(challenge("unknown").await.unwrap().status(), 404);
+    assert_eq!(
+        challenge("tls.acme.certificate").await.unwrap().status(),
+        404
+    );
+    shared_store.close().await;
 
-    // Renewal (two thirds of 45 s) with new connections to both nodes all along.
+    // Renewal (two thirds of 60 s) with new connections to both nodes all along.
     let stop = Arc::new(AtomicBool::new(false));
     let (served_ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut traffic = Vec::new();

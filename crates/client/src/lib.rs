@@ -32,6 +32,9 @@ pub enum ClientError {
         /// The transport error (its causes are in the message, so it is not a `source`).
         error: reqwest::Error,
     },
+    /// The CA file given to trust holds no certificate.
+    #[error("{0}")]
+    BadCa(String),
     /// Another transport or decoding failure.
     #[error("control API request failed: {0}")]
     Http(#[from] reqwest::Error),
@@ -50,7 +53,11 @@ fn connect_reason(error: &reqwest::Error) -> String {
         }
         source = cause.source();
     }
-    let hint = if reason.contains("certificate") || reason.contains("UnknownIssuer") {
+    let hint = if reason.contains("NotValidForName") || reason.contains("not valid for name") {
+        "; the server's certificate does not name this host: use a name it covers in --url (https://127.0.0.1 and localhost get the local CA's certificate)"
+    } else if reason.contains("Expired") || reason.contains("certificate expired") {
+        "; the server's certificate has expired (see the server's log for its renewal)"
+    } else if reason.contains("certificate") || reason.contains("UnknownIssuer") {
         "; the server's certificate is not trusted here: pass --ca-cert FILE (GUREUM_CA_CERT), e.g. the CA of `gureum up --tls self-signed`, which `gureum tls ca` prints"
     } else if reason.contains("InvalidContentType") || reason.contains("corrupt message") {
         "; the server does not speak HTTPS there: use an http:// URL (--url / GUREUM_URL)"
@@ -121,7 +128,18 @@ impl Client {
     /// the local CA of `gureum up --tls self-signed`).
     pub fn with_ca(base: &str, token: &str, ca_pem: &[u8]) -> Result<Self, ClientError> {
         let mut builder = reqwest::Client::builder().use_rustls_tls();
-        for root in reqwest::Certificate::from_pem_bundle(ca_pem)? {
+        let roots = reqwest::Certificate::from_pem_bundle(ca_pem).map_err(|error| {
+            ClientError::BadCa(format!(
+                "the CA file (--ca-cert) does not parse as PEM: {error}"
+            ))
+        })?;
+        if roots.is_empty() {
+            return Err(ClientError::BadCa(
+                "the CA file (--ca-cert) holds no PEM CERTIFICATE block (a key or a DER file?)"
+                    .into(),
+            ));
+        }
+        for root in roots {
             builder = builder.add_root_certificate(root);
         }
         Ok(Self {

@@ -157,19 +157,24 @@ fn redirect_to_https<B>(request: &Request<B>, port: u16) -> Response<ResponseBod
         .headers()
         .get(HOST)
         .and_then(|host| host.to_str().ok())
-        .or_else(|| request.uri().host());
-    let Some(host) = host else {
+        .or_else(|| {
+            request
+                .uri()
+                .authority()
+                .map(|authority| authority.as_str())
+        });
+    // Only a host (and port): no user info that would make the Location point elsewhere.
+    let Some(authority) = host
+        .and_then(|host| host.parse::<http::uri::Authority>().ok())
+        .filter(|authority| !authority.as_str().contains('@'))
+    else {
         return error_response(
             StatusCode::BAD_REQUEST,
-            "missing_host",
-            "this listener redirects to HTTPS and needs a Host header to know where",
+            "bad_host",
+            "this listener redirects to HTTPS and needs a Host header naming the server, e.g. Host: example.org",
         );
     };
-    // Without the port: `[::1]:80` → `[::1]`, `example.org:80` → `example.org`.
-    let name = match host.rfind(':') {
-        Some(colon) if !host[colon..].contains(']') => &host[..colon],
-        _ => host,
-    };
+    let name = authority.host();
     let target = request
         .uri()
         .path_and_query()
@@ -183,7 +188,7 @@ fn redirect_to_https<B>(request: &Request<B>, port: u16) -> Response<ResponseBod
         return error_response(
             StatusCode::BAD_REQUEST,
             "bad_host",
-            "the Host header cannot form an https:// URL",
+            "the Host header cannot form an https:// URL; send Host: NAME[:PORT]",
         );
     };
     let mut response = Response::new(full(format!("use {location}\n")));
@@ -746,5 +751,9 @@ mod tests {
             location(redirect_to_https(&request("[::1]", "/p"), 443)),
             "https://[::1]/p"
         );
+        // User info in Host would send the client elsewhere: refused.
+        let refused = redirect_to_https(&request("a.example@evil.test", "/"), 443);
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert!(!refused.headers().contains_key(http::header::LOCATION));
     }
 }

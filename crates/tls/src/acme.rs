@@ -209,7 +209,7 @@ impl Manager {
             tracing::warn!("the stored ACME certificate does not parse; a new one will be ordered");
             return None;
         };
-        if stored.domains != self.options.domains {
+        if !same_names(&stored.domains, &self.options.domains) {
             return None;
         }
         let loaded = match certs::parse(
@@ -243,6 +243,14 @@ impl Manager {
         Some(adopted)
     }
 
+    /// The wait after the `failures`-th failure in a row: doubling up to an hour.
+    fn backoff(&self, failures: u32) -> Duration {
+        self.options
+            .retry_after_failure
+            .saturating_mul(1 << failures.saturating_sub(1).min(12))
+            .min(MAX_SLEEP)
+    }
+
     /// How long until the served certificate should be renewed (zero: now).
     fn renew_in(&self, serving: &Serving) -> Duration {
         if serving.directory != self.options.directory {
@@ -267,7 +275,10 @@ impl Manager {
                 _ if tokio::time::Instant::now() < next_order => {
                     next_order - tokio::time::Instant::now()
                 }
-                _ => match self.renew(serving.as_ref()).await {
+                _ => match self
+                    .renew(serving.as_ref(), self.backoff(failures + 1))
+                    .await
+                {
                     Ok(Renewal::Done) => {
                         failures = 0;
                         next_order = tokio::time::Instant::now() + self.options.retry_after_failure;
@@ -276,11 +287,7 @@ impl Manager {
                     Ok(Renewal::Elsewhere) => FOLLOWER_POLL,
                     Err(error) => {
                         failures += 1;
-                        let retry = self
-                            .options
-                            .retry_after_failure
-                            .saturating_mul(1 << (failures - 1).min(12))
-                            .min(MAX_SLEEP);
+                        let retry = self.backoff(failures);
                         match &serving {
                             Some(serving) => tracing::warn!(
                                 %error,
@@ -304,7 +311,11 @@ impl Manager {
         }
     }
 
-    async fn renew(&self, serving: Option<&Serving>) -> Result<Renewal, TlsError> {
+    async fn renew(
+        &self,
+        serving: Option<&Serving>,
+        retry_on_failure: Duration,
+    ) -> Result<Renewal, TlsError> {
         let until = gureum_model::now_ms() + RENEWAL_LEASE_MS;
         if !self
             .store
@@ -323,16 +334,35 @@ impl Manager {
             return Ok(Renewal::Done);
         }
         let serving = serving.map(|serving| &serving.info);
-        let issued = self.issue().await;
-        if let Err(error) = self.store.release_lease(RENEWAL_LEASE, &self.node).await {
-            tracing::warn!(%error, "releasing the ACME renewal lease");
-        }
-        let (cert_pem, key_pem) = issued?;
+        let (cert_pem, key_pem) = match self.issue().await {
+            Ok(issued) => issued,
+            Err(error) => {
+                // The lease is kept until the retry: no other node orders before then,
+                // so a cluster backs off as one (the CA counts failures per domain).
+                let until = gureum_model::now_ms()
+                    + i64::try_from(retry_on_failure.as_millis()).unwrap_or(i64::MAX / 2);
+                let _ = self
+                    .store
+                    .acquire_lease(RENEWAL_LEASE, &self.node, until)
+                    .await;
+                return Err(error);
+            }
+        };
         let loaded = certs::parse(
             cert_pem.as_bytes(),
             key_pem.as_bytes(),
             "the new ACME certificate",
         )?;
+        tracing::info!(
+            domains = ?self.options.domains,
+            serial = %loaded.info.serial,
+            not_after = %crate::format_ms(loaded.info.not_after_ms),
+            replaced = serving.map(|info| info.serial.as_str()).unwrap_or("the placeholder"),
+            "new ACME certificate issued; serving it"
+        );
+        // Served at once, then stored, and only then the lease released: a node taking
+        // the lease next finds this certificate instead of ordering another.
+        self.slot.replace(loaded);
         let stored = StoredCertificate {
             domains: self.options.domains.clone(),
             directory: self.options.directory.clone(),
@@ -342,18 +372,21 @@ impl Manager {
         };
         let text =
             serde_json::to_string(&stored).map_err(|error| TlsError::Acme(error.to_string()))?;
-        self.store
-            .put_setting(CERT_SETTING, &text)
-            .await
-            .map_err(TlsError::Store)?;
-        tracing::info!(
-            domains = ?self.options.domains,
-            serial = %loaded.info.serial,
-            not_after = %crate::format_ms(loaded.info.not_after_ms),
-            replaced = serving.map(|info| info.serial.as_str()).unwrap_or("the placeholder"),
-            "new ACME certificate issued; serving it"
-        );
-        self.slot.replace(loaded);
+        let mut attempt = 0;
+        while let Err(error) = self.store.put_setting(CERT_SETTING, &text).await {
+            attempt += 1;
+            if attempt == 10 {
+                // Kept serving here; the lease runs out by itself and the next renewal
+                // (or another node) orders again.
+                tracing::error!(%error, "storing the new ACME certificate failed; other nodes will not see it");
+                return Ok(Renewal::Done);
+            }
+            tracing::warn!(%error, attempt, "storing the new ACME certificate; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        if let Err(error) = self.store.release_lease(RENEWAL_LEASE, &self.node).await {
+            tracing::warn!(%error, "releasing the ACME renewal lease");
+        }
         Ok(Renewal::Done)
     }
 
@@ -511,6 +544,17 @@ impl Manager {
     }
 }
 
+/// The same set of names, in any order (nodes may list `--domain`s differently).
+fn same_names(a: &[String], b: &[String]) -> bool {
+    let sorted = |names: &[String]| {
+        let mut names = names.to_vec();
+        names.sort();
+        names.dedup();
+        names
+    };
+    sorted(a) == sorted(b)
+}
+
 /// How long until `info` is due for renewal: when two thirds of its lifetime have
 /// passed (30 days before the end of a 90-day certificate, as Let's Encrypt advises).
 fn renew_in(info: &CertInfo) -> Duration {
@@ -577,6 +621,19 @@ mod tests {
             issuer: String::new(),
             fingerprint: String::new(),
         }
+    }
+
+    #[test]
+    fn names_compare_as_sets() {
+        let names = |list: &[&str]| list.iter().map(|name| name.to_string()).collect::<Vec<_>>();
+        assert!(same_names(
+            &names(&["a.test", "b.test"]),
+            &names(&["b.test", "a.test"])
+        ));
+        assert!(!same_names(
+            &names(&["a.test"]),
+            &names(&["a.test", "b.test"])
+        ));
     }
 
     #[test]

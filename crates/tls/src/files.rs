@@ -26,9 +26,11 @@ pub fn load(cert: &Path, key: &Path) -> Result<Loaded, TlsError> {
     )
 }
 
-type Stamp = [Option<(u64, SystemTime)>; 2];
+pub(crate) type Stamp = [Option<(u64, SystemTime)>; 2];
 
-fn stamp(cert: &Path, key: &Path) -> Stamp {
+/// What the pair looks like on disk now (taken before loading, so a change made while
+/// loading is not missed).
+pub(crate) fn stamp(cert: &Path, key: &Path) -> Stamp {
     [cert, key].map(|path| {
         std::fs::metadata(path).ok().map(|meta| {
             (
@@ -40,14 +42,15 @@ fn stamp(cert: &Path, key: &Path) -> Stamp {
 }
 
 /// Polls the files every `interval` and serves a changed pair once it loads.
-pub fn spawn_reload(
+pub(crate) fn spawn_reload(
     slot: Arc<CertSlot>,
     cert: PathBuf,
     key: PathBuf,
+    loaded_at: Stamp,
     interval: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut seen = stamp(&cert, &key);
+        let mut seen = loaded_at;
         loop {
             tokio::time::sleep(interval).await;
             let now = stamp(&cert, &key);

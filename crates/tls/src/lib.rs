@@ -97,6 +97,8 @@ pub struct Tls {
     self_signed: bool,
     summary: String,
     background: Option<tokio::task::JoinHandle<()>>,
+    /// The ACME loop, until [`Tls::start_renewal`] runs it.
+    pending: Option<(acme::Manager, Option<acme::Serving>)>,
 }
 
 impl Drop for Tls {
@@ -140,6 +142,7 @@ impl Tls {
                     self_signed: true,
                     summary,
                     background: None,
+                    pending: None,
                 })
             }
             TlsMode::Files {
@@ -147,6 +150,7 @@ impl Tls {
                 key,
                 reload_interval,
             } => {
+                let loaded_at = files::stamp(&cert, &key);
                 let loaded = files::load(&cert, &key)?;
                 for domain in &domains {
                     if !loaded.info.covers(domain) {
@@ -166,8 +170,13 @@ impl Tls {
                 );
                 let (local, ca) = local_fallback(&options.data_dir)?;
                 let slot = Arc::new(CertSlot::new(loaded).with_local(local));
-                let background =
-                    files::spawn_reload(slot.clone(), cert.clone(), key.clone(), reload_interval);
+                let background = files::spawn_reload(
+                    slot.clone(),
+                    cert.clone(),
+                    key.clone(),
+                    loaded_at,
+                    reload_interval,
+                );
                 Ok(Tls {
                     config: server_config(slot.clone()),
                     slot,
@@ -176,6 +185,7 @@ impl Tls {
                     self_signed: false,
                     summary,
                     background: Some(background),
+                    pending: None,
                 })
             }
             TlsMode::Acme(mut acme_options) => {
@@ -226,7 +236,6 @@ impl Tls {
                     ),
                 };
                 let slot = manager.slot.clone();
-                let background = tokio::spawn(manager.run(serving));
                 Ok(Tls {
                     config: server_config(slot.clone()),
                     slot,
@@ -234,9 +243,18 @@ impl Tls {
                     ca_path: Some(ca),
                     self_signed: false,
                     summary,
-                    background: Some(background),
+                    background: None,
+                    pending: Some((manager, serving)),
                 })
             }
+        }
+    }
+
+    /// Starts ordering and renewing (acme): call once the listeners serve, so the CA's
+    /// HTTP-01 requests find the challenge route answering.
+    pub fn start_renewal(&mut self) {
+        if let Some((manager, serving)) = self.pending.take() {
+            self.background = Some(tokio::spawn(manager.run(serving)));
         }
     }
 

@@ -4,6 +4,7 @@
 //! certificate is remade when the names asked for change or it nears its end.
 
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -189,18 +190,25 @@ fn generation(reason: String) -> TlsError {
 /// Writes via a temporary file and a rename, so a crash never leaves half a key; keys
 /// are created readable by the owner only.
 fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<(), TlsError> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let temporary = path.with_extension("tmp");
+    use std::os::unix::fs::PermissionsExt as _;
+    // Named after the file (ca.key.tmp, ca.pem.tmp): never shared between two files,
+    // and made anew so a leftover cannot lend its mode to a key.
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
     let io = |source| TlsError::Io {
         what: format!("writing {}", path.display()),
         source,
     };
+    let _ = std::fs::remove_file(&temporary);
+    let mode = if private { 0o600 } else { 0o644 };
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(if private { 0o600 } else { 0o644 })
+        .create_new(true)
+        .mode(mode)
         .open(&temporary)
+        .map_err(io)?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(io)?;
     file.write_all(contents).map_err(io)?;
     file.sync_all().map_err(io)?;
@@ -230,10 +238,13 @@ mod tests {
         for name in LOCAL_NAMES {
             assert!(first.info.covers(name), "{name}");
         }
-        for (file, mode) in [("ca.key", 0o600), ("key.pem", 0o600), ("ca.pem", 0o644)] {
+        for file in ["ca.key", "key.pem"] {
             let meta = std::fs::metadata(dir.path().join(TLS_DIR).join(file)).unwrap();
-            assert_eq!(meta.permissions().mode() & 0o777, mode, "{file}");
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{file}");
         }
+        let meta = std::fs::metadata(ca_path(dir.path())).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o400, 0o400, "ca.pem readable");
+        assert!(!dir.path().join(TLS_DIR).join("ca.key.tmp").exists());
         let ca = std::fs::read_to_string(ca_path(dir.path())).unwrap();
         let (again, made) = ensure(dir.path(), &names(&[])).unwrap();
         assert!(!made);
