@@ -16,6 +16,9 @@ pub struct TlsArgs {
 #[derive(Debug, clap::Subcommand)]
 enum TlsCommand {
     /// Print the local CA certificate (PEM) that signs the self-signed certificates.
+    #[command(after_help = "Examples:
+  gureum tls ca > gureum-ca.pem && curl --cacert gureum-ca.pem https://localhost:8080/fn/hello
+  gureum tls ca --data-dir /var/lib/gureum | sudo tee /usr/local/share/ca-certificates/gureum.crt")]
     Ca {
         /// The data directory of that `gureum up`.
         #[arg(long, env = "GUREUM_DATA_DIR", default_value = super::up::DEFAULT_DATA_DIR)]
