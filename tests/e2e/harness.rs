@@ -289,3 +289,27 @@ pub fn deploy(server: &Server, name: &str, extra: &str) -> tempfile::TempDir {
     assert!(output.success, "deploy {name} failed: {output:?}");
     dir
 }
+
+/// A rustls client config (ring) trusting exactly the certificates in the `roots` PEM
+/// bundles, offering HTTP/2 and HTTP/1.1, with session resumption off: a resumed TLS 1.3
+/// session sends no certificate, so a test could not see a new one.
+pub fn tls_client_config(roots: &[&[u8]]) -> rustls::ClientConfig {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let mut store = rustls::RootCertStore::empty();
+    for pem in roots {
+        for root in CertificateDer::pem_slice_iter(pem) {
+            store.add(root.expect("a PEM certificate")).unwrap();
+        }
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(store)
+    .with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config
+}

@@ -36,21 +36,7 @@ fn port_of(url: &str) -> u16 {
 /// opening a new connection with a full handshake for every request (no session
 /// resumption, which would skip the certificate) and reporting the peer certificate.
 fn client_trusting(roots: &[&[u8]], names: &[(&str, SocketAddr)]) -> reqwest::Client {
-    let mut store = rustls::RootCertStore::empty();
-    for pem in roots {
-        for root in CertificateDer::pem_slice_iter(pem) {
-            store.add(root.unwrap()).unwrap();
-        }
-    }
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(store)
-    .with_no_client_auth();
-    tls.resumption = rustls::client::Resumption::disabled();
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let tls = crate::tls_client_config(roots);
     let mut builder = reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .tls_info(true)

@@ -30,20 +30,10 @@ fn ws_url(server: &Server, path: &str) -> String {
 
 /// For a server with a local CA (HTTPS): a TLS connector trusting only that CA.
 fn connector(server: &Server) -> Option<tokio_tungstenite::Connector> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject as _;
-    let ca = server.ca_path()?;
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(ca).expect("the local CA"))
-        .unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let ca = std::fs::read(server.ca_path()?).expect("the local CA");
+    let mut config = crate::tls_client_config(&[&ca]);
+    // The WebSocket handshake is HTTP/1.1.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Some(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
         config,
     )))

@@ -18,8 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use acme::{AcmeOptions, CHALLENGE_PATH, Challenges, LETS_ENCRYPT};
-pub use certs::{CertInfo, CertSlot, Loaded, parse, server_config};
-pub use listener::{HANDSHAKE_TIMEOUT, Listener, Stream};
+use certs::server_config;
+pub use certs::{CertInfo, CertSlot, Loaded};
+pub use listener::{Listener, Stream};
 pub use self_signed::{CA_FILE, LOCAL_NAMES, TLS_DIR, ca_path};
 
 /// Errors of setting up HTTPS.
@@ -90,7 +91,6 @@ pub struct TlsOptions {
 /// the background task that renews or reloads the certificate.
 #[allow(missing_debug_implementations)]
 pub struct Tls {
-    slot: Arc<CertSlot>,
     config: Arc<rustls::ServerConfig>,
     challenges: Option<Arc<Challenges>>,
     ca_path: Option<PathBuf>,
@@ -135,8 +135,7 @@ impl Tls {
                 );
                 let slot = Arc::new(CertSlot::new(loaded));
                 Ok(Tls {
-                    config: server_config(slot.clone()),
-                    slot,
+                    config: server_config(slot),
                     challenges: None,
                     ca_path: Some(ca),
                     self_signed: true,
@@ -178,8 +177,7 @@ impl Tls {
                     reload_interval,
                 );
                 Ok(Tls {
-                    config: server_config(slot.clone()),
-                    slot,
+                    config: server_config(slot),
                     challenges: None,
                     ca_path: Some(ca),
                     self_signed: false,
@@ -237,8 +235,7 @@ impl Tls {
                 };
                 let slot = manager.slot.clone();
                 Ok(Tls {
-                    config: server_config(slot.clone()),
-                    slot,
+                    config: server_config(slot),
                     challenges: Some(challenges),
                     ca_path: Some(ca),
                     self_signed: false,
@@ -277,11 +274,6 @@ impl Tls {
     /// Whether the listeners serve the local CA's certificate to everyone.
     pub fn is_self_signed(&self) -> bool {
         self.self_signed
-    }
-
-    /// What is serving now.
-    pub fn current(&self) -> Arc<Loaded> {
-        self.slot.current()
     }
 
     /// One line for the start banner.

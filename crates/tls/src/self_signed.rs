@@ -65,23 +65,18 @@ pub fn ensure(data_dir: &Path, names: &[String]) -> Result<(Loaded, bool), TlsEr
             dir.join(CA_FILE).display()
         ))
     })?;
-    let key = KeyPair::generate().map_err(|error| generation(error.to_string()))?;
-    let mut params =
-        CertificateParams::new(names.to_vec()).map_err(|error| generation(error.to_string()))?;
-    let mut subject = DistinguishedName::new();
-    subject.push(
-        DnType::CommonName,
-        names.first().cloned().unwrap_or_default(),
-    );
-    subject.push(DnType::OrganizationName, "gureum");
-    params.distinguished_name = subject;
+    let (key, mut params) = server_params(
+        names,
+        names.first().map_or("", String::as_str),
+        Duration::days(1),
+        Duration::days(CERT_DAYS),
+    )?;
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "gureum");
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
-    params.serial_number = Some(random_serial());
-    let now = OffsetDateTime::now_utc();
-    params.not_before = now - Duration::days(1);
-    params.not_after = now + Duration::days(CERT_DAYS);
     let cert = params
         .signed_by(&key, &issuer)
         .map_err(|error| generation(error.to_string()))?;
@@ -153,19 +148,12 @@ fn ensure_ca(dir: &Path) -> Result<(String, KeyPair, bool), TlsError> {
 /// A short-lived certificate for `names` signed by itself: what an HTTPS listener serves
 /// until its real certificate (ACME) arrives, so it can start at once.
 pub fn placeholder(names: &[String]) -> Result<Loaded, TlsError> {
-    let key = KeyPair::generate().map_err(|error| generation(error.to_string()))?;
-    let mut params =
-        CertificateParams::new(names.to_vec()).map_err(|error| generation(error.to_string()))?;
-    let mut subject = DistinguishedName::new();
-    subject.push(
-        DnType::CommonName,
+    let (key, params) = server_params(
+        names,
         "gureum placeholder (waiting for the ACME certificate)",
-    );
-    params.distinguished_name = subject;
-    params.serial_number = Some(random_serial());
-    let now = OffsetDateTime::now_utc();
-    params.not_before = now - Duration::hours(1);
-    params.not_after = now + Duration::days(7);
+        Duration::hours(1),
+        Duration::days(7),
+    )?;
     let cert = params
         .self_signed(&key)
         .map_err(|error| generation(error.to_string()))?;
@@ -174,6 +162,28 @@ pub fn placeholder(names: &[String]) -> Result<Loaded, TlsError> {
         key.serialize_pem().as_bytes(),
         "placeholder",
     )
+}
+
+/// A new key and the parameters of a certificate for `names` with this common name, a
+/// random serial, valid from `backdate` ago for `lifetime`.
+fn server_params(
+    names: &[String],
+    common_name: &str,
+    backdate: Duration,
+    lifetime: Duration,
+) -> Result<(KeyPair, CertificateParams), TlsError> {
+    let key = KeyPair::generate().map_err(|error| generation(error.to_string()))?;
+    let mut params =
+        CertificateParams::new(names.to_vec()).map_err(|error| generation(error.to_string()))?;
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.serial_number = Some(random_serial());
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - backdate;
+    params.not_after = now + lifetime;
+    Ok((key, params))
 }
 
 fn random_serial() -> SerialNumber {
