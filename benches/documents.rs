@@ -1,8 +1,8 @@
 //! Document store benchmark: list and get latency on a collection of 100,000 documents,
 //! without and then with an index on the listed field, on SQLite and PostgreSQL (the
 //! store API the `/data/v1` handlers call, so HTTP is not in the numbers). Prints a table
-//! of p50/p99 per query kind. No peer in `../shared/peers` stores documents, so the
-//! numbers are absolute.
+//! of p50/p99 per query kind. No benchmark peer (`benches/peers`, `wasmtime serve`)
+//! stores documents, so the numbers are absolute.
 //!
 //! `cargo bench --bench documents [-- --docs 100000]`; without `--bench` (as `cargo test
 //! --all-targets` runs it) it is a smoke run on 2,000 documents that checks the answers.

@@ -2,8 +2,9 @@
 //! `cargo bench`), all members of one channel, then broadcasts through a function.
 //! Prints a table: resident memory per connection, and per-member delivery latency of a
 //! broadcast (p50/p99/max), against the goals (10,000 connections under 1 GB; p99 under
-//! 50 ms at 10,000 members). No peer in `../shared/peers` speaks WebSocket, so the
-//! numbers are absolute; the clients run on the same 2 cores as the server.
+//! 50 ms at 10,000 members). No benchmark peer (`benches/peers`, `wasmtime serve`)
+//! speaks WebSocket, so the numbers are absolute; the clients run on the same 2 cores as
+//! the server.
 //!
 //! `cargo bench --bench websocket [-- --connections 10000 --broadcasts 20]`; without
 //! `--bench` (as `cargo test --all-targets` runs it) it is a smoke run with 200

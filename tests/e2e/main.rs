@@ -6,6 +6,7 @@ mod backend;
 mod browser;
 mod console;
 mod console_browser;
+mod early_errors;
 mod harness;
 mod lambda;
 mod lifecycle;

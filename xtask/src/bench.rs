@@ -127,13 +127,6 @@ struct Measure {
 pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
     let started = Instant::now();
     ensure_wrk()?;
-    let shared = ws
-        .root
-        .parent()
-        .map(|parent| parent.join("shared").join("peers"))
-        .filter(|peers| peers.exists())
-        .context("../shared/peers (the peer servers) is missing beside the repository")?;
-
     let profile = if args.quick { "debug" } else { "release" };
     let gureum = ws.target_dir.join(profile).join("gureum");
     if args.no_build {
@@ -164,15 +157,11 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
         None
     };
 
-    let peers_target = ws.target_dir.join("peers");
-    let component = build_peer_component(ws, &shared, &peers_target)?;
+    let component = hello_component(ws, args.no_build)?;
     let (wasmtime, hyper) = if args.quick {
         (None, None)
     } else {
-        (
-            Some(ensure_wasmtime()?),
-            Some(build_bare_hyper(ws, &shared, &peers_target)?),
-        )
+        (Some(ensure_wasmtime()?), Some(build_bare_hyper(ws)?))
     };
 
     let work = std::env::temp_dir().join(format!("gureum-bench-{}", std::process::id()));
@@ -1219,8 +1208,8 @@ fn benchmarks_document(
          Machine: {cpu}, {cores} cores; wrk and the servers share the cores, so absolute numbers are \
          noisy — compare the ratios, which come from the same run.\n\
          Versions: {}; {}; {}.\n\
-         All servers answer the same `hello` component (`../shared/peers/hello-component`) \
-         except bare hyper; gureum runs it at `/fn/hello` (warm reuse, the default) and \
+         All wasm servers answer the same component, `examples/hello`; bare hyper \
+         (`benches/peers/hyper-hello`) answers the same bytes with no runtime at all; gureum runs it at `/fn/hello` (warm reuse, the default) and \
          `/fn/hello-fresh` (`reuse_instances = false`). `gureum, lambda` is the release build \
          of `examples/hello-lambda-rust` (official `lambda_http` client, run as `./bootstrap`, \
          API Gateway v2 events over gureum's Lambda Runtime API) at `/fn/{LAMBDA_PACKAGE}`; \
@@ -1282,28 +1271,30 @@ fn ensure_wasmtime() -> Result<PathBuf> {
     Ok(path)
 }
 
-fn build_peer_component(ws: &Workspace, peers: &Path, target: &Path) -> Result<PathBuf> {
-    crate::ensure_wasm_target()?;
-    run(ws
-        .cargo()
-        .env("CARGO_TARGET_DIR", target)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--target",
-            "wasm32-wasip2",
-            "--manifest-path",
-        ])
-        .arg(peers.join("hello-component").join("Cargo.toml")))?;
-    Ok(target.join("wasm32-wasip2/release/hello-component.wasm"))
+/// The `examples/hello` component every wasm server in the bench answers with (built
+/// here unless `no_build`, when the one `cargo xtask build-fixtures` left is used).
+fn hello_component(ws: &Workspace, no_build: bool) -> Result<PathBuf> {
+    let component = ws
+        .target_dir
+        .join(crate::WASM_TARGET)
+        .join("release")
+        .join("hello.wasm");
+    if no_build {
+        ensure!(
+            component.exists(),
+            "{} is missing; run `cargo xtask build-fixtures` or drop --no-build",
+            component.display()
+        );
+    } else {
+        run(crate::wasm_guest_build(ws)?.args(["-p", "hello"]))?;
+    }
+    Ok(component)
 }
 
-fn build_bare_hyper(ws: &Workspace, peers: &Path, target: &Path) -> Result<PathBuf> {
+/// The bare hyper peer (`benches/peers/hyper-hello`), release build.
+fn build_bare_hyper(ws: &Workspace) -> Result<PathBuf> {
     run(ws
         .cargo()
-        .env("CARGO_TARGET_DIR", target)
-        .args(["build", "--release", "--locked", "--manifest-path"])
-        .arg(peers.join("bare-hyper").join("Cargo.toml")))?;
-    Ok(target.join("release/bare-hyper"))
+        .args(["build", "--release", "-p", "peer-hyper-hello"]))?;
+    Ok(ws.target_dir.join("release").join("peer-hyper-hello"))
 }

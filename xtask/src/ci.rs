@@ -14,6 +14,8 @@ const POSTGRES_PORT: &str = "5432";
 pub fn ci(ws: &Workspace) -> Result<()> {
     ensure_postgres()?;
     ensure_pebble()?;
+    // The wasm clippy below needs the target before build_fixtures would install it.
+    crate::ensure_wasm_target()?;
     // The binary embeds the console's assets: build them before anything compiles it.
     crate::console::build(ws)?;
     run(ws.cargo().args(["fmt", "--all", "--", "--check"]))

@@ -158,22 +158,7 @@ pub(crate) fn build_functions(ws: &Workspace) -> Result<Vec<PathBuf>> {
 /// The wasm guests: components copied to `examples/*/NAME.wasm` and the
 /// fixtures directory.
 fn build_wasm_guests(ws: &Workspace) -> Result<Vec<PathBuf>> {
-    ensure_wasm_target()?;
-
-    let mut build = ws.cargo();
-    build.args(["build", "--release", "--target", WASM_TARGET]);
-    // The workspace release profile keeps line tables for the host binary;
-    // in a component they (and std's debug info) make it ~10x bigger. Drop
-    // them for the guests only, keeping the name section so traps still show
-    // function names. An explicit setting in the environment wins.
-    for (var, value) in [
-        ("CARGO_PROFILE_RELEASE_DEBUG", "false"),
-        ("CARGO_PROFILE_RELEASE_STRIP", "debuginfo"),
-    ] {
-        if std::env::var_os(var).is_none() {
-            build.env(var, value);
-        }
-    }
+    let mut build = wasm_guest_build(ws)?;
     for (package, _) in GUESTS {
         build.args(["-p", package]);
     }
@@ -203,6 +188,28 @@ fn build_wasm_guests(ws: &Workspace) -> Result<Vec<PathBuf>> {
         written.push(to);
     }
     Ok(written)
+}
+
+/// `cargo build --release --target wasm32-wasip2` for guest packages (add `-p NAME`),
+/// after making sure the target is installed. The component lands in
+/// `TARGET_DIR/wasm32-wasip2/release/NAME.wasm`.
+pub(crate) fn wasm_guest_build(ws: &Workspace) -> Result<Command> {
+    ensure_wasm_target()?;
+    let mut build = ws.cargo();
+    build.args(["build", "--release", "--target", WASM_TARGET]);
+    // The workspace release profile keeps line tables for the host binary;
+    // in a component they (and std's debug info) make it ~10x bigger. Drop
+    // them for the guests only, keeping the name section so traps still show
+    // function names. An explicit setting in the environment wins.
+    for (var, value) in [
+        ("CARGO_PROFILE_RELEASE_DEBUG", "false"),
+        ("CARGO_PROFILE_RELEASE_STRIP", "debuginfo"),
+    ] {
+        if std::env::var_os(var).is_none() {
+            build.env(var, value);
+        }
+    }
+    Ok(build)
 }
 
 /// Installs the wasm32-wasip2 target through rustup when it is missing.

@@ -140,7 +140,14 @@ pub fn router(state: AdminState) -> Router {
         .route("/favicon.svg", get(gureum_console::serve))
         .route("/assets/{*path}", get(gureum_console::serve))
         .route("/healthz", get(|| async { "ok\n" }))
+        .layer(axum::middleware::map_request(drain_unread_bodies))
         .with_state(state)
+}
+
+/// Request bodies an answer did not need are read after it (`DrainOnDrop`), so a client
+/// still sending gets the answer, e.g. the 401 to a deploy without the token.
+async fn drain_unread_bodies(request: Request) -> Request {
+    request.map(|body| axum::body::Body::new(gureum_gateway::DrainOnDrop::new(body)))
 }
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {

@@ -78,3 +78,102 @@ where
         self.inner.size_hint()
     }
 }
+
+/// Most bytes of an unread request body read (and discarded) after its answer.
+pub const MAX_DRAIN_BYTES: u64 = 64 * 1024 * 1024;
+/// Longest time spent reading an unread request body after its answer.
+pub const MAX_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A request body that, dropped before its end, reads the rest in a task of its own
+/// (at most [`MAX_DRAIN_BYTES`] in [`MAX_DRAIN_TIME`]).
+///
+/// Answers that do not need the body (404, 401, 413, 429, …) are sent without reading
+/// it. hyper then stops reading the connection and closes it once the answer is written,
+/// with the client's unread bytes still in the socket: the kernel resets the connection
+/// and a client still sending (or reusing the kept-alive connection, as no
+/// `connection: close` was sent) loses the answer. Reading the rest keeps the connection
+/// usable, the way servers linger before closing.
+pub struct DrainOnDrop<B>
+where
+    B: Body + Send + Unpin + 'static,
+{
+    inner: Option<B>,
+    ended: bool,
+}
+
+impl<B> DrainOnDrop<B>
+where
+    B: Body + Send + Unpin + 'static,
+{
+    /// Wraps `inner`.
+    pub fn new(inner: B) -> Self {
+        Self {
+            inner: Some(inner),
+            ended: false,
+        }
+    }
+}
+
+impl<B> Body for DrainOnDrop<B>
+where
+    B: Body + Send + Unpin + 'static,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            this.ended = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+impl<B> Drop for DrainOnDrop<B>
+where
+    B: Body + Send + Unpin + 'static,
+{
+    fn drop(&mut self) {
+        if self.is_end_stream() {
+            return;
+        }
+        let (Some(mut inner), Ok(runtime)) =
+            (self.inner.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        runtime.spawn(async move {
+            use http_body_util::BodyExt as _;
+            let mut drained = 0u64;
+            let _ = tokio::time::timeout(MAX_DRAIN_TIME, async {
+                while let Some(Ok(frame)) = inner.frame().await {
+                    drained += frame
+                        .data_ref()
+                        .map_or(0, |data| bytes::Buf::remaining(data) as u64);
+                    if drained > MAX_DRAIN_BYTES {
+                        break;
+                    }
+                }
+            })
+            .await;
+        });
+    }
+}

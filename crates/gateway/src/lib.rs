@@ -8,7 +8,7 @@ mod body;
 mod server;
 mod services;
 
-pub use body::{BodyTooLarge, LimitedBody};
+pub use body::{BodyTooLarge, DrainOnDrop, LimitedBody, MAX_DRAIN_BYTES, MAX_DRAIN_TIME};
 pub use server::{
     DEFAULT_MAX_BODY_BYTES, GatewaySettings, ListenerOptions, PublicPlane, ResponseBody,
     error_response, handle, serve_connections,

@@ -19,16 +19,11 @@ use hyper_util::server::conn::auto;
 use gureum_queue::{AsyncRequest, Queue, QueueError};
 use gureum_websocket::{AcceptError, Hub};
 
-use crate::body::LimitedBody;
+use crate::body::{DrainOnDrop, LimitedBody, MAX_DRAIN_BYTES};
 use crate::services::{Services, is_service_path};
 
 /// Default request body limit (API Gateway's payload limit for Lambda is 6 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 6 * 1024 * 1024;
-
-/// Most bytes of a refused body read before answering 413.
-pub const MAX_DRAIN_BYTES: u64 = 64 * 1024 * 1024;
-/// Longest time spent reading a refused body.
-pub const MAX_DRAIN_TIME: Duration = Duration::from_secs(10);
 
 /// Paths the platform uses to deliver events to functions (never reachable from outside).
 pub const PLATFORM_PATH: &str = "/.gureum/";
@@ -98,7 +93,10 @@ pub async fn serve_connections(
             (stream, peer) = listener.accept() => {
                 let plane = plane.clone();
                 let options = options.clone();
-                let service = service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                    // A body the answer did not need is still read, so the client gets
+                    // the answer and the connection stays usable (see DrainOnDrop).
+                    let mut request = request.map(DrainOnDrop::new);
                     let plane = plane.clone();
                     let options = options.clone();
                     let client = Some(peer.ip());
@@ -205,7 +203,7 @@ fn redirect_to_https<B>(request: &Request<B>, port: u16) -> Response<ResponseBod
 async fn route_public(
     plane: &PublicPlane,
     settings: GatewaySettings,
-    request: Request<hyper::body::Incoming>,
+    request: Request<DrainOnDrop<hyper::body::Incoming>>,
     client: Option<std::net::IpAddr>,
 ) -> Response<ResponseBody> {
     let PublicPlane {
@@ -370,8 +368,15 @@ where
         .and_then(|value| value.parse::<u64>().ok())
         && length > settings.max_body_bytes
     {
-        drain(request.into_body()).await;
-        return too_large(settings.max_body_bytes);
+        // The body is read in the background (DrainOnDrop) up to a bound; a longer one
+        // ends the connection, which the client is told.
+        let mut response = too_large(settings.max_body_bytes);
+        if length > MAX_DRAIN_BYTES {
+            response
+                .headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        return response;
     }
 
     let (mut parts, body) = request.into_parts();
@@ -562,25 +567,6 @@ where
             &error.to_string(),
         ),
     }
-}
-
-/// Reads and discards a refused body (bounded in bytes and time) so that the client,
-/// still sending, gets to read the 413 instead of a reset connection.
-async fn drain<B>(body: B)
-where
-    B: http_body::Body<Data = Bytes> + Unpin,
-{
-    let mut body = body;
-    let mut drained = 0u64;
-    let _ = tokio::time::timeout(MAX_DRAIN_TIME, async {
-        while let Some(Ok(frame)) = body.frame().await {
-            drained += frame.data_ref().map_or(0, |data| data.len() as u64);
-            if drained > MAX_DRAIN_BYTES {
-                break;
-            }
-        }
-    })
-    .await;
 }
 
 /// A JSON error `{"error": {"code", "message"}}` with the code also in `x-gureum-error`.
