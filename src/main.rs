@@ -6,6 +6,15 @@ mod commands;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // Inside a process function's sandbox this binary is only the last step before the
+    // function's command (gureum_sandbox::exec_main): nothing else of it runs there.
+    let mut args = std::env::args_os().skip(1);
+    if args
+        .next()
+        .is_some_and(|first| first == gureum_sandbox::EXEC_ARG)
+    {
+        gureum_sandbox::exec_main(&args.collect::<Vec<_>>());
+    }
     let cli = commands::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -54,6 +54,9 @@ pub async fn run(
             );
         }
     }
+    for warning in &deployed.warnings {
+        output.warn(warning);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -78,6 +78,11 @@ pub struct UpArgs {
         hide = true
     )]
     log_retention_interval: humantime::Duration,
+    /// Runs process functions (`runtime = "lambda"`) as ordinary processes of this
+    /// server's user, without their sandbox: only for code you trust (it can read the
+    /// data directory and the admin token). Warned about at start and on every deploy.
+    #[arg(long, env = "GUREUM_UNSANDBOXED_PROCESSES")]
+    unsandboxed_processes: bool,
     /// Turns metering off (no invocation records, usage, quotas or invocation metrics):
     /// only for the benchmark that measures what metering costs.
     #[arg(long, hide = true)]
@@ -365,7 +370,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let invoker = Invoker::new(InvokerParts {
         store: store.clone(),
         engine,
-        lambda: Arc::new(gureum_runtime_lambda::LambdaRuntime::new(&args.data_dir)),
+        lambda: Arc::new(gureum_runtime_lambda::LambdaRuntime::new(
+            &args.data_dir,
+            // The sandbox runs this binary as its last step; through /proc so a binary
+            // replaced on disk while the server runs is still the one that runs.
+            gureum_runtime_lambda::Isolation::detect(
+                args.unsandboxed_processes,
+                std::path::Path::new(&format!("/proc/{}/exe", std::process::id())),
+            ),
+        )),
         telemetry: telemetry.clone(),
         metrics: metrics.clone(),
         platform_env: vec![("GUREUM_API".into(), platform_url.clone())],

@@ -15,6 +15,7 @@ mod notes_browser;
 mod operations;
 mod queue;
 mod restart;
+mod sandbox;
 mod sdk;
 mod static_site;
 mod templates;

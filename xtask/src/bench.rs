@@ -47,6 +47,8 @@ const LAMBDA_PACKAGE: &str = "hello-lambda-rust";
 const LAMBDA_PATH: &str = "/fn/hello-lambda-rust";
 /// A second copy with `idle_ttl_s = 1`, for the cold start.
 const LAMBDA_TTL_PATH: &str = "/fn/hello-lambda-rust-ttl";
+/// `examples/hello-lambda-python` with a 1 s idle TTL, for its cold start.
+const PYTHON_TTL_PATH: &str = "/fn/hello-lambda-python-ttl";
 /// Scenario names (`--only` selects by a part of them, e.g. `lambda`, `cold`).
 const LAMBDA_WARM_C1: &str = "lambda warm c=1";
 const LAMBDA_WARM_C16: &str = "lambda warm c=16";
@@ -74,8 +76,10 @@ const CONNECTION_CLOSE: &[&str] = &["Connection: close"];
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Server {
     Gureum,
-    /// The same gureum process, measured on the Lambda function.
+    /// The same gureum process, measured on the Lambda function (in its sandbox).
     GureumLambda,
+    /// gureum with `--unsandboxed-processes`: what the sandbox costs.
+    GureumLambdaUnsandboxed,
     /// gureum with `--no-metering`: what metering costs on the hot path.
     GureumUnmetered,
     /// gureum with `--tls self-signed`: both listeners speak HTTPS.
@@ -90,6 +94,7 @@ impl Server {
         match self {
             Server::Gureum => "gureum",
             Server::GureumLambda => "gureum, lambda",
+            Server::GureumLambdaUnsandboxed => "gureum, lambda, unsandboxed",
             Server::GureumUnmetered => "gureum, metering off",
             Server::GureumTls => "gureum, TLS",
             Server::WasmtimeReuse => "wasmtime serve --max-instance-reuse-count",
@@ -101,7 +106,11 @@ impl Server {
     fn is_gureum(self) -> bool {
         matches!(
             self,
-            Server::Gureum | Server::GureumLambda | Server::GureumUnmetered | Server::GureumTls
+            Server::Gureum
+                | Server::GureumLambda
+                | Server::GureumLambdaUnsandboxed
+                | Server::GureumUnmetered
+                | Server::GureumTls
         )
     }
 }
@@ -167,7 +176,15 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
     let work = std::env::temp_dir().join(format!("gureum-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
-    let functions = write_functions(&work, &component, bootstrap.as_deref())?;
+    // The Python example as `cargo xtask build-fixtures` (or up/ci) leaves it.
+    let python_build = Some(ws.root.join("examples/hello-lambda-python/build"))
+        .filter(|build| build.join("awslambdaric").exists() && selected(LAMBDA_COLD));
+    let functions = write_functions(
+        &work,
+        &component,
+        bootstrap.as_deref(),
+        python_build.as_deref(),
+    )?;
 
     let rounds = if args.quick { 1 } else { args.rounds.max(1) };
     let seconds = if args.quick { 1 } else { args.seconds };
@@ -350,15 +367,26 @@ pub fn bench(ws: &Workspace, args: &BenchArgs) -> Result<()> {
         extra.extend(websocket_bench(ws)?);
     }
     if selected(LAMBDA_COLD) {
-        let mut running = servers
-            .start(Server::GureumLambda)?
-            .expect("gureum always runs");
-        let what = format!(
-            "{LAMBDA_COLD} after scale-to-zero (time to first byte, curl, including the start \
-             of the {profile} `bootstrap` of {LAMBDA_PACKAGE}; goal < 15 ms)"
-        );
-        extra.push(cold_start(&running, LAMBDA_TTL_PATH, &what, cold_samples)?);
-        running.stop();
+        // Sandboxed (the default) and without the sandbox, in the same run: what the
+        // sandbox adds to a cold start.
+        for (server, how) in [
+            (Server::GureumLambda, "in its sandbox"),
+            (Server::GureumLambdaUnsandboxed, "--unsandboxed-processes"),
+        ] {
+            let mut running = servers.start(server)?.expect("gureum always runs");
+            let what = format!(
+                "{LAMBDA_COLD}, {how}, after scale-to-zero (time to first byte, curl, including \
+                 the start of the {profile} `bootstrap` of {LAMBDA_PACKAGE}; goal ≤ 10 ms)"
+            );
+            extra.push(cold_start(&running, LAMBDA_TTL_PATH, &what, cold_samples)?);
+            if python_build.is_some() {
+                let what = format!(
+                    "{LAMBDA_COLD}, {how}, Python `awslambdaric` (examples/hello-lambda-python)"
+                );
+                extra.push(cold_start(&running, PYTHON_TTL_PATH, &what, cold_samples)?);
+            }
+            running.stop();
+        }
     }
 
     let table = render(&rows, &extra);
@@ -394,6 +422,7 @@ fn warm_targets() -> Vec<(Server, &'static str)> {
 fn lambda_targets() -> Vec<(Server, &'static str)> {
     vec![
         (Server::GureumLambda, LAMBDA_PATH),
+        (Server::GureumLambdaUnsandboxed, LAMBDA_PATH),
         (Server::Gureum, "/fn/hello"),
         (Server::BareHyper, "/"),
     ]
@@ -498,6 +527,7 @@ impl Servers<'_> {
             + match server {
                 Server::Gureum
                 | Server::GureumLambda
+                | Server::GureumLambdaUnsandboxed
                 | Server::GureumUnmetered
                 | Server::GureumTls => 0,
                 Server::WasmtimeReuse => 2,
@@ -508,7 +538,11 @@ impl Servers<'_> {
         let log = std::fs::File::create(self.work.join(format!("{port}.log")))?;
         let data = self.work.join("data");
         let mut command = match server {
-            Server::Gureum | Server::GureumLambda | Server::GureumUnmetered | Server::GureumTls => {
+            Server::Gureum
+            | Server::GureumLambda
+            | Server::GureumLambdaUnsandboxed
+            | Server::GureumUnmetered
+            | Server::GureumTls => {
                 let _ = std::fs::remove_dir_all(&data);
                 let mut command = Command::new(self.gureum);
                 command
@@ -521,6 +555,9 @@ impl Servers<'_> {
                     .env("RUST_LOG", "warn");
                 if server == Server::GureumUnmetered {
                     command.arg("--no-metering");
+                }
+                if server == Server::GureumLambdaUnsandboxed {
+                    command.arg("--unsandboxed-processes");
                 }
                 if server == Server::GureumTls {
                     command.args(["--tls", "self-signed"]);
@@ -606,6 +643,7 @@ fn write_functions(
     work: &Path,
     component: &Path,
     bootstrap: Option<&Path>,
+    python_build: Option<&Path>,
 ) -> Result<Vec<PathBuf>> {
     let mut dirs = Vec::new();
     for (name, extra) in [
@@ -621,6 +659,20 @@ fn write_functions(
             // Above the largest wrk concurrency (64): with the default of 10 slots and
             // a queue of 40, part of the c=64 load would be measured as 429s.
             format!("name = \"{name}\"\nartifact = \"hello.wasm\"\nmax_instances = 100\n{extra}"),
+        )?;
+        dirs.push(dir);
+    }
+    if let Some(build) = python_build {
+        let name = PYTHON_TTL_PATH.trim_start_matches("/fn/");
+        let dir = work.join("functions").join(name);
+        std::fs::create_dir_all(&dir)?;
+        std::os::unix::fs::symlink(build, dir.join("build"))?;
+        std::fs::write(
+            dir.join("gureum.toml"),
+            format!(
+                "name = \"{name}\"\nruntime = \"lambda\"\nartifact = \"build\"\n\
+                 command = [\"python3\", \"-m\", \"awslambdaric\", \"app.handler\"]\nidle_ttl_s = 1\n"
+            ),
         )?;
         dirs.push(dir);
     }

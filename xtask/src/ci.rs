@@ -14,6 +14,7 @@ const POSTGRES_PORT: &str = "5432";
 pub fn ci(ws: &Workspace) -> Result<()> {
     ensure_postgres()?;
     ensure_pebble()?;
+    ensure_bubblewrap()?;
     // The wasm clippy below needs the target before build_fixtures would install it.
     crate::ensure_wasm_target()?;
     // The binary embeds the console's assets: build them before anything compiles it.
@@ -56,20 +57,32 @@ pub fn ci(ws: &Workspace) -> Result<()> {
 
 /// Debian's `pebble` (a test ACME server, with `pebble-challtestsrv` for its DNS), which
 /// the HTTPS tests issue certificates from; installed with apt-get when missing.
-const PEBBLE: &str = "/usr/bin/pebble";
-
 fn ensure_pebble() -> Result<()> {
-    if std::path::Path::new(PEBBLE).exists() {
+    ensure_debian_package("/usr/bin/pebble", "pebble", "the ACME tests use it")
+}
+
+/// bubblewrap, the sandbox of process functions (gureum-sandbox).
+pub(crate) fn ensure_bubblewrap() -> Result<()> {
+    ensure_debian_package(
+        "/usr/bin/bwrap",
+        "bubblewrap",
+        "process functions run in its sandbox",
+    )
+}
+
+/// Installs Debian's `package` with apt-get unless `path` exists.
+fn ensure_debian_package(path: &str, package: &str, why: &str) -> Result<()> {
+    if std::path::Path::new(path).exists() {
         return Ok(());
     }
-    eprintln!("{PEBBLE} is missing (the ACME tests use it); installing it with apt-get");
+    eprintln!("{path} is missing ({why}); installing {package} with apt-get");
     run(Command::new("apt-get").arg("update"))?;
     run(Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends", "pebble"])
+        .args(["install", "-y", "--no-install-recommends", package])
         .env("DEBIAN_FRONTEND", "noninteractive"))
-    .context("installing pebble (apt-get install pebble)")?;
-    if !std::path::Path::new(PEBBLE).exists() {
-        bail!("apt-get installed pebble but {PEBBLE} is still missing");
+    .with_context(|| format!("installing {package} (apt-get install {package})"))?;
+    if !std::path::Path::new(path).exists() {
+        bail!("apt-get installed {package} but {path} is still missing");
     }
     Ok(())
 }
@@ -123,6 +136,7 @@ fn count_before(summary: &str, label: &str) -> u64 {
 /// Builds the release binary and the examples and runs `gureum up` in the workspace
 /// root, so `./examples` is deployed into an empty `./.gureum`.
 pub fn up(ws: &Workspace, args: &[String]) -> Result<()> {
+    ensure_bubblewrap()?;
     crate::build_functions(ws)?;
     crate::console::build(ws)?;
     run(ws.cargo().args(["build", "--release", "-p", "gureum"]))?;

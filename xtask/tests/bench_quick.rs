@@ -26,8 +26,15 @@ fn a_quick_bench_run_prints_the_table() {
         stdout.contains("| lambda warm c=16 | gureum, lambda |"),
         "{stdout}"
     );
+    // Sandboxed and unsandboxed, side by side.
     assert!(
-        stdout.contains("lambda cold start after scale-to-zero"),
+        stdout.contains("| gureum, lambda, unsandboxed |"),
         "{stdout}"
     );
+    for how in ["in its sandbox", "--unsandboxed-processes"] {
+        assert!(
+            stdout.contains(&format!("lambda cold start, {how}, after scale-to-zero")),
+            "{stdout}"
+        );
+    }
 }

@@ -22,6 +22,9 @@ pub struct DeployResponse {
     /// The static site deployed with the version (`[static]`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub static_site: Option<StaticSiteInfo>,
+    /// What the deployer should know, e.g. that a process function runs unsandboxed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A deployed static site.
@@ -90,6 +93,8 @@ pub struct FunctionConfigView {
     pub max_instances: u32,
     /// Seconds an idle warm instance is kept.
     pub idle_ttl_s: u64,
+    /// Lambda: size of the sandbox's private `/tmp` in MiB.
+    pub ephemeral_storage_mb: u32,
     /// Wasm: whether a warm instance serves later requests.
     pub reuse_instances: bool,
     /// Extra public routes besides `/fn/NAME`.

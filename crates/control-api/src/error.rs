@@ -60,6 +60,9 @@ impl ApiError {
                     (StatusCode::BAD_REQUEST, "invalid_artifact")
                 }
                 DeployError::Static(_) => (StatusCode::BAD_REQUEST, "invalid_static_site"),
+                DeployError::NoSandbox(_) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "sandbox_unavailable")
+                }
                 DeployError::RouteConflict { .. } => (StatusCode::CONFLICT, "route_conflict"),
                 DeployError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
                 DeployError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),

@@ -84,6 +84,7 @@ pub async fn deploy(
                 files: files as u64,
                 bytes,
             }),
+            warnings: deployed.warnings,
         }),
     ))
 }
@@ -183,6 +184,7 @@ fn config_view(spec: &FunctionSpec) -> FunctionConfigView {
         timeout_ms: limits.timeout_ms,
         max_instances: limits.max_instances,
         idle_ttl_s: limits.idle_ttl_s,
+        ephemeral_storage_mb: limits.ephemeral_storage_mb,
         reuse_instances: spec.reuse_instances,
         routes: spec.routes.clone(),
         schedules: spec

@@ -14,6 +14,9 @@ use tokio::sync::OnceCell;
 use crate::static_site::{Site, StaticError};
 use crate::{Code, Invoker, LiveFunction, lock, read, route_table, write};
 
+/// Said on every deploy of a process function while `--unsandboxed-processes` is on.
+pub const UNSANDBOXED_WARNING: &str = "this server runs process functions without a sandbox (--unsandboxed-processes): this function can read the data directory, the admin token and every other function; deploy only code you trust";
+
 /// A committed deploy.
 #[derive(Debug, Clone)]
 pub struct Deployed {
@@ -27,6 +30,8 @@ pub struct Deployed {
     pub routes: Vec<String>,
     /// The static site (`[static]`): (files, total bytes).
     pub static_files: Option<(usize, u64)>,
+    /// What the deployer should know (a process function without a sandbox).
+    pub warnings: Vec<String>,
 }
 
 /// Why a deploy, rollback or removal was refused.
@@ -41,6 +46,9 @@ pub enum DeployError {
     /// The artifact is not a usable lambda code package.
     #[error(transparent)]
     Package(#[from] PackageError),
+    /// Process functions cannot run on this machine (no sandbox); says how to fix it.
+    #[error("{0}")]
+    NoSandbox(String),
     /// The static site cannot be accepted or loaded.
     #[error(transparent)]
     Static(#[from] StaticError),
@@ -145,6 +153,10 @@ impl Invoker {
                 (Some(Code::Wasm(component?)), artifact)
             }
             Runtime::Lambda => {
+                self.parts
+                    .lambda
+                    .check_available()
+                    .map_err(DeployError::NoSandbox)?;
                 // Checked and unpacked before anything is stored, so a bad package
                 // changes nothing and the first request does not pay for unpacking.
                 let runtime = self.parts.lambda.clone();
@@ -229,6 +241,12 @@ impl Invoker {
             artifact_hash: hash,
             routes: spec.routes.clone(),
             static_files,
+            warnings: match (spec.runtime, self.parts.lambda.isolation()) {
+                (Runtime::Lambda, gureum_runtime_lambda::Isolation::Unsandboxed) => {
+                    vec![UNSANDBOXED_WARNING.to_string()]
+                }
+                _ => Vec::new(),
+            },
         })
     }
 

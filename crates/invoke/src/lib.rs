@@ -1033,6 +1033,10 @@ impl Invoker {
                     command: spec.command.clone(),
                     env,
                     memory_mb: limits.memory_mb,
+                    ephemeral_storage_mb: limits.ephemeral_storage_mb,
+                    outbound_endpoints: gureum_manifest::exact_endpoints(
+                        &spec.allowed_outbound_hosts,
+                    ),
                     code_dir,
                     logs: lambda::log_sink(&self.parts.telemetry, function, version),
                 },

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use gureum_model::{FunctionSpec, Runtime};
 
-pub use outbound::outbound_allowed;
+pub use outbound::{exact_endpoints, outbound_allowed};
 
 /// File name looked up when [`load`] is given a directory.
 pub const MANIFEST_FILE: &str = "gureum.toml";
@@ -44,6 +44,7 @@ memory_mb = 128                 # 1 to 4096
 timeout_ms = 3000               # 1 to 900000
 max_instances = 10              # 1 to 1000; concurrency ceiling (429 beyond, after a short queue)
 idle_ttl_s = 300                # 0 to 86400; warm instance kept this long after its last request
+ephemeral_storage_mb = 512      # lambda: 1 to 10240; size of the sandbox's private /tmp
 reuse_instances = true          # wasm: a warm instance serves later requests (one at a time);
                                 # false: a fresh instance per request (strict isolation)
 allowed_outbound_hosts = []     # outbound HTTP the function may make, e.g.

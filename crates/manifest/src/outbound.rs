@@ -2,7 +2,7 @@
 //! `*://host:*`, `*`) and matching an outbound request against them.
 
 /// The accepted entry forms, appended to every `allowed_outbound_hosts` problem.
-pub(crate) const FORMS: &str = "expected \"scheme://host[:port]\" with scheme http, https or *, host a name, * or *.domain, port a number or *, and no path (e.g. \"https://api.example.com\", \"https://*.example.com\", \"http://localhost:8080\", \"*://db.internal:*\"), or \"*\" for any";
+pub(crate) const FORMS: &str = "expected \"scheme://host[:port]\" with scheme http, https, tcp (process functions, with a port) or *, host a name, * or *.domain, port a number or *, and no path (e.g. \"https://api.example.com\", \"https://*.example.com\", \"http://localhost:8080\", \"tcp://db.internal:5432\", \"*://db.internal:*\"), or \"*\" for any";
 
 /// Whether an outbound request to `scheme://host[:port]` is allowed by any entry of `allowed`.
 ///
@@ -19,6 +19,36 @@ pub fn outbound_allowed(allowed: &[String], scheme: &str, host: &str, port: Opti
         .iter()
         .filter_map(|entry| Pattern::parse(entry).ok())
         .any(|pattern| pattern.matches(&scheme, &host, port))
+}
+
+/// The `(host, port)` pairs a process function's sandbox offers (see gureum-sandbox):
+/// entries naming one host and one port (`https://api.example.com` → 443,
+/// `http://h:8080`, `tcp://db:5432`, `*://h` → 80 and 443). Wildcard hosts and ports
+/// need name resolution and open ports the sandbox does not have, so they give nothing
+/// here (wasm functions still get them).
+pub fn exact_endpoints(allowed: &[String]) -> Vec<(String, u16)> {
+    let mut endpoints = Vec::new();
+    for pattern in allowed
+        .iter()
+        .filter_map(|entry| Pattern::parse(entry).ok())
+    {
+        let HostPattern::Exact(host) = &pattern.host else {
+            continue;
+        };
+        let ports: Vec<u16> = match (&pattern.port, pattern.scheme.as_deref()) {
+            (PortPattern::Exact(port), _) => vec![*port],
+            (PortPattern::Default, Some(scheme)) => default_port(scheme).into_iter().collect(),
+            (PortPattern::Default, None) => vec![80, 443],
+            (PortPattern::Any, _) => Vec::new(),
+        };
+        for port in ports {
+            let endpoint = (host.clone(), port);
+            if !endpoints.contains(&endpoint) {
+                endpoints.push(endpoint);
+            }
+        }
+    }
+    endpoints
 }
 
 /// One parsed `allowed_outbound_hosts` entry.
@@ -64,10 +94,10 @@ impl Pattern {
         };
         let scheme = match scheme.to_ascii_lowercase().as_str() {
             "*" => None,
-            known @ ("http" | "https") => Some(known.to_string()),
+            known @ ("http" | "https" | "tcp") => Some(known.to_string()),
             _ => {
                 return Err(format!(
-                    "unsupported scheme {scheme:?}: use http, https or *"
+                    "unsupported scheme {scheme:?}: use http, https, tcp or *"
                 ));
             }
         };
@@ -81,6 +111,11 @@ impl Pattern {
             return Err("user info ('user@') is not allowed".to_string());
         }
         let (host, port) = split_host_port(rest)?;
+        if scheme.as_deref() == Some("tcp") && port.is_none() {
+            return Err(format!(
+                "a tcp:// entry needs its port, e.g. \"tcp://{rest}:5432\""
+            ));
+        }
         Ok(Self {
             scheme,
             host: parse_host(host)?,

@@ -47,6 +47,9 @@ pub(crate) struct ManifestFile {
     /// Seconds a warm instance is kept after its last request (0 to 86400).
     #[schemars(range(min = 0, max = 86_400), extend("default" = 300))]
     idle_ttl_s: Option<u64>,
+    /// lambda: size of the sandbox's private /tmp in MiB (1 to 10240), held in memory.
+    #[schemars(range(min = 1, max = 10_240), extend("default" = 512))]
+    ephemeral_storage_mb: Option<u32>,
     /// wasm: a warm instance serves later requests (one at a time); false: a fresh instance
     /// per request (strict isolation).
     #[schemars(extend("default" = true))]

@@ -738,6 +738,7 @@ memory_mb = 4096
 timeout_ms = 900000
 max_instances = 1000
 idle_ttl_s = 0
+ephemeral_storage_mb = 10240
 reuse_instances = false
 allowed_outbound_hosts = ["*", "https://*.example.com", "http://localhost:8080", "*://db:*", "http://[::1]:5432", "HTTPS://API.Example.com"]
 auth = "auth.claims.role == 'admin'"
@@ -773,7 +774,8 @@ cron = "@hourly"
             memory_mb: 4096,
             timeout_ms: 900_000,
             max_instances: 1000,
-            idle_ttl_s: 0
+            idle_ttl_s: 0,
+            ephemeral_storage_mb: 10_240,
         }
     );
     assert!(!spec.reuse_instances);

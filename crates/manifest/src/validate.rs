@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use gureum_model::{
-    AsyncConfig, AuthPolicy, DEFAULT_IDLE_TTL_S, DEFAULT_MAX_INSTANCES, DEFAULT_MEMORY_MB,
-    DEFAULT_TIMEOUT_MS, FunctionName, FunctionSpec, Limits, MAX_ASYNC_RETRIES, MAX_MAX_INSTANCES,
-    MAX_MEMORY_MB, MAX_TIMEOUT_MS, Runtime, Schedule, StaticSite,
+    AsyncConfig, AuthPolicy, DEFAULT_EPHEMERAL_STORAGE_MB, DEFAULT_IDLE_TTL_S,
+    DEFAULT_MAX_INSTANCES, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS, FunctionName, FunctionSpec,
+    Limits, MAX_ASYNC_RETRIES, MAX_EPHEMERAL_STORAGE_MB, MAX_MAX_INSTANCES, MAX_MEMORY_MB,
+    MAX_TIMEOUT_MS, Runtime, Schedule, StaticSite,
 };
 use toml::{Table, Value};
 
@@ -23,6 +24,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "timeout_ms",
     "max_instances",
     "idle_ttl_s",
+    "ephemeral_storage_mb",
     "reuse_instances",
     "allowed_outbound_hosts",
     "auth",
@@ -52,6 +54,7 @@ const CODE_KEYS: &[&str] = &[
     "timeout_ms",
     "max_instances",
     "idle_ttl_s",
+    "ephemeral_storage_mb",
     "reuse_instances",
     "allowed_outbound_hosts",
     "env",
@@ -122,6 +125,15 @@ pub(crate) fn validate(table: &Table) -> Result<Validated, Vec<Problem>> {
         idle_ttl_s: c
             .integer(table, "idle_ttl_s", "seconds", 0, MAX_IDLE_TTL_S as i64)
             .unwrap_or(DEFAULT_IDLE_TTL_S),
+        ephemeral_storage_mb: c
+            .integer(
+                table,
+                "ephemeral_storage_mb",
+                "MiB",
+                1,
+                MAX_EPHEMERAL_STORAGE_MB.into(),
+            )
+            .unwrap_or(DEFAULT_EPHEMERAL_STORAGE_MB),
     };
     let reuse_instances = table
         .get("reuse_instances")

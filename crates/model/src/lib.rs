@@ -15,6 +15,10 @@ pub const DEFAULT_IDLE_TTL_S: u64 = 300;
 /// Largest `memory_mb` a manifest may ask for (Lambda's ceiling is 10 GiB; ours is the
 /// size the pooling allocator reserves per linear memory).
 pub const MAX_MEMORY_MB: u32 = 4_096;
+/// Default size of a process function's private `/tmp`, in MiB (Lambda's default).
+pub const DEFAULT_EPHEMERAL_STORAGE_MB: u32 = 512;
+/// Largest `ephemeral_storage_mb` (Lambda's ceiling, 10 GiB).
+pub const MAX_EPHEMERAL_STORAGE_MB: u32 = 10_240;
 /// Longest `timeout_ms` a manifest may ask for (Lambda's 15 minutes).
 pub const MAX_TIMEOUT_MS: u64 = 900_000;
 /// Highest `max_instances` a manifest may ask for.
@@ -100,6 +104,8 @@ pub struct Limits {
     pub max_instances: u32,
     /// Seconds a warm instance (and the version's loaded code) survives without requests.
     pub idle_ttl_s: u64,
+    /// Size of a process function's private `/tmp` (memory-backed), in MiB.
+    pub ephemeral_storage_mb: u32,
 }
 
 impl Default for Limits {
@@ -109,6 +115,7 @@ impl Default for Limits {
             timeout_ms: DEFAULT_TIMEOUT_MS,
             max_instances: DEFAULT_MAX_INSTANCES,
             idle_ttl_s: DEFAULT_IDLE_TTL_S,
+            ephemeral_storage_mb: DEFAULT_EPHEMERAL_STORAGE_MB,
         }
     }
 }

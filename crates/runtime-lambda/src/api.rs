@@ -124,16 +124,25 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, pgid: u32)
                 tracing::warn!(%peer, "refused a Runtime API connection from outside the instance's process group");
                 return;
             }
-            let service = hyper::service::service_fn(move |request| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(route(&shared, request).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
+            serve_connection(stream, shared).await;
         });
     }
+}
+
+/// Serves the Runtime API on one connection already known to come from the instance
+/// (in the sandbox: relayed through the instance's own socket).
+pub(crate) async fn serve_connection<I>(io: I, shared: Arc<Shared>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(route(&shared, request).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .await;
 }
 
 async fn trusted(local: SocketAddr, peer: SocketAddr, pgid: u32) -> bool {

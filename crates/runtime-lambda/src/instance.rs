@@ -61,7 +61,12 @@ pub struct ProcessSettings {
     pub env: Vec<(String, String)>,
     /// Memory limit.
     pub memory_mb: u32,
-    /// The unpacked code (`LAMBDA_TASK_ROOT`).
+    /// Size of the sandbox's private `/tmp`.
+    pub ephemeral_storage_mb: u32,
+    /// The `(host, port)` pairs of `allowed_outbound_hosts` the sandbox offers
+    /// (`gureum_manifest::exact_endpoints`).
+    pub outbound_endpoints: Vec<(String, u16)>,
+    /// The unpacked code (`LAMBDA_TASK_ROOT`; bound at `/var/task` in the sandbox).
     pub code_dir: PathBuf,
     /// Where stdout/stderr lines go.
     pub logs: LogSink,
@@ -167,14 +172,32 @@ impl LambdaInstance {
     pub(crate) async fn start(
         settings: &ProcessSettings,
         enforcement: &MemoryEnforcement,
+        isolation: &crate::Isolation,
         scratch_root: &std::path::Path,
         first_invocation: &str,
     ) -> Result<Self, Failure> {
         let init_failed = |what: &dyn std::fmt::Display| Failure::InitFailed(what.to_string());
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|error| init_failed(&format!("binding its Runtime API: {error}")))?;
-        let api_addr = listener.local_addr().map_err(|error| init_failed(&error))?;
+        if let crate::Isolation::Unavailable(reason) = isolation {
+            return Err(init_failed(reason));
+        }
+        let sandboxed = matches!(isolation, crate::Isolation::Sandboxed(_));
+        // Unsandboxed, the Runtime API is a loopback port of the host that only the
+        // instance's process group is served on; sandboxed, it is relayed (below).
+        let listener = if sandboxed {
+            None
+        } else {
+            Some(
+                TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .map_err(|error| init_failed(&format!("binding its Runtime API: {error}")))?,
+            )
+        };
+        let api_addr = match &listener {
+            Some(listener) => listener.local_addr().map_err(|error| init_failed(&error))?,
+            None => gureum_sandbox::network::RUNTIME_API
+                .parse()
+                .map_err(|error| init_failed(&error))?,
+        };
         let instance_id = uuid::Uuid::now_v7().simple().to_string();
         std::fs::create_dir_all(scratch_root).map_err(|error| init_failed(&error))?;
         let scratch = tempfile::Builder::new()
@@ -200,9 +223,55 @@ impl LambdaInstance {
         let Some((program, args)) = settings.command.split_first() else {
             return Err(init_failed(&"the manifest has an empty command"));
         };
-        let mut command = tokio::process::Command::new(program);
+        let mut relay_listener = None;
+        let (mut command, paths) = match isolation {
+            crate::Isolation::Sandboxed(sandbox) => {
+                let plan = gureum_sandbox::network::Plan::new(&settings.outbound_endpoints);
+                for skipped in &plan.skipped {
+                    tracing::warn!(function = %settings.function, "allowed_outbound_hosts: {skipped}");
+                }
+                std::fs::write(
+                    scratch.path().join(gureum_sandbox::network::HOSTS_FILE),
+                    &plan.hosts,
+                )
+                .map_err(|error| init_failed(&format!("writing its /etc/hosts: {error}")))?;
+                relay_listener = Some(crate::relay::listen(scratch.path()).map_err(|error| {
+                    init_failed(&format!("making its network socket: {error}"))
+                })?);
+                (
+                    sandbox.command(&gureum_sandbox::Instance {
+                        function: &settings.function,
+                        code_dir: &settings.code_dir,
+                        command: &settings.command,
+                        tmp_bytes: u64::from(settings.ephemeral_storage_mb) * 1024 * 1024,
+                        network: Some(gureum_sandbox::Network {
+                            dir: scratch.path(),
+                            plan: &plan,
+                        }),
+                    }),
+                    Paths {
+                        code: gureum_sandbox::TASK_ROOT.to_string(),
+                        tmp: "/tmp".to_string(),
+                        path: "/usr/local/bin:/usr/bin:/bin".to_string(),
+                    },
+                )
+            }
+            _ => {
+                let mut command = tokio::process::Command::new(program);
+                command.args(args);
+                (
+                    command,
+                    Paths {
+                        code: settings.code_dir.display().to_string(),
+                        tmp: scratch.path().display().to_string(),
+                        path: std::env::var("PATH")
+                            .unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+                    },
+                )
+            }
+        };
         command
-            .args(args)
+            // Also for the sandbox: orphans of a killed server are recognised by it.
             .current_dir(&settings.code_dir)
             .env_clear()
             .envs(lambda_env(
@@ -210,7 +279,8 @@ impl LambdaInstance {
                 &api_addr,
                 &region,
                 &instance_id,
-                scratch.path(),
+                &paths,
+                sandboxed,
             ))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -234,7 +304,19 @@ impl LambdaInstance {
 
         let (events, receiver) = mpsc::channel(1);
         let shared = Arc::new(Shared::new(receiver, first_invocation.into()));
-        let api_task = tokio::spawn(api::serve(listener, shared.clone(), pgid));
+        let api_task = match (listener, relay_listener) {
+            (Some(listener), _) => tokio::spawn(api::serve(listener, shared.clone(), pgid)),
+            (None, Some(relay_listener)) => tokio::spawn(crate::relay::serve(
+                relay_listener,
+                shared.clone(),
+                Arc::new(crate::relay::Reach {
+                    function: settings.function.clone(),
+                    platform: platform_address(&settings.env),
+                    endpoints: settings.outbound_endpoints.clone(),
+                }),
+            )),
+            (None, None) => return Err(init_failed(&"no Runtime API")),
+        };
         if let Some(stdout) = child.stdout.take() {
             tokio::spawn(read_lines(
                 stdout,
@@ -520,21 +602,39 @@ async fn watch_memory(
     }
 }
 
+/// The server's address of `GUREUM_API` (`http://127.0.0.1:PORT`), which the sandbox's
+/// relay connects to.
+fn platform_address(env: &[(String, String)]) -> Option<std::net::SocketAddr> {
+    let url = &env.iter().find(|(key, _)| key == "GUREUM_API")?.1;
+    let rest = url.strip_prefix("http://")?;
+    rest.split('/').next()?.parse().ok()
+}
+
+/// Where the process finds things, as it sees them.
+struct Paths {
+    /// Its code (`LAMBDA_TASK_ROOT`).
+    code: String,
+    /// Its writable directory (`TMPDIR`, `HOME`).
+    tmp: String,
+    /// The system's part of `PATH`.
+    path: String,
+}
+
 /// The environment of a Lambda runtime, then the platform's and the manifest's.
 fn lambda_env(
     settings: &ProcessSettings,
     api: &std::net::SocketAddr,
     region: &str,
     instance_id: &str,
-    scratch: &std::path::Path,
+    paths: &Paths,
+    sandboxed: bool,
 ) -> Vec<(String, String)> {
-    let code = settings.code_dir.display().to_string();
+    let code = paths.code.clone();
     let handler = match settings.command.as_slice() {
         [_, .., last] => last.clone(),
         _ => "bootstrap".to_string(),
     };
-    let inherited_path =
-        std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    let inherited_path = &paths.path;
     let (year, month, day) = crate::apigw::civil_date(gureum_model::now_ms());
     let mut env: Vec<(String, String)> = vec![
         ("AWS_LAMBDA_RUNTIME_API".into(), api.to_string()),
@@ -568,8 +668,8 @@ fn lambda_env(
         ("LANG".into(), "en_US.UTF-8".into()),
         ("PATH".into(), format!("{code}/bin:{inherited_path}")),
         ("LD_LIBRARY_PATH".into(), format!("{code}/lib")),
-        ("HOME".into(), scratch.display().to_string()),
-        ("TMPDIR".into(), scratch.display().to_string()),
+        ("HOME".into(), paths.tmp.clone()),
+        ("TMPDIR".into(), paths.tmp.clone()),
         // Output reaches the logs as it is printed, not when a buffer fills.
         ("PYTHONUNBUFFERED".into(), "1".into()),
     ];
@@ -577,6 +677,14 @@ fn lambda_env(
         match env.iter_mut().find(|(existing, _)| existing == key) {
             Some(slot) => slot.1 = value.clone(),
             None => env.push((key.clone(), value.clone())),
+        }
+    }
+    if sandboxed {
+        // Inside, the platform API is the relay's (the server's loopback is not there).
+        let platform = format!("http://{}", gureum_sandbox::network::PLATFORM_API);
+        match env.iter_mut().find(|(key, _)| key == "GUREUM_API") {
+            Some(slot) => slot.1 = platform,
+            None => env.push(("GUREUM_API".into(), platform)),
         }
     }
     env

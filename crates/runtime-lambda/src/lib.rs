@@ -1,8 +1,9 @@
 //! The only crate that runs function processes. A `runtime = "lambda"` function is a
 //! program speaking the AWS Lambda Runtime API (any official runtime client works
 //! unchanged): its code package is unpacked once per version, each instance is a
-//! process with its own Runtime API endpoint that only its process group may use, and
-//! HTTP requests reach it as API Gateway v2.0 events.
+//! process in a sandbox of its own (`gureum-sandbox`) with its own Runtime API endpoint
+//! that only its process group may use, and HTTP requests reach it as API Gateway v2.0
+//! events.
 
 mod api;
 pub mod apigw;
@@ -10,6 +11,7 @@ mod instance;
 mod limits;
 pub mod package;
 mod peer;
+mod relay;
 
 use std::path::{Path, PathBuf};
 
@@ -21,17 +23,55 @@ pub use instance::{
 pub use limits::{MemoryEnforcement, WATCH_INTERVAL_BUSY, WATCH_INTERVAL_IDLE};
 pub use package::PackageError;
 
+/// How function processes are isolated from the server and from each other.
+#[derive(Debug, Clone)]
+pub enum Isolation {
+    /// Each instance in a sandbox of its own (the default).
+    Sandboxed(gureum_sandbox::Sandbox),
+    /// The machine cannot sandbox: starting (and deploying) process functions fails
+    /// with this reason, which says how to fix it.
+    Unavailable(String),
+    /// `--unsandboxed-processes`: ordinary processes of the server's user (trusted code).
+    Unsandboxed,
+}
+
+impl Isolation {
+    /// The strongest isolation this machine gives, unless `unsandboxed` is asked for.
+    /// `helper` is the `gureum` binary (see `gureum_sandbox::Sandbox::detect`).
+    pub fn detect(unsandboxed: bool, helper: &Path) -> Self {
+        if unsandboxed {
+            return Isolation::Unsandboxed;
+        }
+        match gureum_sandbox::Sandbox::detect(helper) {
+            Ok(sandbox) => Isolation::Sandboxed(sandbox),
+            Err(error) => {
+                Isolation::Unavailable(format!("process functions cannot run here: {error}"))
+            }
+        }
+    }
+
+    /// One line for the log.
+    pub fn describe(&self) -> String {
+        match self {
+            Isolation::Sandboxed(sandbox) => sandbox.describe(),
+            Isolation::Unavailable(reason) => reason.clone(),
+            Isolation::Unsandboxed => "process functions run WITHOUT a sandbox (--unsandboxed-processes): every process function can read the data directory, the admin token and the other functions; deploy only code you trust".to_string(),
+        }
+    }
+}
+
 /// Starts and tracks function processes for one data directory.
 pub struct LambdaRuntime {
     code_root: PathBuf,
     scratch_root: PathBuf,
     enforcement: MemoryEnforcement,
+    isolation: Isolation,
 }
 
 impl LambdaRuntime {
     /// A runtime keeping unpacked code in `DATA_DIR/code` and each instance's writable
-    /// scratch directory (its `/tmp`) in `DATA_DIR/tmp`, emptied here.
-    pub fn new(data_dir: &Path) -> Self {
+    /// scratch directory (its `/tmp` when unsandboxed) in `DATA_DIR/tmp`, emptied here.
+    pub fn new(data_dir: &Path, isolation: Isolation) -> Self {
         let scratch_root = data_dir.join("tmp");
         let code_root = data_dir.join("code");
         stop_orphans(&scratch_root, &code_root);
@@ -39,10 +79,28 @@ impl LambdaRuntime {
         let _ = std::fs::remove_dir_all(&scratch_root);
         let enforcement = MemoryEnforcement::detect();
         tracing::info!("{}", enforcement.describe());
+        match &isolation {
+            Isolation::Sandboxed(_) => tracing::info!("{}", isolation.describe()),
+            _ => tracing::warn!("{}", isolation.describe()),
+        }
         Self {
             code_root,
             scratch_root,
             enforcement,
+            isolation,
+        }
+    }
+
+    /// How processes are isolated.
+    pub fn isolation(&self) -> &Isolation {
+        &self.isolation
+    }
+
+    /// Whether process functions can run here; the error says why not and how to fix it.
+    pub fn check_available(&self) -> Result<(), String> {
+        match &self.isolation {
+            Isolation::Unavailable(reason) => Err(reason.clone()),
+            Isolation::Sandboxed(_) | Isolation::Unsandboxed => Ok(()),
         }
     }
 
@@ -84,6 +142,7 @@ impl LambdaRuntime {
         LambdaInstance::start(
             settings,
             &self.enforcement,
+            &self.isolation,
             &self.scratch_root,
             first_invocation,
         )

@@ -189,19 +189,47 @@ pub(crate) fn kill_group(pgid: u32) {
     }
 }
 
-/// Resident memory of a process and its direct children, from `/proc` (`None` once the
-/// process is gone).
+/// Most processes of one tree the watchdog reads per look (a fork bomb is stopped by
+/// the process limit, not here).
+const MAX_WATCHED_PROCESSES: usize = 4096;
+
+/// Resident memory of a process and all its descendants, from `/proc` (`None` once the
+/// process is gone). All of them: in the sandbox the function runs two levels below
+/// the process gureum started (bwrap, its init, then the command).
 pub(crate) fn resident_bytes(pid: u32) -> Option<u64> {
-    fn vm_rss(pid: &str) -> Option<u64> {
+    fn vm_rss(pid: u32) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
         let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kib * 1024)
     }
-    let own = vm_rss(&pid.to_string())?;
-    let children =
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    Some(own + children.split_whitespace().filter_map(vm_rss).sum::<u64>())
+    /// Children of every thread of `pid` (a child belongs to the thread that forked it).
+    fn children(pid: u32) -> Vec<u32> {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return Vec::new();
+        };
+        tasks
+            .flatten()
+            .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+            .flat_map(|list| {
+                list.split_whitespace()
+                    .filter_map(|child| child.parse().ok())
+                    .collect::<Vec<u32>>()
+            })
+            .collect()
+    }
+    let mut total = vm_rss(pid)?;
+    let mut pending = children(pid);
+    let mut seen = 0;
+    while let Some(child) = pending.pop() {
+        seen += 1;
+        if seen > MAX_WATCHED_PROCESSES {
+            break;
+        }
+        total += vm_rss(child).unwrap_or(0);
+        pending.extend(children(child));
+    }
+    Some(total)
 }
 
 /// Output that runtimes print when an allocation fails: a handler that catches its own

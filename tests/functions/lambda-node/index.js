@@ -9,7 +9,8 @@
 // * `/error` -- throws a `TestbedError` (errorType `TestbedError`, message `boom`).
 // * `/crash` -- the process exits at once with code 3.
 // * `/sleep?ms=N` -- 200 `slept N` after N ms.
-// * `/pid` -- 200 JSON {"pid": N}.
+// * `/pid` -- 200 JSON {"pid": N, "stream": S} (its pid, and its log stream name, which
+//   names the instance: in the sandbox every function's pid is the same).
 // * anything else -- 200 text `lambda-node`.
 "use strict";
 
@@ -76,7 +77,10 @@ exports.handler = async (event) => {
       return text(`slept ${ms}`);
     }
     case "/pid":
-      return json({ pid: process.pid });
+      return json({
+        pid: process.pid,
+        stream: process.env.AWS_LAMBDA_LOG_STREAM_NAME,
+      });
     default:
       return text("lambda-node");
   }

@@ -10,7 +10,8 @@ shapes as the Rust ``lambda-testbed``:
 * ``/crash`` -- the process exits at once with code 3.
 * ``/sleep?ms=N`` -- 200 ``slept N`` after N ms.
 * ``/env`` -- 200 JSON object of the environment.
-* ``/pid`` -- 200 JSON ``{"pid": N}``.
+* ``/pid`` -- 200 JSON ``{"pid": N, "stream": S}`` (its pid, and its log stream name,
+  which names the instance: in the sandbox every function's pid is the same).
 * ``/log?n=N`` -- ``line i`` to stdout, ``err i`` to stderr for i in 0..N; 200 ``logged N``.
 * ``/hog?mb=N`` -- allocates and touches N MiB, held until the next invocation; 200 ``held N``.
 * ``/steal?api=HOST:PORT`` -- tries ``GET /2018-06-01/runtime/invocation/next`` itself
@@ -133,7 +134,9 @@ def handler(event, context):
     if path == "/env":
         return _json(dict(os.environ))
     if path == "/pid":
-        return _json({"pid": os.getpid()})
+        return _json(
+            {"pid": os.getpid(), "stream": os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")}
+        )
     if path == "/log":
         n = _num(event, "n")
         for i in range(n):

@@ -12,7 +12,8 @@
 //! * `/crash` — the process exits at once with code 3, without answering.
 //! * `/sleep?ms=N` — 200 `slept N` after N milliseconds.
 //! * `/env` — 200 JSON object of the process environment.
-//! * `/pid` — 200 JSON `{"pid": N}`.
+//! * `/pid` — 200 JSON `{"pid": N, "stream": S}` (its pid, and its log stream name, which
+//!   names the instance: in the sandbox every function's pid is the same).
 //! * `/log?n=N` — prints `line i` to stdout and `err i` to stderr for i in
 //!   0..N, then 200 `logged N`.
 //! * `/hog?mb=N` — allocates and touches N MiB, held until the next
@@ -84,7 +85,10 @@ async fn handle(req: Request) -> Result<Response<Body>, TestbedError> {
                 .collect();
             Ok(json_response(Value::Object(vars)))
         }
-        "/pid" => Ok(json_response(json!({ "pid": std::process::id() }))),
+        "/pid" => Ok(json_response(json!({
+            "pid": std::process::id(),
+            "stream": std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").ok(),
+        }))),
         "/log" => {
             let n = query_num(&req, "n");
             let mut out = std::io::stdout().lock();

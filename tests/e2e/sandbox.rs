@@ -1,0 +1,327 @@
+//! The sandbox of process functions, attacked by a hostile function
+//! (`tests/functions/lambda-python/hostile.py`) the way the security audit's finding 1
+//! did: every escape that worked against an unsandboxed process must fail in the
+//! sandbox, and the same attempts run with `--unsandboxed-processes` must succeed (so
+//! the test can tell the two apart).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::harness::Server;
+use crate::lambda::{Guest, deploy_lambda, json, pid};
+
+/// The hostile function: the Python fixture's `hostile.handler`, with room for a fork
+/// bomb's memory (the watchdog would end it first) and a small `/tmp`. Returns what the
+/// deploy printed on stderr.
+fn deploy_hostile(server: &Server, timeout_ms: u32, extra: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(Guest::Python.fixture(), dir.path().join("code")).unwrap();
+    std::fs::write(
+        dir.path().join("gureum.toml"),
+        format!(
+            "name = \"hostile\"\nruntime = \"lambda\"\nartifact = \"code\"\n\
+             command = [\"python3\", \"-m\", \"awslambdaric\", \"hostile.handler\"]\n\
+             memory_mb = 4096\ntimeout_ms = {timeout_ms}\nephemeral_storage_mb = 8\n{extra}\n"
+        ),
+    )
+    .unwrap();
+    let output = server.cli(&["deploy", dir.path().to_str().unwrap()]);
+    assert!(output.success, "deploy hostile: {output:?}");
+    output.stderr
+}
+
+/// One attempt: `(escaped, detail)`.
+async fn attempt(server: &Server, query: &str) -> (bool, String) {
+    let response = server.get(&format!("/fn/hostile/?try={query}")).await;
+    let status = response.status();
+    let body = json(response).await;
+    assert_eq!(status, 200, "{query}: {body}");
+    (
+        body["escaped"].as_bool().expect("escaped"),
+        body["detail"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// The process group of a host process.
+fn process_group(pid: u64) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 1..];
+    after_name
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Host processes with `GUREUM_TEST_DAEMON=marker` in their environment.
+fn daemons(marker: &str) -> Vec<u64> {
+    let wanted = format!("GUREUM_TEST_DAEMON={marker}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u64>().ok())
+        .filter(|pid| {
+            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|stat| stat.split(") ").nth(1).unwrap_or("").starts_with('Z'))
+                .unwrap_or(true);
+            !zombie
+                && std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+                    environ
+                        .split(|byte| *byte == 0)
+                        .any(|variable| variable == wanted.as_bytes())
+                })
+        })
+        .collect()
+}
+
+async fn wait_for_no_daemons(marker: &str, when: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = daemons(marker);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon of the hostile function outlived {when}: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Starts a `setsid` daemon from the hostile function and checks that it runs.
+async fn start_daemon(server: &Server, marker: &str) {
+    let (_, detail) = attempt(server, &format!("daemon&marker={marker}")).await;
+    assert!(!daemons(marker).is_empty(), "no daemon started: {detail}");
+}
+
+/// The code directory of the (Rust) victim: the one with a `bootstrap`.
+fn victim_code(data_dir: &Path) -> PathBuf {
+    std::fs::read_dir(data_dir.join("code"))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|dir| dir.join("bootstrap").exists())
+        .expect("the victim's unpacked code")
+}
+
+/// Every escape attempt with whether the unsandboxed run must see it succeed
+/// (`None`: it depends on the server's user, or there is nothing to try unsandboxed, so
+/// only the sandboxed result is checked). `server` is where it runs, `probe` a TCP
+/// server on the host's loopback.
+fn attempts(
+    data_dir: &Path,
+    victim_pid: u64,
+    server: &Server,
+    probe: u16,
+) -> Vec<(String, Option<bool>)> {
+    let admin_port = server.admin_url.rsplit(':').next().unwrap().to_string();
+    let data = data_dir.display();
+    let victim_code = victim_code(data_dir).join("bootstrap");
+    let root = is_root();
+    vec![
+        (format!("read&path={data}/admin.token"), Some(true)),
+        (format!("read&path={data}/jwt.key"), Some(true)),
+        (format!("read&path={data}/gureum.db"), Some(true)),
+        // From the working directory (the code, two levels below the data directory).
+        ("read&path=../../admin.token".into(), Some(true)),
+        (format!("read&path={}", victim_code.display()), Some(true)),
+        ("environ".into(), Some(true)),
+        (format!("signal&pid={victim_pid}"), Some(true)),
+        (format!("ptrace&pid={victim_pid}"), None),
+        (
+            format!("pgid&pgid={}", process_group(victim_pid)),
+            Some(true),
+        ),
+        ("fork&n=1100".into(), Some(true)),
+        ("filltmp&mb=16".into(), Some(true)),
+        ("writecode".into(), root.then_some(true)),
+        ("unshare".into(), Some(true)),
+        ("setuid".into(), root.then_some(true)),
+        // The network: the admin listener, PostgreSQL, anything on the host's loopback,
+        // also through the relay's socket spoken to directly.
+        (
+            format!("connect&host=127.0.0.1&port={admin_port}"),
+            Some(true),
+        ),
+        ("connect&host=127.0.0.1&port=5432".into(), Some(true)),
+        (format!("connect&host=127.0.0.1&port={probe}"), Some(true)),
+        (format!("relay&host=127.0.0.1&port={admin_port}"), None),
+        ("relay&host=127.0.0.1&port=5432".into(), None),
+    ]
+}
+
+/// A plain HTTP server on the host's loopback answering `200 probe`, until dropped.
+struct ProbeServer {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ProbeServer {
+    fn start() -> Self {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        std::thread::spawn(move || {
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        stream.set_nonblocking(false).unwrap();
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                        let mut buffer = [0u8; 1024];
+                        let _ = stream.read(&mut buffer);
+                        let _ =
+                            stream.write_all(b"HTTP/1.0 200 OK\r\ncontent-length: 5\r\n\r\nprobe");
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        ProbeServer { port, stop }
+    }
+}
+
+impl Drop for ProbeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .is_some_and(|ids| ids.split_whitespace().nth(1) == Some("0"))
+}
+
+#[tokio::test]
+async fn a_hostile_function_cannot_escape_its_sandbox() {
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    let server = Server::start_in(&data_dir, None);
+    let _victim = deploy_lambda(
+        &server,
+        "victim",
+        Guest::Rust,
+        "[env]\nSECRET = \"hunter2\"",
+    );
+    let (victim_pid, _) = pid(&server, "victim").await;
+    deploy_hostile(&server, 20_000, "");
+
+    let probe = ProbeServer::start();
+    let mut escaped = Vec::new();
+    for (query, _) in attempts(&data_dir, victim_pid, &server, probe.port) {
+        let (got_out, detail) = attempt(&server, &query).await;
+        if got_out {
+            escaped.push(format!("{query}: {detail}"));
+        }
+    }
+    // Mounts are refused too (unsandboxed as root this would mount on the host, so it is
+    // tried here only).
+    let (mounted, detail) = attempt(&server, "mount").await;
+    if mounted {
+        escaped.push(format!("mount: {detail}"));
+    }
+    assert!(escaped.is_empty(), "escapes that worked: {escaped:#?}");
+
+    // Whatever the function started ends with its instance: at the timeout…
+    deploy_hostile(&server, 1_000, "");
+    start_daemon(&server, "after-timeout").await;
+    let response = server.get("/fn/hostile/?try=sleep&ms=5000").await;
+    assert_eq!(response.status(), 504);
+    wait_for_no_daemons("after-timeout", "the instance's timeout").await;
+    // …at a graceful stop…
+    start_daemon(&server, "after-stop").await;
+    assert_eq!(server.stop(), Some(0));
+    wait_for_no_daemons("after-stop", "a graceful stop of gureum").await;
+    // …and at a kill -9 of the server (then a restart on the same data).
+    let server = Server::start_in(&data_dir, None);
+    start_daemon(&server, "after-kill").await;
+    server.kill();
+    let server = Server::start_in(&data_dir, None);
+    wait_for_no_daemons("after-kill", "a kill -9 of gureum and a restart").await;
+    drop(server);
+}
+
+#[tokio::test]
+async fn without_the_sandbox_the_same_escapes_succeed() {
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    let server = Server::start_in_with(&data_dir, &["--no-examples", "--unsandboxed-processes"]);
+    let _victim = deploy_lambda(&server, "victim", Guest::Rust, "");
+    let (victim_pid, _) = pid(&server, "victim").await;
+    let warned = deploy_hostile(&server, 20_000, "");
+    assert!(
+        warned.contains("without a sandbox"),
+        "every deploy warns: {warned}"
+    );
+
+    let probe = ProbeServer::start();
+    let mut contained = Vec::new();
+    for (query, expected) in attempts(&data_dir, victim_pid, &server, probe.port) {
+        let (got_out, detail) = attempt(&server, &query).await;
+        if expected == Some(true) && !got_out {
+            contained.push(format!("{query}: {detail}"));
+        }
+    }
+    assert!(
+        contained.is_empty(),
+        "these attempts failed even without the sandbox, so the sandboxed test proves nothing for them: {contained:#?}"
+    );
+    // Unsandboxed, a daemon outlives the instance's timeout (it is stopped here by hand).
+    deploy_hostile(&server, 1_000, "");
+    start_daemon(&server, "unsandboxed").await;
+    let response = server.get("/fn/hostile/?try=sleep&ms=5000").await;
+    assert_eq!(response.status(), 504);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let left = daemons("unsandboxed");
+    assert!(!left.is_empty(), "the daemon should have survived");
+    for pid in left {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn allowed_hosts_and_the_platform_api_are_reachable_from_the_sandbox() {
+    let server = Server::start();
+    let allowed = ProbeServer::start();
+    let other = ProbeServer::start();
+    deploy_hostile(
+        &server,
+        10_000,
+        &format!(
+            "allowed_outbound_hosts = [\"http://localhost:{}\"]",
+            allowed.port
+        ),
+    );
+    let (reached, detail) = attempt(
+        &server,
+        &format!("fetch&url=http://localhost:{}/", allowed.port),
+    )
+    .await;
+    assert!(reached, "a listed host is reachable: {detail}");
+    assert_eq!(detail, "probe");
+    let (reached, detail) = attempt(
+        &server,
+        &format!("fetch&url=http://localhost:{}/", other.port),
+    )
+    .await;
+    assert!(!reached, "an unlisted port is not: {detail}");
+    // Nor through the relay's socket, asked directly.
+    let (reached, detail) = attempt(
+        &server,
+        &format!("relay&host=localhost&port={}", other.port),
+    )
+    .await;
+    assert!(!reached, "the relay refuses what is not listed: {detail}");
+    // The platform API is always reachable, at GUREUM_API.
+    let (reached, detail) = attempt(&server, "fetch&url=http://127.0.0.1:9002/healthz").await;
+    assert!(reached, "GUREUM_API answers: {detail}");
+}
