@@ -74,8 +74,33 @@ impl Server {
         Server::spawn_with_level(data_dir, args, log, "debug")
     }
 
+    /// Starts a server as the system user `user` (through `setpriv`; the caller is root)
+    /// on `data_dir`, which that user must be able to create.
+    pub fn start_as(user: &str, data_dir: &Path, args: &[&str]) -> Server {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid", user, "--regid", user, "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_gureum"));
+        Server::spawn_command(command, data_dir, args, None, "debug")
+    }
+
     fn spawn_with_level(data_dir: &Path, args: &[&str], log: Option<&Path>, level: &str) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_gureum"));
+        Server::spawn_command(
+            Command::new(env!("CARGO_BIN_EXE_gureum")),
+            data_dir,
+            args,
+            log,
+            level,
+        )
+    }
+
+    fn spawn_command(
+        mut command: Command,
+        data_dir: &Path,
+        args: &[&str],
+        log: Option<&Path>,
+        level: &str,
+    ) -> Server {
         command
             .arg("up")
             .arg("--data-dir")

@@ -325,3 +325,93 @@ async fn allowed_hosts_and_the_platform_api_are_reachable_from_the_sandbox() {
     let (reached, detail) = attempt(&server, "fetch&url=http://127.0.0.1:9002/healthz").await;
     assert!(reached, "GUREUM_API answers: {detail}");
 }
+
+/// The system user the unprivileged test runs gureum as (created when missing).
+const UNPRIVILEGED_USER: &str = "gureum-e2e";
+
+#[tokio::test]
+async fn an_unprivileged_server_on_postgresql_sandboxes_the_same_way() {
+    use std::os::unix::fs::PermissionsExt as _;
+    // As root, the test runs gureum as a user of its own; otherwise the test already is
+    // unprivileged and the other tests cover it.
+    if !is_root() {
+        return a_hostile_function_cannot_escape_its_sandbox_as_this_user().await;
+    }
+    let exists = std::process::Command::new("id")
+        .arg(UNPRIVILEGED_USER)
+        .output()
+        .unwrap()
+        .status
+        .success();
+    if !exists {
+        let created = std::process::Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+            ])
+            .arg(UNPRIVILEGED_USER)
+            .status()
+            .unwrap();
+        assert!(created.success(), "useradd {UNPRIVILEGED_USER}");
+    }
+    let temp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let data_dir = temp.path().join("data");
+    let database = gureum_store::testing::fresh_postgres_url().await;
+    let server = Server::start_as(
+        UNPRIVILEGED_USER,
+        &data_dir,
+        &["--no-examples", "--store", &database],
+    );
+    let uid_of =
+        |path: &Path| std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(path).unwrap());
+    assert_ne!(
+        uid_of(&data_dir),
+        0,
+        "the server runs as {UNPRIVILEGED_USER}"
+    );
+    let _victim = deploy_lambda(
+        &server,
+        "victim",
+        Guest::Rust,
+        "[env]\nSECRET = \"hunter2\"",
+    );
+    let (victim_pid, _) = pid(&server, "victim").await;
+    deploy_hostile(&server, 20_000, "");
+    let probe = ProbeServer::start();
+    let mut escaped = Vec::new();
+    for (query, _) in attempts(&data_dir, victim_pid, &server, probe.port) {
+        let (got_out, detail) = attempt(&server, &query).await;
+        if got_out {
+            escaped.push(format!("{query}: {detail}"));
+        }
+    }
+    assert!(escaped.is_empty(), "escapes that worked: {escaped:#?}");
+    // The function's processes run as the server's user seen from outside (a user
+    // namespace maps uid 993 to it), never as root.
+    let owner = std::fs::read_to_string(format!("/proc/{victim_pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:").map(str::to_string))
+        .unwrap();
+    assert!(!owner.split_whitespace().any(|id| id == "0"), "{owner}");
+    drop(server);
+    gureum_store::testing::drop_postgres(&database).await;
+}
+
+/// The non-root variant of the main test, for a suite run by an ordinary user.
+async fn a_hostile_function_cannot_escape_its_sandbox_as_this_user() {
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    let server = Server::start_in(&data_dir, None);
+    let _victim = deploy_lambda(&server, "victim", Guest::Rust, "");
+    let (victim_pid, _) = pid(&server, "victim").await;
+    deploy_hostile(&server, 20_000, "");
+    let probe = ProbeServer::start();
+    for (query, _) in attempts(&data_dir, victim_pid, &server, probe.port) {
+        let (got_out, detail) = attempt(&server, &query).await;
+        assert!(!got_out, "{query}: {detail}");
+    }
+}

@@ -334,14 +334,9 @@ impl Sandbox {
             return Ok(());
         }
         let detail = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        let userns = [
-            "namespace",
-            "uid map",
-            "Operation not permitted",
-            "Permission denied",
-        ]
-        .iter()
-        .any(|sign| detail.contains(sign));
+        let userns = ["namespace", "uid map", "uid_map", "setting up uid"]
+            .iter()
+            .any(|sign| detail.contains(sign));
         Err(SandboxError::Probe {
             detail: if detail.is_empty() {
                 format!("bwrap ended with {}", output.status)
