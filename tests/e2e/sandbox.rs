@@ -199,28 +199,29 @@ fn is_root() -> bool {
         .is_some_and(|ids| ids.split_whitespace().nth(1) == Some("0"))
 }
 
+/// Deploys a victim (Rust, with a secret) and the hostile function on `server` and runs
+/// every attempt; returns the victim's host pid and the attempts that got out.
+async fn attack(server: &Server, data_dir: &Path) -> (u64, Vec<String>) {
+    let _victim = deploy_lambda(server, "victim", Guest::Rust, "[env]\nSECRET = \"hunter2\"");
+    let (victim_pid, _) = pid(server, "victim").await;
+    deploy_hostile(server, 20_000, "");
+    let probe = ProbeServer::start();
+    let mut escaped = Vec::new();
+    for (query, _) in attempts(data_dir, victim_pid, server, probe.port) {
+        let (got_out, detail) = attempt(server, &query).await;
+        if got_out {
+            escaped.push(format!("{query}: {detail}"));
+        }
+    }
+    (victim_pid, escaped)
+}
+
 #[tokio::test]
 async fn a_hostile_function_cannot_escape_its_sandbox() {
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path().join("data");
     let server = Server::start_in(&data_dir, None);
-    let _victim = deploy_lambda(
-        &server,
-        "victim",
-        Guest::Rust,
-        "[env]\nSECRET = \"hunter2\"",
-    );
-    let (victim_pid, _) = pid(&server, "victim").await;
-    deploy_hostile(&server, 20_000, "");
-
-    let probe = ProbeServer::start();
-    let mut escaped = Vec::new();
-    for (query, _) in attempts(&data_dir, victim_pid, &server, probe.port) {
-        let (got_out, detail) = attempt(&server, &query).await;
-        if got_out {
-            escaped.push(format!("{query}: {detail}"));
-        }
-    }
+    let (_, mut escaped) = attack(&server, &data_dir).await;
     // Mounts are refused too (unsandboxed as root this would mount on the host, so it is
     // tried here only).
     let (mounted, detail) = attempt(&server, "mount").await;
@@ -372,22 +373,7 @@ async fn an_unprivileged_server_on_postgresql_sandboxes_the_same_way() {
         0,
         "the server runs as {UNPRIVILEGED_USER}"
     );
-    let _victim = deploy_lambda(
-        &server,
-        "victim",
-        Guest::Rust,
-        "[env]\nSECRET = \"hunter2\"",
-    );
-    let (victim_pid, _) = pid(&server, "victim").await;
-    deploy_hostile(&server, 20_000, "");
-    let probe = ProbeServer::start();
-    let mut escaped = Vec::new();
-    for (query, _) in attempts(&data_dir, victim_pid, &server, probe.port) {
-        let (got_out, detail) = attempt(&server, &query).await;
-        if got_out {
-            escaped.push(format!("{query}: {detail}"));
-        }
-    }
+    let (victim_pid, escaped) = attack(&server, &data_dir).await;
     assert!(escaped.is_empty(), "escapes that worked: {escaped:#?}");
     // The function's processes run as the server's user seen from outside (a user
     // namespace maps uid 993 to it), never as root.
@@ -406,12 +392,6 @@ async fn a_hostile_function_cannot_escape_its_sandbox_as_this_user() {
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path().join("data");
     let server = Server::start_in(&data_dir, None);
-    let _victim = deploy_lambda(&server, "victim", Guest::Rust, "");
-    let (victim_pid, _) = pid(&server, "victim").await;
-    deploy_hostile(&server, 20_000, "");
-    let probe = ProbeServer::start();
-    for (query, _) in attempts(&data_dir, victim_pid, &server, probe.port) {
-        let (got_out, detail) = attempt(&server, &query).await;
-        assert!(!got_out, "{query}: {detail}");
-    }
+    let (_, escaped) = attack(&server, &data_dir).await;
+    assert!(escaped.is_empty(), "escapes that worked: {escaped:#?}");
 }
