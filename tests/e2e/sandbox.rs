@@ -250,6 +250,54 @@ async fn a_hostile_function_cannot_escape_its_sandbox() {
 }
 
 #[tokio::test]
+async fn a_native_function_cannot_escape_either() {
+    for sandboxed in [true, false] {
+        let temp = tempfile::tempdir().unwrap();
+        let data_dir = temp.path().join("data");
+        let args: &[&str] = if sandboxed {
+            &["--no-examples"]
+        } else {
+            &["--no-examples", "--unsandboxed-processes"]
+        };
+        let server = Server::start_in_with(&data_dir, args);
+        // The victim is Python, the attacker the native (Rust `lambda_http`) testbed.
+        let _victim = deploy_lambda(&server, "victim", Guest::Python, "");
+        let (victim_pid, _) = pid(&server, "victim").await;
+        let _native = deploy_lambda(&server, "native", Guest::Rust, "");
+        let data = data_dir.display();
+        let admin_port = server.admin_url.rsplit(':').next().unwrap().to_string();
+        let tries = [
+            format!("read&path={data}/admin.token"),
+            format!("read&path={data}/jwt.key"),
+            format!("read&path={data}/gureum.db"),
+            "read&path=../../admin.token".to_string(),
+            "environ".to_string(),
+            format!("signal&pid={victim_pid}"),
+            format!("connect&host=127.0.0.1&port={admin_port}"),
+            "connect&host=127.0.0.1&port=5432".to_string(),
+        ];
+        let mut wrong = Vec::new();
+        for query in tries {
+            let response = server.get(&format!("/fn/native/escape?try={query}")).await;
+            assert_eq!(response.status(), 200, "{query}");
+            let body = json(response).await;
+            if body["escaped"].as_bool() == Some(sandboxed) {
+                wrong.push(format!("{query}: {body}"));
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "{}: {wrong:#?}",
+            if sandboxed {
+                "escapes that worked in the sandbox"
+            } else {
+                "attempts that failed even unsandboxed (the test would prove nothing)"
+            }
+        );
+    }
+}
+
+#[tokio::test]
 async fn without_the_sandbox_the_same_escapes_succeed() {
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path().join("data");

@@ -21,6 +21,10 @@
 //! * `/steal?api=HOST:PORT` — tries to take an invocation from a Runtime API
 //!   itself (`GET /2018-06-01/runtime/invocation/next`, 1 s timeout), 200 JSON
 //!   `{"status": N|null, "error": "..."|null}`.
+//! * `/escape?try=NAME&…` — a native escape attempt (the sandbox tests; the Python
+//!   `hostile.py` has more): `read&path=P`, `environ` (another function's environment
+//!   in `/proc`), `signal&pid=N`, `connect&host=H&port=P`, `writecode`; 200 JSON
+//!   `{"escaped": bool, "detail": "..."}`.
 //! * anything else — 200 text `lambda-testbed`.
 
 use std::io::{Read as _, Write as _};
@@ -120,7 +124,90 @@ async fn handle(req: Request) -> Result<Response<Body>, TestbedError> {
             };
             Ok(json_response(json!({ "status": status, "error": error })))
         }
+        "/escape" => {
+            let (escaped, detail) = escape(&req);
+            Ok(json_response(
+                json!({ "escaped": escaped, "detail": detail }),
+            ))
+        }
         _ => Ok(text("lambda-testbed".into())),
+    }
+}
+
+/// One escape attempt of `/escape`: (whether it got what a sandbox must deny, detail).
+fn escape(req: &Request) -> (bool, String) {
+    let param = |name| query_param(req, name).unwrap_or_default();
+    let outcome = |result: std::io::Result<String>| match result {
+        Ok(detail) => (true, detail),
+        Err(error) => (false, error.to_string()),
+    };
+    match param("try").as_str() {
+        "read" => {
+            outcome(std::fs::read(param("path")).map(|bytes| format!("read {} bytes", bytes.len())))
+        }
+        "environ" => {
+            let own = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+            let own = format!("AWS_LAMBDA_FUNCTION_NAME={own}");
+            let found = std::fs::read_dir("/proc")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .find_map(|entry| {
+                    let environ = std::fs::read(entry.path().join("environ")).ok()?;
+                    environ
+                        .split(|byte| *byte == 0)
+                        .map(String::from_utf8_lossy)
+                        .find(|variable| {
+                            variable.starts_with("AWS_LAMBDA_FUNCTION_NAME=") && *variable != own
+                        })
+                        .map(|variable| variable.into_owned())
+                });
+            match found {
+                Some(variable) => (true, variable),
+                None => (false, "no other function's environment".into()),
+            }
+        }
+        "signal" => outcome(signal(param("pid").parse().unwrap_or(0))),
+        "connect" => outcome(
+            TcpStream::connect_timeout(
+                &match (
+                    param("host").as_str(),
+                    param("port").parse::<u16>().unwrap_or(0),
+                )
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut addresses| addresses.next())
+                {
+                    Some(address) => address,
+                    None => return (false, "no address".into()),
+                },
+                Duration::from_secs(2),
+            )
+            .map(|_| "connected".to_string()),
+        ),
+        "writecode" => {
+            let root = std::env::var("LAMBDA_TASK_ROOT").unwrap_or_default();
+            let path = std::path::Path::new(&root).join("planted");
+            outcome(std::fs::write(&path, b"x").map(|()| {
+                let _ = std::fs::remove_file(&path);
+                format!("wrote {}", path.display())
+            }))
+        }
+        other => (false, format!("unknown attempt {other:?}")),
+    }
+}
+
+/// `kill(pid, 0)`: whether this process may signal `pid`.
+#[allow(unsafe_code)]
+fn signal(pid: i32) -> std::io::Result<String> {
+    if pid <= 1 {
+        return Err(std::io::Error::other("no pid"));
+    }
+    // SAFETY: kill(2) with plain integers; signal 0 only checks permission.
+    if unsafe { libc::kill(pid, 0) } == 0 {
+        Ok("signalled".into())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
