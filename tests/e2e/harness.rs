@@ -84,6 +84,13 @@ impl Server {
         Server::spawn_command(command, data_dir, args, None, "debug")
     }
 
+    /// Starts a server on `data_dir` with these arguments and extra environment.
+    pub fn start_in_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gureum"));
+        command.envs(env.iter().copied());
+        Server::spawn_command(command, data_dir, args, None, "warn")
+    }
+
     fn spawn_with_level(data_dir: &Path, args: &[&str], log: Option<&Path>, level: &str) -> Server {
         Server::spawn_command(
             Command::new(env!("CARGO_BIN_EXE_gureum")),

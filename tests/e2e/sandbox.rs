@@ -443,3 +443,28 @@ async fn a_hostile_function_cannot_escape_its_sandbox_as_this_user() {
     let (_, escaped) = attack(&server, &data_dir).await;
     assert!(escaped.is_empty(), "escapes that worked: {escaped:#?}");
 }
+
+#[tokio::test]
+async fn without_a_sandbox_process_functions_are_refused_with_the_fix() {
+    // No bwrap where GUREUM_BWRAP points: the machine cannot sandbox.
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    let server = Server::start_in_env(
+        &data_dir,
+        &["--no-examples"],
+        &[("GUREUM_BWRAP", "/nonexistent/bwrap")],
+    );
+    let dir = crate::lambda::lambda_dir("refused", Guest::Rust, "");
+    let output = server.cli(&["deploy", dir.path().to_str().unwrap()]);
+    assert!(!output.success, "{output:?}");
+    for words in [
+        "bubblewrap",
+        "apt-get install bubblewrap",
+        "--unsandboxed-processes",
+    ] {
+        assert!(output.stderr.contains(words), "{words}: {output:?}");
+    }
+    // Wasm functions are not affected.
+    let _wasm = crate::harness::deploy(&server, "still-wasm", "");
+    assert_eq!(server.get("/fn/still-wasm/echo").await.status(), 200);
+}

@@ -42,6 +42,8 @@ pub const SANDBOX_UID_BASE: u32 = 0x4000_0000;
 const SANDBOX_UID_SPAN: u32 = 0x1_0000;
 /// The uid and gid inside the user namespace when gureum does not run as root.
 pub const USER_NAMESPACE_ID: u32 = 993;
+/// The environment variable naming the bwrap binary, when not the system's.
+pub const BWRAP_ENV: &str = "GUREUM_BWRAP";
 /// Where the helper binary is inside the sandbox.
 const HELPER_PATH: &str = "/run/gureum/exec";
 
@@ -135,11 +137,15 @@ impl Sandbox {
     /// Finds bwrap and proves that a sandbox starts here. `helper` is the `gureum`
     /// binary (`/proc/self/exe` of the server), run inside as [`EXEC_ARG`].
     pub fn detect(helper: &Path) -> Result<Self, SandboxError> {
-        let bwrap = ["/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"]
-            .iter()
-            .map(PathBuf::from)
-            .find(|path| path.exists())
-            .ok_or(SandboxError::NoBwrap)?;
+        // `GUREUM_BWRAP` names another bwrap (e.g. a newer build in /opt).
+        let bwrap = match std::env::var_os(BWRAP_ENV) {
+            Some(path) => Some(PathBuf::from(path)).filter(|path| path.exists()),
+            None => ["/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"]
+                .iter()
+                .map(PathBuf::from)
+                .find(|path| path.exists()),
+        }
+        .ok_or(SandboxError::NoBwrap)?;
         seccomp::filters()?;
         // SAFETY: geteuid cannot fail.
         #[allow(unsafe_code)]
