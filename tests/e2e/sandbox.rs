@@ -341,15 +341,23 @@ async fn without_the_sandbox_the_same_escapes_succeed() {
 async fn allowed_hosts_and_the_platform_api_are_reachable_from_the_sandbox() {
     let server = Server::start();
     let allowed = ProbeServer::start();
+    let database = ProbeServer::start();
     let other = ProbeServer::start();
     deploy_hostile(
         &server,
         10_000,
         &format!(
-            "allowed_outbound_hosts = [\"http://localhost:{}\"]",
-            allowed.port
+            "allowed_outbound_hosts = [\"http://localhost:{}\", \"tcp://localhost:{}\"]",
+            allowed.port, database.port
         ),
     );
+    // Any TCP protocol to a tcp:// entry (a database, say).
+    let (reached, detail) = attempt(
+        &server,
+        &format!("connect&host=localhost&port={}", database.port),
+    )
+    .await;
+    assert!(reached, "a tcp:// entry is reachable: {detail}");
     let (reached, detail) = attempt(
         &server,
         &format!("fetch&url=http://localhost:{}/", allowed.port),
