@@ -93,7 +93,12 @@ async fn wait_for_no_daemons(marker: &str, when: &str) {
 /// Starts a `setsid` daemon from the hostile function and checks that it runs.
 async fn start_daemon(server: &Server, marker: &str) {
     let (_, detail) = attempt(server, &format!("daemon&marker={marker}")).await;
-    assert!(!daemons(marker).is_empty(), "no daemon started: {detail}");
+    // The daemon's own child execs `sleep` after the function has answered.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while daemons(marker).is_empty() {
+        assert!(Instant::now() < deadline, "no daemon started: {detail}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The code directory of the (Rust) victim: the one with a `bootstrap`.

@@ -10,8 +10,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use std::os::fd::OwnedFd;
+
 use gureum_sandbox::network::{MAX_PREAMBLE, Target};
-use tokio::io::AsyncReadExt as _;
+use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixListener, UnixStream};
 
 use crate::api::Shared;
@@ -52,13 +54,17 @@ pub(crate) async fn serve(listener: UnixListener, shared: Arc<Shared>, reach: Ar
         let shared = shared.clone();
         let reach = reach.clone();
         tokio::spawn(async move {
-            let mut stream = stream;
-            let Some(target) = read_preamble(&mut stream).await else {
+            let Some((target, passed)) = read_preamble(&stream).await else {
                 tracing::warn!(function = %reach.function, "a sandbox connection without a valid first line was refused");
                 return;
             };
             match target {
-                Target::Runtime => crate::api::serve_connection(stream, shared).await,
+                // The function's own connection, handed over by the relay: served
+                // directly, no copying in between.
+                Target::Runtime => match passed.and_then(tcp_stream) {
+                    Some(connection) => crate::api::serve_connection(connection, shared).await,
+                    None => crate::api::serve_connection(stream, shared).await,
+                },
                 Target::Api => match reach.platform {
                     Some(address) => pipe(stream, &address.ip().to_string(), address.port()).await,
                     None => tracing::warn!("no platform API to relay to"),
@@ -84,20 +90,59 @@ pub(crate) async fn serve(listener: UnixListener, shared: Arc<Shared>, reach: Ar
     }
 }
 
-/// The first line, read a byte at a time so nothing after it is consumed.
-async fn read_preamble(stream: &mut UnixStream) -> Option<Target> {
+/// The first line, read a byte at a time so nothing after it is consumed, with the
+/// socket the relay attached to it, if any.
+async fn read_preamble(stream: &UnixStream) -> Option<(Target, Option<OwnedFd>)> {
     let mut line = Vec::new();
+    let mut passed = None;
     loop {
-        let byte = stream.read_u8().await.ok()?;
-        if byte == b'\n' {
+        let mut byte = [0u8; 1];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
+        let received = loop {
+            stream.readable().await.ok()?;
+            match stream.try_io(Interest::READABLE, || {
+                rustix::net::recvmsg(
+                    stream,
+                    &mut [std::io::IoSliceMut::new(&mut byte)],
+                    &mut control,
+                    rustix::net::RecvFlags::CMSG_CLOEXEC,
+                )
+                .map_err(std::io::Error::from)
+            }) {
+                Ok(message) => break message.bytes,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => return None,
+            }
+        };
+        for message in control.drain() {
+            if let rustix::net::RecvAncillaryMessage::ScmRights(fds) = message {
+                for fd in fds {
+                    passed.get_or_insert(fd);
+                }
+            }
+        }
+        if received == 0 {
+            return None;
+        }
+        if byte[0] == b'\n' {
             break;
         }
-        line.push(byte);
+        line.push(byte[0]);
         if line.len() > MAX_PREAMBLE {
             return None;
         }
     }
-    Target::parse(std::str::from_utf8(&line).ok()?)
+    Some((Target::parse(std::str::from_utf8(&line).ok()?)?, passed))
+}
+
+/// A socket passed by the relay as a tokio stream, if it is a connected TCP socket.
+fn tcp_stream(fd: OwnedFd) -> Option<TcpStream> {
+    let connection = std::net::TcpStream::from(fd);
+    connection.peer_addr().ok()?;
+    connection.set_nonblocking(true).ok()?;
+    let _ = connection.set_nodelay(true);
+    TcpStream::from_std(connection).ok()
 }
 
 async fn pipe(mut inside: UnixStream, host: &str, port: u16) {

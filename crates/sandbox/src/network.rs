@@ -12,7 +12,10 @@
 //! leaves the namespace: no route, no DNS, nothing of the host's loopback.
 //!
 //! The socket is bound into this sandbox only, so whatever arrives on it comes from this
-//! instance: the Runtime API needs no other check of who is calling.
+//! instance: the Runtime API needs no other check of who is calling. A Runtime API
+//! connection is not copied at all: the relay hands the accepted socket itself to the
+//! server with its first line (`SCM_RIGHTS`), and the server talks to the function on
+//! it directly; only the platform API and outbound hosts are copied through.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
@@ -212,6 +215,10 @@ pub(crate) fn relay(listeners: Vec<(TcpListener, Target)>, socket: &Path) -> ! {
 fn forward(inside: TcpStream, socket: &Path, target: &Target) -> std::io::Result<()> {
     inside.set_nodelay(true)?;
     let mut server = UnixStream::connect(socket)?;
+    if *target == Target::Runtime {
+        // Our copies of both sockets close on return; the server keeps the connection.
+        return send_with_socket(&server, target.preamble().as_bytes(), &inside);
+    }
     server.write_all(target.preamble().as_bytes())?;
     let mut inside_read = inside.try_clone()?;
     let mut server_write = server.try_clone()?;
@@ -231,6 +238,28 @@ fn forward(inside: TcpStream, socket: &Path, target: &Target) -> std::io::Result
     let _ = inside_write.shutdown(std::net::Shutdown::Write);
     let _ = upstream.join();
     Ok(())
+}
+
+/// Writes `bytes` on `server` with `connection` attached to the first of them.
+fn send_with_socket(
+    server: &UnixStream,
+    bytes: &[u8],
+    connection: &TcpStream,
+) -> std::io::Result<()> {
+    use std::os::fd::AsFd as _;
+    let fds = [connection.as_fd()];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+    if !control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(std::io::Error::other("no room for the socket"));
+    }
+    let sent = rustix::net::sendmsg(
+        server,
+        &[std::io::IoSlice::new(bytes)],
+        &mut control,
+        rustix::net::SendFlags::empty(),
+    )?;
+    (&*server).write_all(&bytes[sent..])
 }
 
 #[cfg(test)]
