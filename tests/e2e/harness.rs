@@ -152,6 +152,11 @@ impl Server {
                     .map(|url| url.trim_end_matches("/api/v1").to_string());
             }
         }
+        // A relative data directory is the server's, under its working directory.
+        let data_dir = match command.get_current_dir() {
+            Some(cwd) => cwd.join(data_dir),
+            None => data_dir.to_path_buf(),
+        };
         let token = std::fs::read_to_string(data_dir.join("admin.token"))
             .expect("admin token")
             .trim()
@@ -161,9 +166,23 @@ impl Server {
             public_url: public_url.unwrap(),
             admin_url: admin_url.unwrap(),
             token,
-            data_dir: data_dir.to_path_buf(),
+            data_dir,
             _temp: None,
         }
+    }
+
+    /// Starts a server in `cwd` with the data directory given relative to it
+    /// (`./.gureum`, as `gureum up` does by default).
+    pub fn start_in_cwd(cwd: &Path) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gureum"));
+        command.current_dir(cwd);
+        Server::spawn_command(
+            command,
+            Path::new(".gureum"),
+            &["--no-examples"],
+            None,
+            "warn",
+        )
     }
 
     /// Sends SIGTERM and waits for a clean exit; returns the exit status code.

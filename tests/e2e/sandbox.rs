@@ -481,3 +481,14 @@ async fn without_a_sandbox_process_functions_are_refused_with_the_fix() {
     let _wasm = crate::harness::deploy(&server, "still-wasm", "");
     assert_eq!(server.get("/fn/still-wasm/echo").await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_relative_data_directory_works_in_the_sandbox() {
+    // `gureum up` with its default `./.gureum`: the sandbox must bind absolute paths.
+    let cwd = tempfile::tempdir().unwrap();
+    let server = Server::start_in_cwd(cwd.path());
+    let _dir = deploy_lambda(&server, "relative", Guest::Rust, "");
+    let response = server.get("/fn/relative/status?code=200").await;
+    let status = response.status();
+    assert_eq!(status, 200, "{}", response.text().await.unwrap());
+}

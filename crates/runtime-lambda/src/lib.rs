@@ -72,6 +72,10 @@ impl LambdaRuntime {
     /// A runtime keeping unpacked code in `DATA_DIR/code` and each instance's writable
     /// scratch directory (its `/tmp` when unsandboxed) in `DATA_DIR/tmp`, emptied here.
     pub fn new(data_dir: &Path, isolation: Isolation) -> Self {
+        // Absolute: the sandbox binds these paths, and bwrap runs in the code directory
+        // (the default data directory, `./.gureum`, is relative).
+        let data_dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+        let data_dir = data_dir.as_path();
         let scratch_root = data_dir.join("tmp");
         let code_root = data_dir.join("code");
         stop_orphans(&scratch_root, &code_root);
