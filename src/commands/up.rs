@@ -372,11 +372,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         engine,
         lambda: Arc::new(gureum_runtime_lambda::LambdaRuntime::new(
             &args.data_dir,
-            // The sandbox runs this binary as its last step. As root through /proc, so
-            // a binary replaced on disk while the server runs is still the one that
-            // runs; an unprivileged bwrap, already in its user namespace when it binds,
-            // may not follow that link, so it gets the path.
-            gureum_runtime_lambda::Isolation::detect(args.unsandboxed_processes, &sandbox_helper()),
+            // The sandbox runs this binary as its last step.
+            gureum_runtime_lambda::Isolation::detect(
+                args.unsandboxed_processes,
+                &gureum_sandbox::Sandbox::this_binary(),
+            ),
         )),
         telemetry: telemetry.clone(),
         metrics: metrics.clone(),
@@ -775,15 +775,4 @@ fn init_tracing(format: &str) {
     } else {
         builder.init();
     }
-}
-
-/// The `gureum` binary as the sandbox should bind it (see `Isolation::detect`).
-fn sandbox_helper() -> std::path::PathBuf {
-    let through_proc = std::path::PathBuf::from(format!("/proc/{}/exe", std::process::id()));
-    let is_root = std::fs::metadata("/proc/self")
-        .is_ok_and(|meta| std::os::unix::fs::MetadataExt::uid(&meta) == 0);
-    if is_root {
-        return through_proc;
-    }
-    std::env::current_exe().unwrap_or(through_proc)
 }

@@ -276,6 +276,16 @@ impl Drop for Server {
     }
 }
 
+/// `gureum up` arguments for a test server without examples, its process functions in
+/// their sandbox or (`sandboxed = false`) run with `--unsandboxed-processes`.
+pub fn isolation_args(sandboxed: bool) -> &'static [&'static str] {
+    if sandboxed {
+        &["--no-examples"]
+    } else {
+        &["--no-examples", "--unsandboxed-processes"]
+    }
+}
+
 /// What a CLI run printed.
 #[derive(Debug)]
 pub struct CliOutput {

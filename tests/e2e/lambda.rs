@@ -631,11 +631,7 @@ async fn processes_stop_with_the_server_and_orphans_of_a_killed_server_are_stopp
 async fn processes_stop_with_the_server(sandboxed: bool) {
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path().join("data");
-    let args: &[&str] = if sandboxed {
-        &["--no-examples"]
-    } else {
-        &["--no-examples", "--unsandboxed-processes"]
-    };
+    let args = crate::harness::isolation_args(sandboxed);
     let server = Server::start_in_with(&data_dir, args);
     let _dir = deploy_lambda(&server, "lambda-owned", Guest::Rust, "");
     let (first, _) = pid(&server, "lambda-owned").await;

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::harness::Server;
+use crate::harness::{Server, isolation_args};
 use crate::lambda::{Guest, deploy_lambda, json, pid};
 
 /// The hostile function: the Python fixture's `hostile.handler`, with room for a fork
@@ -223,10 +223,44 @@ async fn attack(server: &Server, data_dir: &Path) -> (u64, Vec<String>) {
 
 #[tokio::test]
 async fn a_hostile_function_cannot_escape_its_sandbox() {
+    use std::os::unix::fs::PermissionsExt as _;
     let temp = tempfile::tempdir().unwrap();
+    // Reachable by other local users, as a project directory usually is.
+    std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let data_dir = temp.path().join("data");
     let server = Server::start_in(&data_dir, None);
     let (_, mut escaped) = attack(&server, &data_dir).await;
+    // Another local user cannot reach an instance's relay socket (its Runtime API, its
+    // way out) on the host.
+    if is_root() {
+        ensure_unprivileged_user();
+        let sockets: Vec<PathBuf> = std::fs::read_dir(data_dir.join("tmp"))
+            .unwrap()
+            .flatten()
+            .map(|entry| entry.path().join("relay.sock"))
+            .filter(|socket| socket.exists())
+            .collect();
+        assert!(
+            !sockets.is_empty(),
+            "no instance sockets under {data_dir:?}/tmp"
+        );
+        for socket in sockets {
+            let connected = std::process::Command::new("setpriv")
+                .args(["--reuid", UNPRIVILEGED_USER, "--regid", UNPRIVILEGED_USER])
+                .args(["--clear-groups", "/usr/bin/python3", "-c"])
+                .arg("import socket,sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])")
+                .arg(&socket)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&connected.stderr);
+            if connected.status.success() {
+                escaped.push(format!("local user connected to {}", socket.display()));
+            } else {
+                // Refused by the file system, not failing for another reason.
+                assert!(stderr.contains("PermissionError"), "{stderr}");
+            }
+        }
+    }
     // Mounts are refused too (unsandboxed as root this would mount on the host, so it is
     // tried here only).
     let (mounted, detail) = attempt(&server, "mount").await;
@@ -259,12 +293,7 @@ async fn a_native_function_cannot_escape_either() {
     for sandboxed in [true, false] {
         let temp = tempfile::tempdir().unwrap();
         let data_dir = temp.path().join("data");
-        let args: &[&str] = if sandboxed {
-            &["--no-examples"]
-        } else {
-            &["--no-examples", "--unsandboxed-processes"]
-        };
-        let server = Server::start_in_with(&data_dir, args);
+        let server = Server::start_in_with(&data_dir, isolation_args(sandboxed));
         // The victim is Python, the attacker the native (Rust `lambda_http`) testbed.
         let _victim = deploy_lambda(&server, "victim", Guest::Python, "");
         let (victim_pid, _) = pid(&server, "victim").await;
@@ -306,7 +335,7 @@ async fn a_native_function_cannot_escape_either() {
 async fn without_the_sandbox_the_same_escapes_succeed() {
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path().join("data");
-    let server = Server::start_in_with(&data_dir, &["--no-examples", "--unsandboxed-processes"]);
+    let server = Server::start_in_with(&data_dir, isolation_args(false));
     let _victim = deploy_lambda(&server, "victim", Guest::Rust, "");
     let (victim_pid, _) = pid(&server, "victim").await;
     let warned = deploy_hostile(&server, 20_000, "");
@@ -388,17 +417,8 @@ async fn allowed_hosts_and_the_platform_api_are_reachable_from_the_sandbox() {
     assert!(reached, "GUREUM_API answers: {detail}");
 }
 
-/// The system user the unprivileged test runs gureum as (created when missing).
-const UNPRIVILEGED_USER: &str = "gureum-e2e";
-
-#[tokio::test]
-async fn an_unprivileged_server_on_postgresql_sandboxes_the_same_way() {
-    use std::os::unix::fs::PermissionsExt as _;
-    // As root, the test runs gureum as a user of its own; otherwise the test already is
-    // unprivileged and the other tests cover it.
-    if !is_root() {
-        return a_hostile_function_cannot_escape_its_sandbox_as_this_user().await;
-    }
+/// Creates [`UNPRIVILEGED_USER`] when missing (the caller is root).
+fn ensure_unprivileged_user() {
     let exists = std::process::Command::new("id")
         .arg(UNPRIVILEGED_USER)
         .output()
@@ -418,6 +438,20 @@ async fn an_unprivileged_server_on_postgresql_sandboxes_the_same_way() {
             .unwrap();
         assert!(created.success(), "useradd {UNPRIVILEGED_USER}");
     }
+}
+
+/// The system user the unprivileged test runs gureum as (created when missing).
+const UNPRIVILEGED_USER: &str = "gureum-e2e";
+
+#[tokio::test]
+async fn an_unprivileged_server_on_postgresql_sandboxes_the_same_way() {
+    use std::os::unix::fs::PermissionsExt as _;
+    // As root, the test runs gureum as a user of its own; otherwise the test already is
+    // unprivileged and the other tests cover it.
+    if !is_root() {
+        return a_hostile_function_cannot_escape_its_sandbox_as_this_user().await;
+    }
+    ensure_unprivileged_user();
     let temp = tempfile::tempdir().unwrap();
     std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let data_dir = temp.path().join("data");

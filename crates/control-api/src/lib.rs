@@ -147,7 +147,8 @@ pub fn router(state: AdminState) -> Router {
 /// Request bodies an answer did not need are read after it (`DrainOnDrop`), so a client
 /// still sending gets the answer, e.g. the 401 to a deploy without the token.
 async fn drain_unread_bodies(request: Request) -> Request {
-    request.map(|body| axum::body::Body::new(gureum_gateway::DrainOnDrop::new(body)))
+    let version = request.version();
+    request.map(|body| axum::body::Body::new(gureum_gateway::DrainOnDrop::new(body, version)))
 }
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {

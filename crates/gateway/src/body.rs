@@ -99,17 +99,21 @@ where
 {
     inner: Option<B>,
     ended: bool,
+    /// Whether the rest is read when dropped (HTTP/1).
+    drain: bool,
 }
 
 impl<B> DrainOnDrop<B>
 where
     B: Body + Send + Unpin + 'static,
 {
-    /// Wraps `inner`.
-    pub fn new(inner: B) -> Self {
+    /// Wraps the body of a request of this HTTP `version`. Only HTTP/1 bodies are
+    /// drained: an HTTP/2 stream is reset on its own without touching the connection.
+    pub fn new(inner: B, version: http::Version) -> Self {
         Self {
             inner: Some(inner),
             ended: false,
+            drain: version <= http::Version::HTTP_11,
         }
     }
 }
@@ -152,7 +156,7 @@ where
     B: Body + Send + Unpin + 'static,
 {
     fn drop(&mut self) {
-        if self.is_end_stream() {
+        if !self.drain || self.is_end_stream() {
             return;
         }
         let (Some(mut inner), Ok(runtime)) =

@@ -96,7 +96,8 @@ pub async fn serve_connections(
                 let service = service_fn(move |request: Request<hyper::body::Incoming>| {
                     // A body the answer did not need is still read, so the client gets
                     // the answer and the connection stays usable (see DrainOnDrop).
-                    let mut request = request.map(DrainOnDrop::new);
+                    let version = request.version();
+                    let mut request = request.map(|body| DrainOnDrop::new(body, version));
                     let plane = plane.clone();
                     let options = options.clone();
                     let client = Some(peer.ip());

@@ -200,6 +200,14 @@ impl LambdaInstance {
         };
         let instance_id = uuid::Uuid::now_v7().simple().to_string();
         std::fs::create_dir_all(scratch_root).map_err(|error| init_failed(&error))?;
+        // Private: each instance's directory holds its relay socket (0666, so that the
+        // function's own uid can use it from inside), which no other local user may
+        // reach; the sandbox binds the instance's directory itself, not this one.
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(scratch_root, std::fs::Permissions::from_mode(0o700))
+                .map_err(|error| init_failed(&error))?;
+        }
         let scratch = tempfile::Builder::new()
             .prefix("fn-")
             .tempdir_in(scratch_root)

@@ -147,17 +147,26 @@ impl Sandbox {
         }
         .ok_or(SandboxError::NoBwrap)?;
         seccomp::filters()?;
-        // SAFETY: geteuid cannot fail.
-        #[allow(unsafe_code)]
-        let rootful = unsafe { libc::geteuid() } == 0;
         let sandbox = Sandbox {
             bwrap,
             helper: helper.to_path_buf(),
-            rootful,
+            rootful: is_root(),
             system: system_arguments(),
         };
         sandbox.probe()?;
         Ok(sandbox)
+    }
+
+    /// This program's binary, as the sandbox should bind it for [`EXEC_ARG`]. As root
+    /// through `/proc/PID/exe`, so a binary replaced on disk while the server runs is
+    /// still the one that runs; an unprivileged bwrap, already in its user namespace when
+    /// it binds, may not follow that link, so it gets the path.
+    pub fn this_binary() -> PathBuf {
+        let through_proc = PathBuf::from(format!("/proc/{}/exe", std::process::id()));
+        if is_root() {
+            return through_proc;
+        }
+        std::env::current_exe().unwrap_or(through_proc)
     }
 
     /// One line for the log.
@@ -312,9 +321,9 @@ impl Sandbox {
             hint: OTHER_HINT,
         };
         let empty = std::env::temp_dir();
-        let dir = tempfile_dir().map_err(|error| failed("making a directory", error))?;
+        let dir = tempfile::tempdir().map_err(|error| failed("making a directory", error))?;
         let plan = network::Plan::new(&[]);
-        std::fs::write(dir.join(network::HOSTS_FILE), &plan.hosts)
+        std::fs::write(dir.path().join(network::HOSTS_FILE), &plan.hosts)
             .map_err(|error| failed("writing a hosts file", error))?;
         let command = ["true".to_string()];
         let args = self.arguments(&Instance {
@@ -323,7 +332,7 @@ impl Sandbox {
             command: &command,
             tmp_bytes: 1024 * 1024,
             network: Some(Network {
-                dir: &dir,
+                dir: dir.path(),
                 plan: &plan,
             }),
         });
@@ -333,7 +342,7 @@ impl Sandbox {
             .env("PATH", "/usr/bin:/bin")
             .stdin(Stdio::null())
             .output();
-        let _ = std::fs::remove_dir_all(&dir);
+        drop(dir);
         let output =
             output.map_err(|error| failed(&format!("running {}", self.bwrap.display()), error))?;
         if output.status.success() {
@@ -358,17 +367,13 @@ impl Sandbox {
     }
 }
 
-/// A fresh private directory for the probe.
-fn tempfile_dir() -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "gureum-sandbox-probe-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_nanos())
-    ));
-    std::fs::create_dir(&dir)?;
-    Ok(dir)
+/// Whether this process runs as root (then no user namespace is needed, and functions
+/// get uids of their own).
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    #[allow(unsafe_code)]
+    let euid = unsafe { libc::geteuid() };
+    euid == 0
 }
 
 /// The host's system, read-only: `/usr`, the top-level library and program directories
