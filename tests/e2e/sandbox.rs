@@ -526,3 +526,90 @@ async fn a_relative_data_directory_works_in_the_sandbox() {
     let status = response.status();
     assert_eq!(status, 200, "{}", response.text().await.unwrap());
 }
+
+/// Host processes whose environment holds `variable` (exactly), with their names.
+fn processes_with(variable: &str) -> Vec<(u64, String)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u64>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+                environ
+                    .split(|byte| *byte == 0)
+                    .any(|entry| entry == variable.as_bytes())
+            })
+        })
+        .filter_map(|pid| {
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            Some((pid, name.trim().to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_prepared_sandbox_runs_nothing_until_taken_and_never_an_old_version() {
+    let server = Server::start();
+    let extra = "idle_ttl_s = 1\n[env]\nMARK = \"one\"\n";
+    let _one = deploy_lambda(&server, "prepared", Guest::Python, extra);
+    let env = |response: reqwest::Response| async move {
+        let cold = response.headers()["x-gureum-cold-start"] == "1";
+        (cold, json(response).await)
+    };
+    let (cold, first) = env(server.get("/fn/prepared/env").await).await;
+    assert!(cold);
+    assert_eq!(first["MARK"], "one");
+    // The AWS SDKs' endpoint variable names the platform API as the sandbox reaches it.
+    assert_eq!(first["GUREUM_API"], "http://127.0.0.1:9002");
+    assert_eq!(
+        first["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"],
+        first["GUREUM_API"]
+    );
+
+    // Scaled to zero (idle TTL 1 s): no process of the function runs, but a sandbox for
+    // it is held, stopped before the function's command (only the helper and bwrap).
+    let marker = "AWS_LAMBDA_FUNCTION_NAME=prepared";
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let held = loop {
+        let processes = processes_with(marker);
+        let running: Vec<_> = processes
+            .iter()
+            .filter(|(_, name)| name.starts_with("python"))
+            .collect();
+        if running.is_empty() && processes.iter().any(|(_, name)| name == "exec") {
+            break processes;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no held sandbox without a running function: {processes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        held.iter()
+            .all(|(_, name)| name == "exec" || name == "bwrap"),
+        "a held sandbox runs only the helper (and its relay) under bwrap: {held:?}"
+    );
+
+    let (cold, second) = env(server.get("/fn/prepared/env").await).await;
+    assert!(cold, "after scale-to-zero the next request is a cold start");
+    assert_eq!(second["MARK"], "one");
+    assert_ne!(
+        second["AWS_LAMBDA_LOG_STREAM_NAME"], first["AWS_LAMBDA_LOG_STREAM_NAME"],
+        "a new instance"
+    );
+
+    // A new version never starts in a sandbox prepared for the old one.
+    let _two = deploy_lambda(
+        &server,
+        "prepared",
+        Guest::Python,
+        "idle_ttl_s = 1\n[env]\nMARK = \"two\"\n",
+    );
+    for _ in 0..3 {
+        let (_, third) = env(server.get("/fn/prepared/env").await).await;
+        assert_eq!(third["MARK"], "two");
+        assert_eq!(third["AWS_LAMBDA_FUNCTION_VERSION"], "2");
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+    }
+}

@@ -50,6 +50,7 @@ pub struct ProcessLine {
 pub type LogSink = Arc<dyn Fn(ProcessLine) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// Everything needed to start processes of one function version.
+#[derive(Clone)]
 pub struct ProcessSettings {
     /// Function name.
     pub function: String,
@@ -166,15 +167,49 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl LambdaInstance {
-    /// Starts a process and waits until it asks for its first event. Output printed
-    /// during the start is attributed to `first_invocation`.
-    pub(crate) async fn start(
+/// A function process started up to the point where it would run the function's
+/// command. Sandboxed, the sandbox is complete and waits for [`Spawned::launch`]
+/// (so that one can be made ahead of the request that needs it); unsandboxed, the
+/// process already runs. Dropping it unlaunched kills it.
+pub(crate) struct Spawned(Option<SpawnedParts>);
+
+struct SpawnedParts {
+    child: tokio::process::Child,
+    /// The sandbox's stdin: writing [`gureum_sandbox::GO`] runs the command.
+    go: Option<tokio::process::ChildStdin>,
+    api: ApiEndpoint,
+    scratch: tempfile::TempDir,
+    limit: Arc<InstanceLimit>,
+    pgid: u32,
+    function_arn: Arc<str>,
+    memory_mb: u32,
+    logs: LogSink,
+}
+
+/// Where the instance's Runtime API connections arrive.
+enum ApiEndpoint {
+    /// A loopback port of the host, served to the process group only (unsandboxed).
+    Port(TcpListener),
+    /// The sandbox's relay socket, with what the relay may reach for the function.
+    Relay(tokio::net::UnixListener, Arc<crate::relay::Reach>),
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        // Launched, the instance owns the process; unlaunched, nothing else stops it.
+        if let Some(parts) = &self.0 {
+            limits::kill_group(parts.pgid);
+        }
+    }
+}
+
+impl Spawned {
+    /// Starts the process (or makes its sandbox). Returns once it is spawned.
+    pub(crate) async fn spawn(
         settings: &ProcessSettings,
         enforcement: &MemoryEnforcement,
         isolation: &crate::Isolation,
         scratch_root: &std::path::Path,
-        first_invocation: &str,
     ) -> Result<Self, Failure> {
         let init_failed = |what: &dyn std::fmt::Display| Failure::InitFailed(what.to_string());
         if let crate::Isolation::Unavailable(reason) = isolation {
@@ -290,7 +325,12 @@ impl LambdaInstance {
                 &paths,
                 sandboxed,
             ))
-            .stdin(Stdio::null())
+            // The sandbox's stdin is its go signal (the function gets /dev/null).
+            .stdin(if sandboxed {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -309,37 +349,84 @@ impl LambdaInstance {
             limits::kill_group(pgid);
             return Err(init_failed(&format!("moving it into its cgroup: {error}")));
         }
-
-        let (events, receiver) = mpsc::channel(1);
-        let shared = Arc::new(Shared::new(receiver, first_invocation.into()));
-        let api_task = match (listener, relay_listener) {
-            (Some(listener), _) => tokio::spawn(api::serve(listener, shared.clone(), pgid)),
-            (None, Some(relay_listener)) => tokio::spawn(crate::relay::serve(
+        let api = match (listener, relay_listener) {
+            (Some(listener), _) => ApiEndpoint::Port(listener),
+            (None, Some(relay_listener)) => ApiEndpoint::Relay(
                 relay_listener,
-                shared.clone(),
                 Arc::new(crate::relay::Reach {
                     function: settings.function.clone(),
                     platform: platform_address(&settings.env),
                     endpoints: settings.outbound_endpoints.clone(),
                 }),
-            )),
-            (None, None) => return Err(init_failed(&"no Runtime API")),
+            ),
+            (None, None) => {
+                limits::kill_group(pgid);
+                return Err(init_failed(&"no Runtime API"));
+            }
+        };
+        Ok(Spawned(Some(SpawnedParts {
+            go: child.stdin.take(),
+            child,
+            api,
+            scratch,
+            limit,
+            pgid,
+            function_arn,
+            memory_mb: settings.memory_mb,
+            logs: settings.logs.clone(),
+        })))
+    }
+
+    /// Whether the process (or its held sandbox) has already ended.
+    pub(crate) fn has_exited(&mut self) -> bool {
+        self.0
+            .as_mut()
+            .is_none_or(|parts| !matches!(parts.child.try_wait(), Ok(None)))
+    }
+
+    /// Runs the function's command (sandboxed) and waits until it asks for its first
+    /// event. Output printed during the start is attributed to `first_invocation`.
+    pub(crate) async fn launch(
+        mut self,
+        first_invocation: &str,
+    ) -> Result<LambdaInstance, Failure> {
+        let SpawnedParts {
+            mut child,
+            go,
+            api,
+            scratch,
+            limit,
+            pgid,
+            function_arn,
+            memory_mb,
+            logs,
+        } = self
+            .0
+            .take()
+            .ok_or_else(|| Failure::InitFailed("launched twice".into()))?;
+        if let Some(mut go) = go {
+            use tokio::io::AsyncWriteExt as _;
+            // A failed write means the sandbox died; waiting for it below says how.
+            let _ = go.write_all(&[gureum_sandbox::GO]).await;
+        }
+        let (events, receiver) = mpsc::channel(1);
+        let shared = Arc::new(Shared::new(receiver, first_invocation.into()));
+        let api_task = match api {
+            ApiEndpoint::Port(listener) => tokio::spawn(api::serve(listener, shared.clone(), pgid)),
+            ApiEndpoint::Relay(listener, reach) => {
+                tokio::spawn(crate::relay::serve(listener, shared.clone(), reach))
+            }
         };
         if let Some(stdout) = child.stdout.take() {
             tokio::spawn(read_lines(
                 stdout,
                 LogStream::Stdout,
                 shared.clone(),
-                settings.logs.clone(),
+                logs.clone(),
             ));
         }
         if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(read_lines(
-                stderr,
-                LogStream::Stderr,
-                shared.clone(),
-                settings.logs.clone(),
-            ));
+            tokio::spawn(read_lines(stderr, LogStream::Stderr, shared.clone(), logs));
         }
         let (exit_sender, exited) = watch::channel(None);
         let cleanup = limit.clone();
@@ -374,12 +461,14 @@ impl LambdaInstance {
             limit,
             api_task,
             function_arn,
-            memory_mb: settings.memory_mb,
+            memory_mb,
         };
         instance.wait_ready().await?;
         Ok(instance)
     }
+}
 
+impl LambdaInstance {
     async fn wait_ready(&self) -> Result<(), Failure> {
         let mut init = self.shared.init.subscribe();
         let mut exited = self.exited.clone();
@@ -688,10 +777,19 @@ fn lambda_env(
         }
     }
     if sandboxed {
-        // Inside, the platform API is the relay's (the server's loopback is not there).
+        // Inside, the platform API is the relay's (the server's loopback is not there),
+        // also where a variable names the server's address (the AWS SDKs' endpoint).
         let platform = format!("http://{}", gureum_sandbox::network::PLATFORM_API);
-        match env.iter_mut().find(|(key, _)| key == "GUREUM_API") {
-            Some(slot) => slot.1 = platform,
+        let outside = env
+            .iter()
+            .find(|(key, _)| key == "GUREUM_API")
+            .map(|(_, value)| value.clone());
+        match &outside {
+            Some(outside) => {
+                for (_, value) in env.iter_mut().filter(|(_, value)| value == outside) {
+                    value.clone_from(&platform);
+                }
+            }
             None => env.push(("GUREUM_API".into(), platform)),
         }
     }

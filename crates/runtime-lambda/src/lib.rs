@@ -11,6 +11,7 @@ mod instance;
 mod limits;
 pub mod package;
 mod peer;
+mod prepared;
 mod relay;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +67,7 @@ pub struct LambdaRuntime {
     scratch_root: PathBuf,
     enforcement: MemoryEnforcement,
     isolation: Isolation,
+    prepared: std::sync::Arc<prepared::Prepared>,
 }
 
 impl LambdaRuntime {
@@ -92,6 +94,7 @@ impl LambdaRuntime {
             scratch_root,
             enforcement,
             isolation,
+            prepared: std::sync::Arc::new(prepared::Prepared::new(prepared::CAPACITY)),
         }
     }
 
@@ -138,17 +141,48 @@ impl LambdaRuntime {
     }
 
     /// Starts a process and waits until it is ready for its first event (a cold start).
+    /// Sandboxed, the sandbox is taken from those prepared for this version when there
+    /// is one, and a new one is prepared for the next start once this one succeeded.
     pub async fn start(
         &self,
         settings: &ProcessSettings,
         first_invocation: &str,
     ) -> Result<LambdaInstance, Failure> {
-        LambdaInstance::start(
+        let key = prepared::key(settings);
+        let spawned = match self.prepared.take(key) {
+            Some(spawned) => spawned,
+            None => self.spawn(settings).await?,
+        };
+        let instance = spawned.launch(first_invocation).await?;
+        if matches!(self.isolation, Isolation::Sandboxed(_)) && self.prepared.claim(key) {
+            let (prepared, settings) = (self.prepared.clone(), settings.clone());
+            let (enforcement, isolation, scratch_root) = (
+                self.enforcement.clone(),
+                self.isolation.clone(),
+                self.scratch_root.clone(),
+            );
+            tokio::spawn(async move {
+                let spawned =
+                    instance::Spawned::spawn(&settings, &enforcement, &isolation, &scratch_root)
+                        .await;
+                match spawned {
+                    Ok(spawned) => prepared.fill(key, spawned),
+                    Err(error) => {
+                        prepared.release(key);
+                        tracing::warn!(function = %settings.function, %error, "preparing a sandbox ahead of the next start failed");
+                    }
+                }
+            });
+        }
+        Ok(instance)
+    }
+
+    async fn spawn(&self, settings: &ProcessSettings) -> Result<instance::Spawned, Failure> {
+        instance::Spawned::spawn(
             settings,
             &self.enforcement,
             &self.isolation,
             &self.scratch_root,
-            first_invocation,
         )
         .await
     }

@@ -17,6 +17,9 @@ use crate::network::{self, Target};
 /// The hidden first argument that makes the `gureum` binary this helper.
 pub const EXEC_ARG: &str = "__sandbox-exec";
 
+/// The byte that releases a held sandbox (see [`ExecPlan::hold`]).
+pub const GO: u8 = b'g';
+
 /// What the helper does before it execs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ExecPlan {
@@ -28,6 +31,9 @@ pub(crate) struct ExecPlan {
     pub(crate) max_open_files: u64,
     /// The relay's socket and listeners (the sandbox has its own network).
     pub(crate) relay: Option<(PathBuf, Vec<(SocketAddr, Target)>)>,
+    /// Wait, with everything but the exec done, until the server writes [`GO`] to
+    /// stdin (a prepared sandbox waits for its first request this way).
+    pub(crate) hold: bool,
     /// The function's command.
     pub(crate) command: Vec<OsString>,
 }
@@ -46,6 +52,9 @@ impl ExecPlan {
             "--nofile".into(),
             self.max_open_files.to_string().into(),
         ]);
+        if self.hold {
+            args.push("--hold".into());
+        }
         if let Some((socket, listeners)) = &self.relay {
             args.extend(["--relay".into(), socket.clone().into_os_string()]);
             args.extend(
@@ -70,6 +79,7 @@ impl ExecPlan {
             max_processes: 0,
             max_open_files: 0,
             relay: None,
+            hold: false,
             command: Vec::new(),
         };
         let mut listeners = Vec::new();
@@ -87,6 +97,7 @@ impl ExecPlan {
                 Some("--gid") => gid = Some(number(rest.next())?),
                 Some("--nproc") => plan.max_processes = number(rest.next())?,
                 Some("--nofile") => plan.max_open_files = number(rest.next())?,
+                Some("--hold") => plan.hold = true,
                 Some("--relay") => {
                     let socket = rest.next().ok_or("--relay needs a socket path")?;
                     plan.relay = Some((PathBuf::from(socket), Vec::new()));
@@ -164,11 +175,39 @@ fn enter(plan: &ExecPlan) -> Result<Infallible, String> {
     if let Some((socket, listeners)) = relay {
         start_relay(socket, listeners)?;
     }
+    if plan.hold {
+        wait_for_go()?;
+    }
     let (program, args) = plan.command.split_first().ok_or("no command")?;
     let error = std::process::Command::new(program).args(args).exec();
     Err(format!(
         "running {program:?} in /var/task: {error} (is it in the code package, executable, and built for this machine?)"
     ))
+}
+
+/// Blocks until the server writes [`GO`] to stdin, then gives the function an empty
+/// stdin (`/dev/null`), as it would have had. End of file instead means the server
+/// dropped this prepared sandbox: exit quietly.
+fn wait_for_go() -> Result<(), String> {
+    let mut byte = [0u8; 1];
+    let read = loop {
+        // SAFETY: reads at most one byte into a local buffer that outlives the call.
+        let read = unsafe { libc::read(0, byte.as_mut_ptr().cast(), 1) };
+        if read < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        break read;
+    };
+    if read != 1 || byte[0] != GO {
+        std::process::exit(0);
+    }
+    let null =
+        std::fs::File::open("/dev/null").map_err(|error| format!("opening /dev/null: {error}"))?;
+    // SAFETY: dup2 onto stdin of a descriptor this process owns; `null` closes its own.
+    if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0) } < 0 {
+        return Err(last_error("replacing stdin"));
+    }
+    Ok(())
 }
 
 /// Forks the relay (`network::relay`), which dies with this process: after the exec
@@ -317,6 +356,7 @@ mod tests {
                         network::Plan::new(&[("db".into(), 5432)]).listeners,
                     )
                 }),
+                hold: user.is_some(),
                 command: vec!["python3".into(), "-m".into(), "--uid".into()],
             };
             assert_eq!(ExecPlan::parse(&plan.to_args()), Ok(plan));

@@ -27,7 +27,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-pub use exec::{EXEC_ARG, exec_main};
+pub use exec::{EXEC_ARG, GO, exec_main};
 
 /// Where the function's code is, as on Lambda (`LAMBDA_TASK_ROOT`).
 pub const TASK_ROOT: &str = "/var/task";
@@ -195,6 +195,9 @@ impl Sandbox {
 
     /// The command that starts `instance` in its sandbox. The caller adds the
     /// environment (passed through to the function as is), stdio and process group.
+    /// The sandbox is made at once but holds before the function's command: it runs
+    /// when the caller writes [`GO`] to the child's stdin (a pipe the caller makes),
+    /// and the function then reads an empty stdin. Closing stdin unused ends it.
     pub fn command(&self, instance: &Instance<'_>) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(&self.bwrap);
         command.args(self.arguments(instance));
@@ -307,6 +310,7 @@ impl Sandbox {
                         network.plan.listeners.clone(),
                     )
                 }),
+                hold: true,
                 command: instance.command.iter().map(OsString::from).collect(),
             }
             .to_args(),
