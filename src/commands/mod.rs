@@ -2,6 +2,7 @@
 
 mod backend;
 mod build;
+mod data_dir;
 mod deploy;
 mod dev;
 mod functions;

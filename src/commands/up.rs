@@ -235,14 +235,13 @@ pub const NODE_ID_FILE: &str = "node.id";
 pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     init_tracing(&args.log_format);
     let tls_mode = args.tls_mode()?;
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
-    let token_path = args.data_dir.join(TOKEN_FILE);
-    let token = admin_token(&token_path)?;
     let store_url = match &args.store {
         Some(url) => url.clone(),
         None => format!("sqlite://{}", args.data_dir.join("gureum.db").display()),
     };
+    super::data_dir::prepare_data_dir(&args.data_dir, &store_url)?;
+    let token_path = args.data_dir.join(TOKEN_FILE);
+    let token = admin_token(&token_path)?;
     let store = gureum_store::Store::open(&store_url)
         .await
         .with_context(|| format!("opening the store {}", redact(&store_url)))?;
@@ -615,11 +614,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
 fn node_id(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join(NODE_ID_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        Ok(id) if !id.trim().is_empty() => {
+            super::data_dir::make_private(&path, 0o600)?;
+            Ok(id.trim().to_string())
+        }
         _ => {
             let id = uuid::Uuid::now_v7().simple().to_string();
-            std::fs::write(&path, format!("{id}\n"))
-                .with_context(|| format!("writing {}", path.display()))?;
+            write_private(&path, &id).with_context(|| format!("writing {}", path.display()))?;
             Ok(id)
         }
     }
@@ -693,6 +694,8 @@ fn admin_token(path: &Path) -> anyhow::Result<String> {
     if let Ok(token) = std::fs::read_to_string(path) {
         let token = token.trim().to_string();
         if !token.is_empty() {
+            // Its mode is checked at every start, not only when it is made.
+            super::data_dir::make_private(path, 0o600)?;
             return Ok(token);
         }
     }

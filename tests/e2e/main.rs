@@ -17,6 +17,7 @@ mod queue;
 mod restart;
 mod sandbox;
 mod sdk;
+mod security;
 mod static_site;
 mod templates;
 mod tls;

@@ -18,14 +18,14 @@ use crate::lambda::{Guest, deploy_lambda};
 use crate::{Server, deploy, http, shared};
 
 /// Collects the testbed's reports: (arrival time, report JSON).
-struct Recorder {
+pub(crate) struct Recorder {
     url: String,
     reports: Arc<Mutex<Vec<(Instant, Value)>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Recorder {
-    async fn start() -> Recorder {
+    pub(crate) async fn start() -> Recorder {
         let reports: Arc<Mutex<Vec<(Instant, Value)>>> = Arc::default();
         let sink = reports.clone();
         let app = axum::Router::new().route(
@@ -47,12 +47,12 @@ impl Recorder {
         Recorder { url, reports, task }
     }
 
-    fn reports(&self) -> Vec<(Instant, Value)> {
+    pub(crate) fn reports(&self) -> Vec<(Instant, Value)> {
         self.reports.lock().unwrap().clone()
     }
 
     /// The reports about `function`'s invocations (by the id prefix-free field match).
-    fn of(&self, key: &str, value: &str) -> Vec<(Instant, Value)> {
+    pub(crate) fn of(&self, key: &str, value: &str) -> Vec<(Instant, Value)> {
         self.reports()
             .into_iter()
             .filter(|(_, report)| report[key] == value)
@@ -60,7 +60,7 @@ impl Recorder {
     }
 
     /// Waits until `done` holds for the reports, failing after `limit`.
-    async fn wait_until(
+    pub(crate) async fn wait_until(
         &self,
         limit: Duration,
         what: &str,
@@ -81,7 +81,7 @@ impl Recorder {
     }
 
     /// The manifest lines that make a testbed report here.
-    fn env(&self) -> String {
+    pub(crate) fn env(&self) -> String {
         format!(
             "allowed_outbound_hosts = [\"http://127.0.0.1:*\"]\n[env]\nJOB_REPORT = \"{}\"\n",
             self.url
@@ -96,7 +96,12 @@ impl Drop for Recorder {
 }
 
 /// POSTs an asynchronous invocation; returns the status and the JSON answer.
-async fn enqueue(server: &Server, path: &str, body: &str, extra: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) async fn enqueue(
+    server: &Server,
+    path: &str,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> (u16, Value) {
     let mut request = http()
         .post(format!("{}{path}", server.public_url))
         .header("x-gureum-invocation-type", "event")

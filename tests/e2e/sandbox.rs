@@ -196,7 +196,7 @@ impl Drop for ProbeServer {
     }
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()
@@ -418,7 +418,7 @@ async fn allowed_hosts_and_the_platform_api_are_reachable_from_the_sandbox() {
 }
 
 /// Creates [`UNPRIVILEGED_USER`] when missing (the caller is root).
-fn ensure_unprivileged_user() {
+pub(crate) fn ensure_unprivileged_user() {
     let exists = std::process::Command::new("id")
         .arg(UNPRIVILEGED_USER)
         .output()
@@ -441,7 +441,7 @@ fn ensure_unprivileged_user() {
 }
 
 /// The system user the unprivileged test runs gureum as (created when missing).
-const UNPRIVILEGED_USER: &str = "gureum-e2e";
+pub(crate) const UNPRIVILEGED_USER: &str = "gureum-e2e";
 
 #[tokio::test]
 async fn an_unprivileged_server_on_postgresql_sandboxes_the_same_way() {

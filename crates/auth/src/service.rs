@@ -19,7 +19,7 @@ use axum::{Extension, Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use gureum_store::{Rotation, Store, StoreError, UserRow};
-use http::header::{AUTHORIZATION, RETRY_AFTER};
+use http::header::RETRY_AFTER;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use serde_json::{Value, json};
 
@@ -173,14 +173,7 @@ impl AuthService {
     /// (for EventSource and links), else anonymous. A token that is present but not
     /// valid is an error, never silently anonymous.
     pub fn caller(&self, headers: &HeaderMap, uri: &Uri) -> Result<Caller, CallerError> {
-        let header = headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(|v| v.trim().to_string());
+        let header = crate::bearer_token(headers).map(str::to_string);
         let token = header.or_else(|| {
             uri.query().and_then(|q| {
                 form_urlencoded::parse(q.as_bytes())
@@ -315,10 +308,24 @@ fn write_key_file(path: &Path, der: &[u8]) -> Result<(), ServiceError> {
         pem.push('\n');
     }
     pem.push_str("-----END PRIVATE KEY-----\n");
+    let failed = |e: std::io::Error| ServiceError::Key(format!("writing {}: {e}", path.display()));
     if std::fs::read_to_string(path).is_ok_and(|existing| existing == pem) {
+        // Unchanged, but its mode is made private at every start.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)
+                .map_err(failed)?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(failed)?;
+                tracing::warn!(path = %path.display(), "the signing key was readable by other users (mode {:o}); made it 600", mode & 0o777);
+            }
+        }
         return Ok(());
     }
-    let failed = |e: std::io::Error| ServiceError::Key(format!("writing {}: {e}", path.display()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

@@ -214,6 +214,8 @@ async fn route_public(
         services,
         acme,
     } = plane;
+    let mut request = request;
+    strip_platform_headers(request.headers_mut());
     let path = request.uri().path();
     if let Some(challenges) = acme
         && let Some(token) = path.strip_prefix(gureum_tls::CHALLENGE_PATH)
@@ -389,8 +391,8 @@ where
         parts.uri = strip_prefix(&parts.uri, prefix, &parts.headers);
     }
     // `/.gureum/…` is how the platform itself calls a function (WebSocket events); a
-    // caller from outside must not be able to forge those.
-    if parts.uri.path().contains(PLATFORM_PATH) {
+    // caller from outside must not be able to forge those, however it spells the path.
+    if is_platform_path(parts.uri.path()) {
         return error_response(
             StatusCode::NOT_FOUND,
             "route_not_found",
@@ -421,6 +423,7 @@ where
             VersionSelector::Live => None,
             VersionSelector::Pinned(version) => Some(version),
         };
+        scope_idempotency_key(&mut parts.headers, services.is_none(), client);
         return enqueue(queue, function, version, parts, body, &exceeded, settings).await;
     }
     let request = Request::from_parts(parts, body);
@@ -448,6 +451,94 @@ where
         HeaderValue::from_static(if answer.cold_start { "1" } else { "0" }),
     );
     response
+}
+
+/// Removes the headers only the platform sets (every `x-gureum-*` but
+/// `x-gureum-invocation-type`, which asks for the queue) from a request from outside,
+/// before anything routes it: a caller cannot pose as a cron tick, a retry, a
+/// destination record, a WebSocket event or a verified user.
+pub fn strip_platform_headers(headers: &mut http::HeaderMap) {
+    let forged: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            name.as_str().starts_with("x-gureum-") && name.as_str() != "x-gureum-invocation-type"
+        })
+        .cloned()
+        .collect();
+    for name in forged {
+        headers.remove(name);
+    }
+}
+
+/// Whether `path` reaches the platform's own `/.gureum/` paths in any spelling: any
+/// case, percent-encoded (also twice), with encoded slashes.
+fn is_platform_path(path: &str) -> bool {
+    let mut decoded = path.to_ascii_lowercase();
+    for _ in 0..3 {
+        if decoded.contains(PLATFORM_PATH) || decoded.ends_with("/.gureum") {
+            return true;
+        }
+        let next = percent_encoding::percent_decode_str(&decoded)
+            .decode_utf8_lossy()
+            .to_ascii_lowercase();
+        if next == decoded {
+            return false;
+        }
+        decoded = next;
+    }
+    decoded.contains(PLATFORM_PATH) || decoded.ends_with("/.gureum")
+}
+
+/// Makes an `idempotency-key` the caller's own (as Stripe's keys are per account): the
+/// stored key is a hash of who sent it and the key, so nobody can use up, or learn the
+/// invocation of, another caller's key. Who: the admin (control API), a verified user
+/// (the claims `authorize_function` set), else the client's address (IPv6 by its /64).
+fn scope_idempotency_key(
+    headers: &mut http::HeaderMap,
+    admin: bool,
+    client: Option<std::net::IpAddr>,
+) {
+    let Some(key) = headers.get("idempotency-key").cloned() else {
+        return;
+    };
+    let user = headers
+        .get(gureum_model::AUTH_CLAIMS_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+        .and_then(|claims| claims["sub"].as_str().map(str::to_string));
+    let scope = match (admin, user, client) {
+        (true, _, _) => "admin".to_string(),
+        (false, Some(sub), _) => format!("user:{sub}"),
+        (false, None, Some(ip)) => format!("address:{}", address_scope(ip)),
+        (false, None, None) => "anonymous".to_string(),
+    };
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(scope.as_bytes());
+    hasher.update([0]);
+    hasher.update(key.as_bytes());
+    let scoped = hex::encode(hasher.finalize());
+    if let Ok(value) = HeaderValue::from_str(&scoped) {
+        headers.insert("idempotency-key", value);
+    }
+}
+
+/// One client for per-address limits: an IPv4 address (also when IPv4-mapped), or the
+/// /64 network of an IPv6 one (what one host is usually given).
+fn address_scope(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let segments = v6.segments();
+                format!(
+                    "{:x}:{:x}:{:x}:{:x}::/64",
+                    segments[0], segments[1], segments[2], segments[3]
+                )
+            }
+        },
+    }
 }
 
 /// Whether the caller asked for an asynchronous invocation.
@@ -684,6 +775,54 @@ fn build_uri(path_and_query: &str, original: &Uri, headers: &http::HeaderMap) ->
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_platform_path_is_found_in_every_spelling() {
+        for path in [
+            "/.gureum/websocket",
+            "/x/.GUREUM/websocket",
+            "/%2Egureum/websocket",
+            "/%2egureum/websocket",
+            "/%252Egureum/websocket",
+            "/.gureum%2Fwebsocket",
+            "/x/..%2F.gureum/websocket",
+            "/.gureum",
+        ] {
+            assert!(super::is_platform_path(path), "{path}");
+        }
+        for path in [
+            "/gureum/websocket",
+            "/x.gureum/y",
+            "/.gureumx/y",
+            "/websocket",
+        ] {
+            assert!(!super::is_platform_path(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn platform_headers_from_outside_are_dropped_but_the_queue_request_kept() {
+        let mut headers = http::HeaderMap::new();
+        for name in [
+            "x-gureum-trigger",
+            "x-gureum-auth-claims",
+            "X-Gureum-Schedule",
+            "x-gureum-invocation-type",
+            "x-request-id",
+        ] {
+            headers.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_static("v"),
+            );
+        }
+        super::strip_platform_headers(&mut headers);
+        let mut left: Vec<_> = headers
+            .keys()
+            .map(|name| name.as_str().to_string())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["x-gureum-invocation-type", "x-request-id"]);
+    }
     use super::*;
 
     #[test]

@@ -166,6 +166,65 @@ pub struct InvokerParts {
 }
 
 /// A request extension: the event a lambda function receives as is, instead of the
+/// The URI of a request the platform makes for a function (WebSocket and queued
+/// events): `http://HOST/PATH` with the client's `Host` when it is a plain authority
+/// (no user info, nothing but host and port), else `localhost`, so that no header can
+/// change the path the function sees or fail the request.
+pub fn platform_uri(host: Option<&str>, path_and_query: &str) -> http::Uri {
+    let host = host
+        .filter(|host| !host.contains('@'))
+        .filter(|host| host.parse::<http::uri::Authority>().is_ok())
+        .unwrap_or("localhost");
+    let slash = if path_and_query.starts_with('/') {
+        ""
+    } else {
+        "/"
+    };
+    let path_and_query = format!("{slash}{path_and_query}");
+    format!("http://{host}{path_and_query}")
+        .parse()
+        .or_else(|_| format!("http://localhost{path_and_query}").parse())
+        .unwrap_or_else(|_| http::Uri::from_static("http://localhost/"))
+}
+
+#[cfg(test)]
+mod platform_uri_tests {
+    use super::platform_uri;
+
+    #[test]
+    fn a_host_header_can_neither_change_the_path_nor_fail_the_request() {
+        let uri = |host| platform_uri(host, "/.gureum/websocket?x=1").to_string();
+        assert_eq!(
+            uri(Some("example.org:8080")),
+            "http://example.org:8080/.gureum/websocket?x=1"
+        );
+        assert_eq!(
+            uri(Some("[::1]:80")),
+            "http://[::1]:80/.gureum/websocket?x=1"
+        );
+        for hostile in [
+            "a b",
+            "x/p?",
+            "x#y",
+            "user@evil",
+            "",
+            "x\\y",
+            "ex ample.org/..%2f",
+        ] {
+            assert_eq!(
+                uri(Some(hostile)),
+                "http://localhost/.gureum/websocket?x=1",
+                "{hostile:?}"
+            );
+        }
+        assert_eq!(uri(None), "http://localhost/.gureum/websocket?x=1");
+        assert_eq!(
+            platform_uri(None, "job").to_string(),
+            "http://localhost/job"
+        );
+    }
+}
+
 /// API Gateway HTTP event built from the request (WebSocket, cron and queue events).
 /// Wasm functions get the request itself, whose body carries the same JSON.
 #[derive(Debug, Clone)]

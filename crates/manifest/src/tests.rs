@@ -209,6 +209,27 @@ fn each_rule_reports_its_field_and_what_is_valid() {
             "reserved",
         ),
         (with_base("routes = [\"/fn\"]"), "routes[0]", "reserved"),
+        (with_base("routes = [\"/kv/x\"]"), "routes[0]", "reserved"),
+        (
+            with_base("routes = [\"/ok\", \"/@connections/*\"]"),
+            "routes[1]",
+            "reserved",
+        ),
+        (
+            with_base("routes = [\"/channels/x\"]"),
+            "routes[0]",
+            "reserved",
+        ),
+        (
+            with_base("routes = [\"/.gureum/x\"]"),
+            "routes[0]",
+            "reserved",
+        ),
+        (
+            with_base("routes = [\"/.well-known/acme-challenge/*\"]"),
+            "routes[0]",
+            "reserved",
+        ),
         (with_base("routes = [\"/ws\"]"), "routes[0]", "reserved"),
         (
             with_base("routes = \"/hello\""),

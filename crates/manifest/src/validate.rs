@@ -65,7 +65,20 @@ const CODE_KEYS: &[&str] = &[
 const MAX_IDLE_TTL_S: u64 = 86_400;
 const DEFAULT_COMMAND: &str = "./bootstrap";
 const NAME_RULE: &str = "1 to 63 characters of a-z, 0-9 and '-', not starting or ending with '-'";
-const RESERVED_PREFIXES: &[&str] = &["/fn/", "/ws/", "/auth/", "/data/", "/api/"];
+/// Every prefix the gateway serves itself before a function route could match (the
+/// services, the WebSocket management API, ACME challenges, the platform's own events).
+const RESERVED_PREFIXES: &[&str] = &[
+    "/fn/",
+    "/ws/",
+    "/auth/",
+    "/data/",
+    "/api/",
+    "/kv/",
+    "/@connections/",
+    "/channels/",
+    "/.gureum/",
+    "/.well-known/acme-challenge/",
+];
 const RESERVED_PATHS: &[&str] = &["/healthz", "/fn", "/ws"];
 const RESERVED_ENV_PREFIXES: &[&str] = &["GUREUM_", "AWS_LAMBDA_"];
 // Lambda refuses these too, and the lambda runtime sets them for the process.
@@ -500,7 +513,7 @@ impl Checker {
                 if let Err(error) = gureum_rules::Rule::compile(expression) {
                     self.problem(
                         "auth",
-                        format!("the CEL expression does not compile: {error} (it can use `auth`, e.g. auth.email.endsWith(\"@example.org\"))"),
+                        format!("the CEL expression does not compile: {error} (it can use `auth`, e.g. auth.uid in [\"0193…\"] or auth.role == \"editor\")"),
                     );
                 }
                 AuthPolicy::Expression(expression.to_string())

@@ -12,13 +12,6 @@ use serde_json::{Value, json};
 
 use crate::AsyncRequest;
 
-/// Headers the queue sets itself on every attempt (a stored copy is dropped).
-pub(crate) const PLATFORM_HEADERS: &[&str] = &[
-    "x-gureum-invocation-id",
-    "x-gureum-attempt",
-    "x-gureum-trigger",
-    "x-gureum-invocation-type",
-];
 /// Longest retry delay, whatever the attempt.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(15 * 60);
 /// Most bytes of a response kept for a destination record or an attempt error.
@@ -80,7 +73,9 @@ pub(crate) fn queued_from_request(request: &AsyncRequest) -> QueuedEvent {
     let headers: Vec<(String, String)> = request
         .headers
         .iter()
-        .filter(|(name, _)| !PLATFORM_HEADERS.contains(&name.as_str()))
+        // Every `x-gureum-*` header is the platform's to set on each attempt (the
+        // gateway already drops those a caller sent).
+        .filter(|(name, _)| !name.to_ascii_lowercase().starts_with("x-gureum-"))
         .cloned()
         .collect();
     QueuedEvent {

@@ -300,13 +300,11 @@ fn build_request(event: &QueuedEvent, runtime: Runtime) -> http::Request<Full<By
     let stored = events::headers_from_json(&event.headers);
     // wasi:http needs an authority: the original request's host, else localhost (cron
     // ticks and destination records have none).
-    let authority = stored
+    let host = stored
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case("host"))
-        .map_or("localhost", |(_, value)| value.as_str());
-    *request.uri_mut() = format!("http://{authority}{}", event.path)
-        .parse()
-        .unwrap_or_else(|_| http::Uri::from_static("http://localhost/"));
+        .map(|(_, value)| value.as_str());
+    *request.uri_mut() = gureum_invoke::platform_uri(host, &event.path);
     let headers = request.headers_mut();
     for (name, value) in stored {
         if let (Ok(name), Ok(value)) = (

@@ -84,7 +84,9 @@ impl Hub {
         }
         let on_upgrade = hyper::upgrade::on(&mut request);
         let (parts, _) = request.into_parts();
+        // The event's `domainName`: the client's Host when it is a valid authority.
         let domain = header(&parts.headers, http::header::HOST.as_str())
+            .filter(|host| !host.contains('@') && host.parse::<http::uri::Authority>().is_ok())
             .unwrap_or_default()
             .to_string();
         let (queue, outbox) = mpsc::channel(self.settings.send_queue.max(1));
@@ -410,17 +412,13 @@ impl Hub {
         event: &serde_json::Value,
     ) -> Result<(StatusCode, http::HeaderMap, Bytes), InvokeError> {
         let body = Bytes::from(serde_json::to_vec(event).unwrap_or_default());
-        let authority = if domain.is_empty() {
-            "localhost"
-        } else {
-            domain
-        };
-        let mut request = Request::post(format!("http://{authority}/.gureum/websocket"))
+        let uri = gureum_invoke::platform_uri(Some(domain), "/.gureum/websocket");
+        let mut request = Request::post(uri)
             .header(CONTENT_TYPE, "application/json")
             .header("x-gureum-route-key", route_key)
             .header("x-gureum-connection-id", conn.id.as_str())
             .body(Full::new(body.clone()))
-            .expect("a valid request");
+            .map_err(|error| InvokeError::Unavailable(format!("building the event: {error}")))?;
         request.extensions_mut().insert(RawEvent(body));
         let client = conn.source_ip.parse().ok();
         let answer = self

@@ -242,8 +242,8 @@ enum Route {
 /// token as access key id (`AWS4-HMAC-SHA256 Credential=TOKEN/date/region/…`).
 fn caller(hub: &Hub, headers: &http::HeaderMap) -> Option<String> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
-    let token = if let Some(token) = value.strip_prefix("Bearer ") {
-        token.trim()
+    let token = if let Some(token) = gureum_auth::bearer_token(headers) {
+        token
     } else if let Some(rest) = value.strip_prefix("AWS4-HMAC-SHA256") {
         let credential = rest
             .split(',')

@@ -233,6 +233,15 @@ async fn websocket(mut request: Request<Body>) -> Result<Response<Body>, Error> 
     let route = event["requestContext"]["routeKey"].as_str().unwrap_or("");
     match route {
         "$connect" => {
+            // `?claims=1`: refuse, showing the claims header the event carried (a test
+            // that clients cannot forge it).
+            if event["queryStringParameters"]["claims"] == "1" {
+                let claims = event["headers"]["x-gureum-auth-claims"]
+                    .as_str()
+                    .unwrap_or("absent")
+                    .to_owned();
+                return text(StatusCode::FORBIDDEN, format!("claims: {claims}"));
+            }
             let reject = event["queryStringParameters"]["reject"]
                 .as_str()
                 .and_then(|code| code.parse::<u16>().ok())
