@@ -37,7 +37,11 @@ fn session(body: Value) -> User {
     }
 }
 
-async fn password_grant(server: &Server, email: &str, password: &str) -> reqwest::Response {
+pub(crate) async fn password_grant(
+    server: &Server,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
     http()
         .post(format!(
             "{}/auth/v1/token?grant_type=password",
@@ -49,7 +53,7 @@ async fn password_grant(server: &Server, email: &str, password: &str) -> reqwest
         .unwrap()
 }
 
-async fn refresh_grant(server: &Server, token: &str) -> reqwest::Response {
+pub(crate) async fn refresh_grant(server: &Server, token: &str) -> reqwest::Response {
     http()
         .post(format!(
             "{}/auth/v1/token?grant_type=refresh_token",
@@ -61,7 +65,7 @@ async fn refresh_grant(server: &Server, token: &str) -> reqwest::Response {
         .unwrap()
 }
 
-async fn error_code(response: reqwest::Response) -> String {
+pub(crate) async fn error_code(response: reqwest::Response) -> String {
     let body: Value = response.json().await.unwrap();
     body["error"]["code"].as_str().unwrap_or("").to_string()
 }

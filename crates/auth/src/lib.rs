@@ -5,6 +5,7 @@
 
 pub mod caller;
 pub mod error;
+mod hashing;
 pub mod jwt;
 pub mod password;
 pub mod ratelimit;

@@ -134,6 +134,52 @@ impl LoginLimiter {
         Ok(())
     }
 
+    /// Counts an attempt for `key` as it starts, under one lock with the check, so that
+    /// N concurrent attempts let exactly the limit through: `Err(RetryAfter)` when the
+    /// key has used up its window, else the attempt counts as a failure until
+    /// [`LoginLimiter::release`] gives it back (it succeeded, or was never tried).
+    pub fn reserve(&self, key: &str, now: Instant) -> Result<(), RetryAfter> {
+        let rule = self.rule(key);
+        let mut entries = self.lock();
+        if let Some(entry) = entries.get_mut(key) {
+            let elapsed = now.saturating_duration_since(entry.window_start);
+            if elapsed >= rule.window {
+                *entry = Entry {
+                    window_start: now,
+                    failures: 1,
+                };
+                return Ok(());
+            }
+            if entry.failures >= rule.max_failures {
+                return Err(RetryAfter(rule.window - elapsed));
+            }
+            entry.failures = entry.failures.saturating_add(1);
+            return Ok(());
+        }
+        if entries.len() >= self.config.max_keys {
+            self.evict(&mut entries, now);
+        }
+        entries.insert(
+            key.to_owned(),
+            Entry {
+                window_start: now,
+                failures: 1,
+            },
+        );
+        Ok(())
+    }
+
+    /// Gives back one attempt [`LoginLimiter::reserve`] counted.
+    pub fn release(&self, key: &str) {
+        let mut entries = self.lock();
+        if let Some(entry) = entries.get_mut(key) {
+            entry.failures = entry.failures.saturating_sub(1);
+            if entry.failures == 0 {
+                entries.remove(key);
+            }
+        }
+    }
+
     /// Counts a failed sign-in for `key` at `now` (opening a new window if it has none).
     pub fn record_failure(&self, key: &str, now: Instant) {
         let rule = self.rule(key);
@@ -241,6 +287,29 @@ mod tests {
         // A fresh window after that.
         limiter.record_failure(&key, t0 + 15 * MIN);
         assert_eq!(limiter.check(&key, t0 + 15 * MIN), Ok(()));
+    }
+
+    #[test]
+    fn concurrent_reservations_let_exactly_the_limit_through() {
+        let limiter = std::sync::Arc::new(LoginLimiter::default());
+        let key = account_key("carol@example.com");
+        let t0 = Instant::now();
+        let granted: usize = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..32)
+                .map(|_| scope.spawn(|| limiter.reserve(&key, t0).is_ok()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| usize::from(h.join().unwrap()))
+                .sum()
+        });
+        assert_eq!(granted, 5);
+        // A released attempt (it succeeded) gives its place back.
+        limiter.release(&key);
+        assert_eq!(limiter.reserve(&key, t0), Ok(()));
+        assert!(limiter.reserve(&key, t0).is_err());
+        // A new window after the old one.
+        assert_eq!(limiter.reserve(&key, t0 + 15 * MIN), Ok(()));
     }
 
     #[test]

@@ -86,6 +86,8 @@ pub struct AuthService {
     store: Store,
     key: SigningKey,
     limiter: LoginLimiter,
+    /// Where password hashes run (argon2id takes 19 MiB and a core each).
+    hashing: crate::hashing::HashingPool,
     admin_token: String,
     function_tokens: FunctionTokenCheck,
 }
@@ -153,6 +155,9 @@ impl AuthService {
             store,
             key,
             limiter: LoginLimiter::default(),
+            hashing: crate::hashing::HashingPool::new(
+                2 * std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            ),
             admin_token,
             function_tokens,
         }))
@@ -195,6 +200,12 @@ impl AuthService {
                 });
         }
         self.verify_user(&token).map(Caller::User)
+    }
+
+    /// A place to run one password hash, waiting at most 2 s for one (the pool is
+    /// bounded so that a burst of sign-ins cannot take the server's memory).
+    async fn hashing_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.hashing.place(std::time::Duration::from_secs(2)).await
     }
 
     /// A user's identity from an access token.
@@ -371,11 +382,6 @@ async fn signup(
         .and_then(|c| c.0.0)
         .map(|ip| address_key(format!("signup:{ip}")));
     let now = Instant::now();
-    if let Some(key) = &address
-        && let Err(retry) = service.limiter.check(key, now)
-    {
-        return rate_limited(retry);
-    }
     let (email, secret) = match credentials(&body) {
         Ok(c) => c,
         Err(response) => return *response,
@@ -387,10 +393,26 @@ async fn signup(
     if let Err(e) = password::check_strength(&secret, &email) {
         return error(StatusCode::BAD_REQUEST, "weak_password", &e.to_string());
     }
-    let hash = match tokio::task::spawn_blocking(move || password::hash_password(&secret)).await {
-        Ok(Ok(hash)) => hash,
-        Ok(Err(e)) => return internal(e),
-        Err(e) => return internal(e),
+    // Counted before the hash runs, so a burst cannot pass the check all at once.
+    if let Some(key) = &address
+        && let Err(retry) = service.limiter.reserve(key, now)
+    {
+        return rate_limited(retry);
+    }
+    let Some(permit) = service.hashing_permit().await else {
+        if let Some(key) = &address {
+            service.limiter.release(key);
+        }
+        return busy();
+    };
+    let hash = match service
+        .hashing
+        .run(permit, move || password::hash_password(&secret))
+        .await
+    {
+        Some(Ok(hash)) => hash,
+        Some(Err(e)) => return internal(e),
+        None => return internal("the password hashing thread is gone"),
     };
     let user = UserRow {
         id: uuid::Uuid::now_v7().simple().to_string(),
@@ -400,9 +422,6 @@ async fn signup(
         disabled: false,
         last_sign_in_ms: None,
     };
-    if let Some(key) = &address {
-        service.limiter.record_failure(key, now);
-    }
     match service.store.create_user(&user).await {
         Ok(true) => {}
         Ok(false) => {
@@ -453,6 +472,20 @@ async fn token(
     }
 }
 
+/// Every password-hashing place is taken and stayed so for a while: the server is
+/// overloaded; the attempt was not tried (and not counted).
+fn busy() -> Response {
+    let mut response = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "too many sign-ins are being checked right now; try again in a second",
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
 fn rate_limited(retry: crate::RetryAfter) -> Response {
     let mut response = error(
         StatusCode::TOO_MANY_REQUESTS,
@@ -477,31 +510,49 @@ async fn password_grant(service: &AuthService, client: Option<IpAddr>, body: &By
     let account = account_key(&email);
     let address = client.map(address_key);
     let now = Instant::now();
-    for key in std::iter::once(&account).chain(address.as_ref()) {
-        if let Err(retry) = service.limiter.check(key, now) {
-            return rate_limited(retry);
-        }
+    // Each attempt is counted as it starts (as a failure until it succeeds), so a burst
+    // of concurrent attempts gets exactly the limit through.
+    if let Err(retry) = service.limiter.reserve(&account, now) {
+        return rate_limited(retry);
     }
+    if let Some(key) = &address
+        && let Err(retry) = service.limiter.reserve(key, now)
+    {
+        service.limiter.release(&account);
+        return rate_limited(retry);
+    }
+    let give_back = || {
+        service.limiter.release(&account);
+        if let Some(key) = &address {
+            service.limiter.release(key);
+        }
+    };
     let user = match service.store.user_by_email(&email).await {
         Ok(user) => user,
-        Err(e) => return internal(e),
+        Err(e) => {
+            give_back();
+            return internal(e);
+        }
+    };
+    let Some(permit) = service.hashing_permit().await else {
+        give_back();
+        return busy();
     };
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-    let verified = tokio::task::spawn_blocking(move || match stored_hash {
-        Some(hash) => password::verify_password(&secret, &hash),
-        None => {
-            // Same work whether or not the account exists.
-            password::verify_dummy(&secret);
-            false
-        }
-    })
-    .await
-    .unwrap_or(false);
+    let verified = service
+        .hashing
+        .run(permit, move || match stored_hash {
+            Some(hash) => password::verify_password(&secret, &hash),
+            None => {
+                // Same work whether or not the account exists.
+                password::verify_dummy(&secret);
+                false
+            }
+        })
+        .await
+        .unwrap_or(false);
     let Some(user) = user.filter(|_| verified) else {
-        service.limiter.record_failure(&account, now);
-        if let Some(address) = &address {
-            service.limiter.record_failure(address, now);
-        }
+        // The reservations stay: they were failures.
         return error(
             StatusCode::BAD_REQUEST,
             "invalid_credentials",
@@ -509,6 +560,9 @@ async fn password_grant(service: &AuthService, client: Option<IpAddr>, body: &By
         );
     };
     service.limiter.record_success(&account);
+    if let Some(key) = &address {
+        service.limiter.release(key);
+    }
     if user.disabled {
         return error(
             StatusCode::FORBIDDEN,

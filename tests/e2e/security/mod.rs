@@ -6,6 +6,7 @@ mod bearer;
 mod data_dir;
 mod host_header;
 mod idempotency;
+mod login_limits;
 mod platform_headers;
 mod reserved_routes;
 
