@@ -51,6 +51,15 @@ pub struct UpArgs {
     /// harness, stop the server by exiting).
     #[arg(long, hide = true)]
     exit_on_stdin_close: bool,
+    /// How long a rotated refresh token presented again gets the same successor (two
+    /// tabs refreshing at once) instead of signing the account out everywhere.
+    #[arg(
+        long,
+        env = "GUREUM_REFRESH_REUSE_INTERVAL",
+        default_value = "10s",
+        hide = true
+    )]
+    refresh_reuse_interval: humantime::Duration,
     /// Server log format: text or json (filter with RUST_LOG).
     #[arg(long, env = "GUREUM_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -359,6 +368,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         &args.data_dir,
         token.clone(),
         Box::new(move |presented| function_tokens.verify(presented)),
+        *args.refresh_reuse_interval,
     )
     .await
     .context("opening the auth service")?;

@@ -15,7 +15,7 @@ use crate::lambda::{Guest, lambda_dir};
 pub(crate) struct User {
     pub(crate) id: String,
     pub(crate) access: String,
-    refresh: String,
+    pub(crate) refresh: String,
 }
 
 pub(crate) async fn signup(server: &Server, email: &str) -> User {
@@ -94,7 +94,13 @@ fn installation_key(server: &Server) -> gureum_auth::SigningKey {
 async fn auth_signs_up_signs_in_rotates_and_revokes() {
     let log_dir = tempfile::tempdir().unwrap();
     let log = log_dir.path().join("server.log");
-    let server = Server::start_logged(&log);
+    // Without the reuse window (tested in security::refresh_race): a token presented
+    // again is reuse at once.
+    let server = Server::start_in_logged(
+        &log_dir.path().join("data"),
+        &["--no-examples", "--refresh-reuse-interval", "0s"],
+        &log,
+    );
     let email = "Alice@Example.org";
     let alice = signup(&server, email).await;
 

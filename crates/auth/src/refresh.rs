@@ -23,6 +23,20 @@ pub fn new_refresh_token() -> (String, String) {
     (token, hash)
 }
 
+/// The token that replaces `token` when it is rotated, and its hash: derived from it
+/// with the installation's `key` (HMAC-SHA256), so that two requests rotating the same
+/// token at once (two tabs) are given the same successor, while nobody without the key
+/// can tell a successor from a random token.
+pub fn successor_token(key: &[u8], token: &str) -> (String, String) {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(token.as_bytes());
+    let bytes = mac.finalize().into_bytes();
+    let successor = format!("{REFRESH_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let hash = hash_refresh_token(&successor);
+    (successor, hash)
+}
+
 /// The lowercase hex SHA-256 of the whole token (prefix included): the value the store
 /// keeps and looks tokens up by.
 pub fn hash_refresh_token(token: &str) -> String {

@@ -31,6 +31,8 @@ use crate::{TokenError, password};
 
 /// Setting holding the installation's JWT signing key (base64 PKCS#8).
 pub const SIGNING_KEY_SETTING: &str = "jwt_signing_key";
+/// Setting holding the key refresh tokens' successors are derived with.
+pub const SUCCESSOR_KEY_SETTING: &str = "refresh_successor_key";
 /// How long a refresh token lives (30 days, renewed by each use).
 pub const REFRESH_TOKEN_TTL_MS: i64 = 30 * 24 * 3_600_000;
 
@@ -85,6 +87,10 @@ pub enum ServiceError {
 pub struct AuthService {
     store: Store,
     key: SigningKey,
+    /// Derives a refresh token's successor from it (`refresh::successor_token`).
+    successor_key: Vec<u8>,
+    /// See [`AuthService::open`].
+    refresh_reuse_ms: i64,
     limiter: LoginLimiter,
     /// Where password hashes run (argon2id takes 19 MiB and a core each).
     hashing: crate::hashing::HashingPool,
@@ -135,11 +141,14 @@ pub fn user_json(user: &UserRow) -> Value {
 impl AuthService {
     /// Loads (or creates, on first start) the signing key and mirrors it to
     /// `data_dir/jwt.key`.
+    /// `refresh_reuse` is how long a rotated refresh token presented again still gets
+    /// its successor (two tabs refreshing at once) rather than counting as theft.
     pub async fn open(
         store: Store,
         data_dir: &Path,
         admin_token: String,
         function_tokens: FunctionTokenCheck,
+        refresh_reuse: std::time::Duration,
     ) -> Result<Arc<AuthService>, ServiceError> {
         let (_, fresh) = SigningKey::generate();
         let stored = store
@@ -151,9 +160,20 @@ impl AuthService {
         let key = SigningKey::from_pkcs8(&der)
             .map_err(|e| ServiceError::Key(format!("setting {SIGNING_KEY_SETTING}: {e}")))?;
         write_key_file(&data_dir.join("jwt.key"), &der)?;
+        let fresh: [u8; 32] = rand::random();
+        let successor_key = STANDARD
+            .decode(
+                store
+                    .setting_or_insert(SUCCESSOR_KEY_SETTING, &STANDARD.encode(fresh))
+                    .await?
+                    .trim(),
+            )
+            .map_err(|e| ServiceError::Key(format!("setting {SUCCESSOR_KEY_SETTING}: {e}")))?;
         Ok(Arc::new(AuthService {
             store,
             key,
+            successor_key,
+            refresh_reuse_ms: i64::try_from(refresh_reuse.as_millis()).unwrap_or(i64::MAX),
             limiter: LoginLimiter::default(),
             hashing: crate::hashing::HashingPool::new(
                 2 * std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
@@ -600,7 +620,7 @@ async fn refresh_grant(service: &AuthService, body: &Bytes) -> Response {
     let Some(token) = token.filter(|t| looks_like_refresh_token(t)) else {
         return invalid_grant("send {\"refresh_token\": \"grt_…\"} from your last session");
     };
-    let (next, next_hash) = new_refresh_token();
+    let (next, next_hash) = crate::refresh::successor_token(&service.successor_key, &token);
     let now_ms = gureum_model::now_ms();
     let rotation = service
         .store
@@ -609,6 +629,7 @@ async fn refresh_grant(service: &AuthService, body: &Bytes) -> Response {
             &next_hash,
             now_ms,
             now_ms + REFRESH_TOKEN_TTL_MS,
+            service.refresh_reuse_ms,
         )
         .await;
     match rotation {

@@ -173,6 +173,7 @@ impl Store {
         new_hash: &str,
         now_ms: i64,
         expires_at_ms: i64,
+        reuse_window_ms: i64,
     ) -> Result<Rotation, StoreError> {
         let mut transaction = self.begin_write().await?;
         let row = sqlx::query(
@@ -189,17 +190,24 @@ impl Store {
         let expires: i64 = column(&row, 1)?;
         let revoked: Option<i64> = column(&row, 2)?;
         let disabled: i64 = column(&row, 3)?;
-        if revoked.is_some() {
-            revoke_all(&mut transaction, &user_id, now_ms).await?;
-            transaction.commit().await?;
-            return Ok(Rotation::Reused(user_id));
+        if let Some(revoked_at) = revoked {
+            return self
+                .presented_again(
+                    transaction,
+                    &user_id,
+                    new_hash,
+                    revoked_at,
+                    now_ms,
+                    reuse_window_ms,
+                )
+                .await;
         }
         if expires <= now_ms || disabled != 0 {
             return Ok(Rotation::Invalid);
         }
         // Conditional on still being live: two requests racing with one token (on
-        // PostgreSQL both may have read it live) cannot both rotate it; the loser is
-        // treated as reuse.
+        // PostgreSQL both may have read it live) cannot both rotate it; the loser sees
+        // the winner's rotation.
         let revoked = sqlx::query(
             "UPDATE refresh_tokens SET revoked_at_ms = $1 \
              WHERE token_hash = $2 AND revoked_at_ms IS NULL",
@@ -209,9 +217,16 @@ impl Store {
         .execute(&mut *transaction)
         .await?;
         if revoked.rows_affected() != 1 {
-            revoke_all(&mut transaction, &user_id, now_ms).await?;
-            transaction.commit().await?;
-            return Ok(Rotation::Reused(user_id));
+            return self
+                .presented_again(
+                    transaction,
+                    &user_id,
+                    new_hash,
+                    now_ms,
+                    now_ms,
+                    reuse_window_ms,
+                )
+                .await;
         }
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, user_id, created_at_ms, expires_at_ms) \
@@ -225,6 +240,42 @@ impl Store {
         .await?;
         transaction.commit().await?;
         Ok(Rotation::Rotated(user_id))
+    }
+
+    /// A revoked token presented again. Within `reuse_window_ms` of its rotation, when
+    /// its successor (`new_hash`: successors are derived from their parent, so every
+    /// presentation names the same one) is a token of the same user that is still live
+    /// or itself rotated within the window, it is a second tab refreshing at once:
+    /// `Rotated`, nothing changed. Otherwise (a logout revoked it, or too late) it is
+    /// reuse: every token of the user is revoked.
+    async fn presented_again(
+        &self,
+        mut transaction: sqlx::Transaction<'static, sqlx::Any>,
+        user_id: &str,
+        new_hash: &str,
+        revoked_at: i64,
+        now_ms: i64,
+        reuse_window_ms: i64,
+    ) -> Result<Rotation, StoreError> {
+        // A window of 0 turns the grace off.
+        if reuse_window_ms > 0 && now_ms - revoked_at <= reuse_window_ms {
+            let successor = sqlx::query(
+                "SELECT revoked_at_ms FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2",
+            )
+            .bind(new_hash)
+            .bind(user_id)
+            .fetch_optional(&mut *transaction)
+            .await?;
+            if let Some(successor) = successor {
+                let successor_revoked: Option<i64> = column(&successor, 0)?;
+                if successor_revoked.is_none_or(|at| now_ms - at <= reuse_window_ms) {
+                    return Ok(Rotation::Rotated(user_id.to_string()));
+                }
+            }
+        }
+        revoke_all(&mut transaction, user_id, now_ms).await?;
+        transaction.commit().await?;
+        Ok(Rotation::Reused(user_id.to_string()))
     }
 
     /// Revokes one refresh token of `user_id`; `false` when it was not a live token of

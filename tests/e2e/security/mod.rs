@@ -8,6 +8,7 @@ mod host_header;
 mod idempotency;
 mod login_limits;
 mod platform_headers;
+mod refresh_race;
 mod reserved_routes;
 
 use std::time::Duration;

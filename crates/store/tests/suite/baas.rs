@@ -103,7 +103,7 @@ async fn users_are_unique_and_refresh_tokens_rotate_once(ctx: Ctx) {
         .unwrap();
     assert_eq!(
         store
-            .rotate_refresh_token("h1", "h2", 20, 1_000_000)
+            .rotate_refresh_token("h1", "h2", 20, 1_000_000, 0)
             .await
             .unwrap(),
         Rotation::Rotated("u1".into())
@@ -111,21 +111,21 @@ async fn users_are_unique_and_refresh_tokens_rotate_once(ctx: Ctx) {
     // h2 is live; presenting h1 again is reuse: every token of u1 is revoked, h2 too.
     assert_eq!(
         store
-            .rotate_refresh_token("h1", "h3", 30, 1_000_000)
+            .rotate_refresh_token("h1", "h3", 30, 1_000_000, 0)
             .await
             .unwrap(),
         Rotation::Reused("u1".into())
     );
     assert_eq!(
         store
-            .rotate_refresh_token("h2", "h4", 40, 1_000_000)
+            .rotate_refresh_token("h2", "h4", 40, 1_000_000, 0)
             .await
             .unwrap(),
         Rotation::Reused("u1".into())
     );
     assert_eq!(
         store
-            .rotate_refresh_token("nope", "h5", 40, 1_000_000)
+            .rotate_refresh_token("nope", "h5", 40, 1_000_000, 0)
             .await
             .unwrap(),
         Rotation::Invalid
@@ -137,7 +137,7 @@ async fn users_are_unique_and_refresh_tokens_rotate_once(ctx: Ctx) {
         .unwrap();
     assert_eq!(
         store
-            .rotate_refresh_token("e1", "e2", 60, 1_000_000)
+            .rotate_refresh_token("e1", "e2", 60, 1_000_000, 0)
             .await
             .unwrap(),
         Rotation::Invalid
@@ -166,7 +166,7 @@ async fn users_are_unique_and_refresh_tokens_rotate_once(ctx: Ctx) {
     assert!(store.user_by_id("u3").await.unwrap().unwrap().disabled);
     assert_eq!(
         store
-            .rotate_refresh_token("d1", "d2", 95, 1_000_000)
+            .rotate_refresh_token("d1", "d2", 95, 1_000_000, 0)
             .await
             .unwrap(),
         Rotation::Reused("u3".into()),
@@ -187,7 +187,7 @@ async fn users_are_unique_and_refresh_tokens_rotate_once(ctx: Ctx) {
             second.clone()
         };
         racers.push(tokio::spawn(async move {
-            node.rotate_refresh_token("race", &format!("next{i}"), 100, 1_000_000)
+            node.rotate_refresh_token("race", "next", 100, 1_000_000, 0)
                 .await
                 .unwrap()
         }));
@@ -199,6 +199,42 @@ async fn users_are_unique_and_refresh_tokens_rotate_once(ctx: Ctx) {
         }
     }
     assert_eq!(rotated, 1, "one token, one rotation");
+    // With a reuse window, racers presenting one token (and so naming one successor)
+    // are all given it; a different successor, or the window passed, is reuse.
+    assert!(
+        store
+            .create_user(&user("u5", "tabs@example.org"))
+            .await
+            .unwrap()
+    );
+    store
+        .insert_refresh_token("tabs", "u5", 10, 1_000_000)
+        .await
+        .unwrap();
+    let mut racers = Vec::new();
+    for i in 0..8 {
+        let node = if i % 2 == 0 {
+            store.clone()
+        } else {
+            second.clone()
+        };
+        racers.push(tokio::spawn(async move {
+            node.rotate_refresh_token("tabs", "tabs-next", 200, 1_000_000, 10_000)
+                .await
+                .unwrap()
+        }));
+    }
+    for racer in racers {
+        assert_eq!(racer.await.unwrap(), Rotation::Rotated("u5".into()));
+    }
+    assert_eq!(
+        store
+            .rotate_refresh_token("tabs", "tabs-next", 20_201, 1_000_000, 10_000)
+            .await
+            .unwrap(),
+        Rotation::Reused("u5".into()),
+        "after the window"
+    );
     second.close().await;
     store.record_sign_in("u1", 123).await.unwrap();
     assert_eq!(
