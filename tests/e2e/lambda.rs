@@ -125,7 +125,17 @@ pub(crate) async fn pid(server: &Server, function: &str) -> (u64, bool) {
     let body = json(response).await;
     let stream = body["stream"].as_str().expect("a log stream name");
     let wanted = format!("AWS_LAMBDA_LOG_STREAM_NAME={stream}");
-    let host_pid = std::fs::read_dir("/proc")
+    let host_pid = processes_with(&wanted)
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .max()
+        .unwrap_or_else(|| panic!("no process of {function} has {wanted}"));
+    (host_pid, cold)
+}
+
+/// Host processes whose environment holds `variable` (exactly), with their names.
+pub(crate) fn processes_with(variable: &str) -> Vec<(u64, String)> {
+    std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u64>().ok())
@@ -133,12 +143,14 @@ pub(crate) async fn pid(server: &Server, function: &str) -> (u64, bool) {
             std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
                 environ
                     .split(|byte| *byte == 0)
-                    .any(|variable| variable == wanted.as_bytes())
+                    .any(|entry| entry == variable.as_bytes())
             })
         })
-        .max()
-        .unwrap_or_else(|| panic!("no process of {function} has {wanted}"));
-    (host_pid, cold)
+        .filter_map(|pid| {
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            Some((pid, name.trim().to_string()))
+        })
+        .collect()
 }
 
 fn process_exists(pid: u64) -> bool {

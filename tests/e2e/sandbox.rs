@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::harness::{Server, isolation_args};
-use crate::lambda::{Guest, deploy_lambda, json, pid};
+use crate::lambda::{Guest, deploy_lambda, json, pid, processes_with};
 
 /// The hostile function: the Python fixture's `hostile.handler`, with room for a fork
 /// bomb's memory (the watchdog would end it first) and a small `/tmp`. Returns what the
@@ -525,26 +525,6 @@ async fn a_relative_data_directory_works_in_the_sandbox() {
     let response = server.get("/fn/relative/status?code=200").await;
     let status = response.status();
     assert_eq!(status, 200, "{}", response.text().await.unwrap());
-}
-
-/// Host processes whose environment holds `variable` (exactly), with their names.
-fn processes_with(variable: &str) -> Vec<(u64, String)> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u64>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
-                environ
-                    .split(|byte| *byte == 0)
-                    .any(|entry| entry == variable.as_bytes())
-            })
-        })
-        .filter_map(|pid| {
-            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            Some((pid, name.trim().to_string()))
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -31,6 +31,10 @@ pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+pub use service::{
+    AuthService, CallerError, ClientAddr, FunctionTokenCheck, constant_time_eq, user_json,
+};
+
 #[cfg(test)]
 mod bearer_tests {
     #[test]
@@ -48,7 +52,3 @@ mod bearer_tests {
         }
     }
 }
-
-pub use service::{
-    AuthService, CallerError, ClientAddr, FunctionTokenCheck, constant_time_eq, user_json,
-};

@@ -156,8 +156,14 @@ impl LoginLimiter {
             entry.failures = entry.failures.saturating_add(1);
             return Ok(());
         }
+        self.open_window(&mut entries, key, now);
+        Ok(())
+    }
+
+    /// A first failure for `key`, making room among the tracked keys if needed.
+    fn open_window(&self, entries: &mut HashMap<String, Entry>, key: &str, now: Instant) {
         if entries.len() >= self.config.max_keys {
-            self.evict(&mut entries, now);
+            self.evict(entries, now);
         }
         entries.insert(
             key.to_owned(),
@@ -166,7 +172,6 @@ impl LoginLimiter {
                 failures: 1,
             },
         );
-        Ok(())
     }
 
     /// Gives back one attempt [`LoginLimiter::reserve`] counted.
@@ -195,16 +200,7 @@ impl LoginLimiter {
             }
             return;
         }
-        if entries.len() >= self.config.max_keys {
-            self.evict(&mut entries, now);
-        }
-        entries.insert(
-            key.to_owned(),
-            Entry {
-                window_start: now,
-                failures: 1,
-            },
-        );
+        self.open_window(&mut entries, key, now);
     }
 
     /// Forgets `key`'s failures. Call it with the account key after a successful sign-in;

@@ -42,7 +42,7 @@ enum Slot {
     /// Being made.
     Making,
     Held {
-        spawned: Spawned,
+        spawned: Box<Spawned>,
         made: Instant,
     },
 }
@@ -77,7 +77,7 @@ impl Prepared {
             return None;
         };
         drop(slots);
-        (!spawned.has_exited()).then_some(spawned)
+        (!spawned.has_exited()).then_some(*spawned)
     }
 
     /// Reserves `key` for a sandbox about to be made; false when one is held or being
@@ -117,7 +117,13 @@ impl Prepared {
                 // Released meanwhile; `spawned` is dropped (and killed) below.
                 return;
             }
-            slots.insert(key, Slot::Held { spawned, made });
+            slots.insert(
+                key,
+                Slot::Held {
+                    spawned: Box::new(spawned),
+                    made,
+                },
+            );
         }
         let prepared = Arc::downgrade(self);
         tokio::spawn(async move {
