@@ -44,6 +44,13 @@ pub struct UpArgs {
     /// Largest request body the gateway accepts, in bytes.
     #[arg(long, env = "GUREUM_MAX_BODY_BYTES", default_value_t = gureum_gateway::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: u64,
+    /// A proxy or load balancer in front of gureum (CIDR or address; repeatable or
+    /// comma-separated): requests from it are attributed to the client its
+    /// `X-Forwarded-For` / `Forwarded` names (rate limits, `sourceIp`, idempotency
+    /// scopes), and its `X-Forwarded-Proto` is believed. From anyone else these headers
+    /// are ignored.
+    #[arg(long, env = "GUREUM_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
+    trusted_proxy: Vec<ipnet::IpNet>,
     /// How long in-flight requests may finish after SIGTERM/SIGINT, e.g. 10s.
     #[arg(long, env = "GUREUM_SHUTDOWN_GRACE", default_value = "10s")]
     shutdown_grace: humantime::Duration,
@@ -447,6 +454,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         services: services.clone(),
         acme: tls.as_ref().and_then(gureum_tls::Tls::challenges),
     };
+    let trusted_proxies = Arc::new(args.trusted_proxy.clone());
+    if !trusted_proxies.is_empty() {
+        tracing::info!(
+            proxies = ?trusted_proxies,
+            "reading the client address from X-Forwarded-For / Forwarded of these proxies"
+        );
+    }
     let hsts = match args.hsts {
         Some(max_age) => Some(
             http::HeaderValue::from_str(&format!("max-age={}", Duration::from(max_age).as_secs()))
@@ -462,6 +476,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         gureum_gateway::ListenerOptions {
             hsts: hsts.clone(),
             redirect_to_https: None,
+            trusted_proxies: trusted_proxies.clone(),
         },
         wait_for(stop.clone()),
         grace,
@@ -475,6 +490,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             gureum_gateway::ListenerOptions {
                 hsts: None,
                 redirect_to_https: args.http_redirect.then_some(https_port),
+                trusted_proxies: trusted_proxies.clone(),
             },
             wait_for(stop.clone()),
             grace,
@@ -730,6 +746,17 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
         .open(path)?;
     file.write_all(contents.as_bytes())?;
     file.write_all(b"\n")
+}
+
+/// A `--trusted-proxy` value: a CIDR range, or one address (its /32 or /128).
+fn parse_proxy(value: &str) -> Result<ipnet::IpNet, String> {
+    let value = value.trim();
+    value
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| value.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            format!("{value:?} is not an address or a CIDR range (e.g. 10.0.0.0/8, 127.0.0.1, ::1)")
+        })
 }
 
 fn redact(url: &str) -> String {

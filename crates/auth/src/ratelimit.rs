@@ -27,7 +27,23 @@ pub fn account_key(email: &str) -> String {
     format!("{ACCOUNT_PREFIX}{email}")
 }
 
-/// The limiter key of a client address (`addr:<ip>`).
+/// One client for per-address limits and scopes: an IPv4 address (also when written
+/// IPv4-mapped), or the /64 network of an IPv6 one (what one host is usually given, so
+/// rotating addresses inside it does not make new clients).
+pub fn client_scope(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+/// The limiter key of a client (`addr:<client_scope>`).
 pub fn address_key(ip: impl std::fmt::Display) -> String {
     format!("{ADDRESS_PREFIX}{ip}")
 }
@@ -283,6 +299,16 @@ mod tests {
         // A fresh window after that.
         limiter.record_failure(&key, t0 + 15 * MIN);
         assert_eq!(limiter.check(&key, t0 + 15 * MIN), Ok(()));
+    }
+
+    #[test]
+    fn ipv6_clients_are_their_64_and_mapped_ipv4_is_ipv4() {
+        let scope = |text: &str| client_scope(text.parse().unwrap());
+        assert_eq!(scope("203.0.113.7"), "203.0.113.7");
+        assert_eq!(scope("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(scope("2001:db8::1"), "2001:db8:0:0::/64");
+        assert_eq!(scope("2001:db8::1"), scope("2001:db8::ffff:1234"));
+        assert_ne!(scope("2001:db8::1"), scope("2001:db8:0:1::1"));
     }
 
     #[test]

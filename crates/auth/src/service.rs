@@ -400,7 +400,7 @@ async fn signup(
     // per node), so one address cannot mint accounts (and argon2 work) without bound.
     let address = client
         .and_then(|c| c.0.0)
-        .map(|ip| address_key(format!("signup:{ip}")));
+        .map(|ip| address_key(format!("signup:{}", crate::ratelimit::client_scope(ip))));
     let now = Instant::now();
     let (email, secret) = match credentials(&body) {
         Ok(c) => c,
@@ -528,7 +528,7 @@ async fn password_grant(service: &AuthService, client: Option<IpAddr>, body: &By
     };
     let email = email.trim().to_lowercase();
     let account = account_key(&email);
-    let address = client.map(address_key);
+    let address = client.map(|ip| address_key(crate::ratelimit::client_scope(ip)));
     let now = Instant::now();
     // Each attempt is counted as it starts (as a failure until it succeeds), so a burst
     // of concurrent attempts gets exactly the limit through.

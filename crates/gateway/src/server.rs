@@ -70,6 +70,65 @@ pub struct ListenerOptions {
     /// The plain-HTTP listener beside an HTTPS one: everything but ACME challenges is
     /// redirected (308) to HTTPS on this port.
     pub redirect_to_https: Option<u16>,
+    /// Proxies (`--trusted-proxy`) whose `X-Forwarded-For` / `Forwarded` name the client
+    /// and whose `X-Forwarded-Proto` is believed; from anyone else these are not.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+}
+
+/// The client of a request from `peer`: the peer itself, unless it is a trusted proxy;
+/// then the right-most address of `X-Forwarded-For` (or RFC 7239 `Forwarded: for=`) that
+/// is not a trusted proxy itself (each proxy appends the address it saw, so the ones on
+/// the left are whatever the client claimed).
+pub fn client_address(
+    peer: std::net::IpAddr,
+    headers: &http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut hops: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|hop| parse_hop(hop.trim()))
+        .collect();
+    if hops.is_empty() {
+        hops = headers
+            .get_all(http::header::FORWARDED)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|element| {
+                element.split(';').find_map(|pair| {
+                    let (name, value) = pair.trim().split_once('=')?;
+                    name.eq_ignore_ascii_case("for")
+                        .then(|| parse_hop(value.trim().trim_matches('"')))
+                        .flatten()
+                })
+            })
+            .collect();
+    }
+    hops.iter()
+        .rev()
+        .find(|hop| !is_trusted(hop))
+        .or(hops.first())
+        .copied()
+        .unwrap_or(peer)
+}
+
+/// One address of a forwarding header: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1` or
+/// `[2001:db8::1]:5678`.
+fn parse_hop(hop: &str) -> Option<std::net::IpAddr> {
+    if let Ok(ip) = hop.parse() {
+        return Some(ip);
+    }
+    if let Ok(socket) = hop.parse::<std::net::SocketAddr>() {
+        return Some(socket.ip());
+    }
+    hop.strip_prefix('[')?.split(']').next()?.parse().ok()
 }
 
 /// Serves one public listener (plain or HTTPS) until `shutdown` resolves, then stops
@@ -100,7 +159,19 @@ pub async fn serve_connections(
                     let mut request = request.map(|body| DrainOnDrop::new(body, version));
                     let plane = plane.clone();
                     let options = options.clone();
-                    let client = Some(peer.ip());
+                    let client = Some(client_address(
+                        peer.ip(),
+                        request.headers(),
+                        &options.trusted_proxies,
+                    ));
+                    let from_proxy = options
+                        .trusted_proxies
+                        .iter()
+                        .any(|net| net.contains(&peer.ip()));
+                    if !from_proxy {
+                        // Only a trusted proxy says which scheme the client used.
+                        request.headers_mut().remove("x-forwarded-proto");
+                    }
                     if secure {
                         // Functions build their own absolute URLs from this (as behind a
                         // proxy that terminates TLS).
@@ -509,7 +580,7 @@ fn scope_idempotency_key(
     let scope = match (admin, user, client) {
         (true, _, _) => "admin".to_string(),
         (false, Some(sub), _) => format!("user:{sub}"),
-        (false, None, Some(ip)) => format!("address:{}", address_scope(ip)),
+        (false, None, Some(ip)) => format!("address:{}", gureum_auth::ratelimit::client_scope(ip)),
         (false, None, None) => "anonymous".to_string(),
     };
     use sha2::Digest as _;
@@ -520,24 +591,6 @@ fn scope_idempotency_key(
     let scoped = hex::encode(hasher.finalize());
     if let Ok(value) = HeaderValue::from_str(&scoped) {
         headers.insert("idempotency-key", value);
-    }
-}
-
-/// One client for per-address limits: an IPv4 address (also when IPv4-mapped), or the
-/// /64 network of an IPv6 one (what one host is usually given).
-fn address_scope(ip: std::net::IpAddr) -> String {
-    match ip {
-        std::net::IpAddr::V4(v4) => v4.to_string(),
-        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let segments = v6.segments();
-                format!(
-                    "{:x}:{:x}:{:x}:{:x}::/64",
-                    segments[0], segments[1], segments[2], segments[3]
-                )
-            }
-        },
     }
 }
 
@@ -775,6 +828,50 @@ fn build_uri(path_and_query: &str, original: &Uri, headers: &http::HeaderMap) ->
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_client_is_read_from_trusted_proxies_only() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let headers = |pairs: &[(&str, &str)]| {
+            let mut map = http::HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(
+                    http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    value.parse().unwrap(),
+                );
+            }
+            map
+        };
+        let ip = |text: &str| text.parse::<std::net::IpAddr>().unwrap();
+        let xff = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.1.1.1")]);
+        // From a stranger, the header is the stranger's claim.
+        assert_eq!(
+            super::client_address(ip("198.51.100.1"), &xff, &trusted),
+            ip("198.51.100.1")
+        );
+        // From the proxy: the right-most address that is not a proxy.
+        assert_eq!(
+            super::client_address(ip("10.2.2.2"), &xff, &trusted),
+            ip("203.0.113.7")
+        );
+        let forwarded = headers(&[(
+            "forwarded",
+            "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\"",
+        )]);
+        assert_eq!(
+            super::client_address(ip("10.2.2.2"), &forwarded, &trusted),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            super::client_address(ip("10.2.2.2"), &headers(&[]), &trusted),
+            ip("10.2.2.2")
+        );
+        let garbage = headers(&[("x-forwarded-for", "not an address")]);
+        assert_eq!(
+            super::client_address(ip("10.2.2.2"), &garbage, &trusted),
+            ip("10.2.2.2")
+        );
+    }
 
     #[test]
     fn the_platform_path_is_found_in_every_spelling() {

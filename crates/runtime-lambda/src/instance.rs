@@ -196,9 +196,18 @@ enum ApiEndpoint {
 
 impl Drop for Spawned {
     fn drop(&mut self) {
-        // Launched, the instance owns the process; unlaunched, nothing else stops it.
-        if let Some(parts) = &self.0 {
-            limits::kill_group(parts.pgid);
+        // Launched, the instance owns the process; unlaunched, nothing else stops it,
+        // reaps it or removes its cgroup and scratch directory.
+        let Some(mut parts) = self.0.take() else {
+            return;
+        };
+        limits::kill_group(parts.pgid);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = parts.child.wait().await;
+                parts.limit.cleanup();
+                drop(parts);
+            });
         }
     }
 }

@@ -3,6 +3,7 @@
 //! the legitimate use it must not break.
 
 mod bearer;
+mod client_address;
 mod data_dir;
 mod host_header;
 mod idempotency;
