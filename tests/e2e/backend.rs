@@ -410,13 +410,13 @@ async fn function_token(server: &Server) -> String {
         .to_string()
 }
 
-fn write_config(text: &str) -> tempfile::NamedTempFile {
+pub(crate) fn write_config(text: &str) -> tempfile::NamedTempFile {
     let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
     std::fs::write(file.path(), text).unwrap();
     file
 }
 
-const OWNER_RULES: &str = r#"
+pub(crate) const OWNER_RULES: &str = r#"
 indexes = ["done"]
 [rules]
 list   = "auth != null && doc.owner == auth.uid"
@@ -1125,10 +1125,28 @@ async fn files_upload_download_range_and_signed_urls() {
             .status(),
         StatusCode::NO_CONTENT
     );
+    // Gone: the owner rule cannot hold without a file, so a user gets the rule's 403
+    // (as for a missing document; a 404 would tell anyone which ids exist); the admin
+    // sees the 404.
     assert_eq!(
         http()
             .get(&file)
             .bearer_auth(&actors.a.access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    let admin_file = file.replacen(
+        &format!("{}/data/v1", server.public_url),
+        &format!("{}/api/v1/data", server.admin_url),
+        1,
+    );
+    assert_eq!(
+        http()
+            .get(&admin_file)
+            .bearer_auth(&server.token)
             .send()
             .await
             .unwrap()

@@ -233,6 +233,27 @@ async fn stored(service: &DataService, col: &str, id: &str) -> Result<FileRow, D
         .ok_or_else(|| DataError::NotFound(format!("no file {id:?} in collection {col:?}")))
 }
 
+/// The file, or for a missing one the answer the rule gives without a file (so a caller
+/// the rule would refuse learns nothing from 404 vs 403, as with documents).
+async fn permitted(
+    service: &DataService,
+    config: &CollectionConfig,
+    caller: &Caller,
+    op: Operation,
+    col: &str,
+    id: &str,
+) -> Result<FileRow, DataError> {
+    let file = match stored(service, col, id).await {
+        Ok(file) => file,
+        Err(not_found) => {
+            service.authorize(config, caller, op, None, None)?;
+            return Err(not_found);
+        }
+    };
+    service.authorize(config, caller, op, Some(&file_json(col, &file)), None)?;
+    Ok(file)
+}
+
 /// The MAC a signed URL of this file, valid until `expires`, carries.
 fn url_mac(key: &[u8], col: &str, id: &str, expires: u64) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
@@ -285,15 +306,7 @@ async fn readable(
     id: &str,
 ) -> Result<FileRow, DataError> {
     let config = service.config(col).await?;
-    let file = stored(service, col, id).await?;
-    service.authorize(
-        &config,
-        caller,
-        Operation::Get,
-        Some(&file_json(col, &file)),
-        None,
-    )?;
-    Ok(file)
+    permitted(service, &config, caller, Operation::Get, col, id).await
 }
 
 async fn meta(
@@ -504,14 +517,7 @@ async fn remove(
 ) -> Result<Response, DataError> {
     check_collection(&col)?;
     let config = service.config(&col).await?;
-    let file = stored(&service, &col, &id).await?;
-    service.authorize(
-        &config,
-        &caller,
-        Operation::Delete,
-        Some(&file_json(&col, &file)),
-        None,
-    )?;
+    permitted(&service, &config, &caller, Operation::Delete, &col, &id).await?;
     service.store.delete_file(&col, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

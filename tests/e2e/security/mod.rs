@@ -8,6 +8,7 @@ mod data_dir;
 mod host_header;
 mod idempotency;
 mod login_limits;
+mod missing_files;
 mod platform_headers;
 mod refresh_race;
 mod reserved_routes;
