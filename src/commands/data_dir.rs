@@ -10,16 +10,21 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-/// Creates the data directory (0700) or tightens it, and the SQLite database of
-/// `store_url` when it is a file: created empty as 0600 before SQLite opens it (SQLite
-/// gives its `-wal` and `-shm` files the database's mode), or tightened.
-pub fn prepare_data_dir(dir: &Path, store_url: &str) -> anyhow::Result<()> {
+/// Creates the data directory (0700) or tightens it; tightens the `secrets` in it
+/// (file names: the admin token, the signing key…) to 0600 when they exist; and makes
+/// the SQLite database of `store_url`, when it is a file, 0600: created empty before
+/// SQLite opens it (SQLite gives its `-wal` and `-shm` files the database's mode), or
+/// tightened.
+pub fn prepare_data_dir(dir: &Path, store_url: &str, secrets: &[&str]) -> anyhow::Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("creating the data directory {}", dir.display()))?;
     make_private(dir, 0o700)?;
+    for secret in secrets {
+        make_private(&dir.join(secret), 0o600)?;
+    }
     if let Some(database) = sqlite_file(store_url) {
         if !database.exists() {
             std::fs::OpenOptions::new()
@@ -44,7 +49,7 @@ pub fn prepare_data_dir(dir: &Path, store_url: &str) -> anyhow::Result<()> {
 
 /// Sets `mode` on `path` if it exists and group or others may use it, with a warning
 /// naming what changed.
-pub fn make_private(path: &Path, mode: u32) -> anyhow::Result<()> {
+fn make_private(path: &Path, mode: u32) -> anyhow::Result<()> {
     let Ok(metadata) = std::fs::metadata(path) else {
         return Ok(());
     };

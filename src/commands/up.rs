@@ -255,7 +255,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         Some(url) => url.clone(),
         None => format!("sqlite://{}", args.data_dir.join("gureum.db").display()),
     };
-    super::data_dir::prepare_data_dir(&args.data_dir, &store_url)?;
+    super::data_dir::prepare_data_dir(
+        &args.data_dir,
+        &store_url,
+        &[TOKEN_FILE, NODE_ID_FILE, gureum_auth::KEY_FILE],
+    )?;
     let token_path = args.data_dir.join(TOKEN_FILE);
     let token = admin_token(&token_path)?;
     let store = gureum_store::Store::open(&store_url)
@@ -640,10 +644,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
 fn node_id(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join(NODE_ID_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(id) if !id.trim().is_empty() => {
-            super::data_dir::make_private(&path, 0o600)?;
-            Ok(id.trim().to_string())
-        }
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
         _ => {
             let id = uuid::Uuid::now_v7().simple().to_string();
             write_private(&path, &id).with_context(|| format!("writing {}", path.display()))?;
@@ -720,8 +721,6 @@ fn admin_token(path: &Path) -> anyhow::Result<String> {
     if let Ok(token) = std::fs::read_to_string(path) {
         let token = token.trim().to_string();
         if !token.is_empty() {
-            // Its mode is checked at every start, not only when it is made.
-            super::data_dir::make_private(path, 0o600)?;
             return Ok(token);
         }
     }

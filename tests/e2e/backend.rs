@@ -410,13 +410,13 @@ async fn function_token(server: &Server) -> String {
         .to_string()
 }
 
-pub(crate) fn write_config(text: &str) -> tempfile::NamedTempFile {
+fn write_config(text: &str) -> tempfile::NamedTempFile {
     let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
     std::fs::write(file.path(), text).unwrap();
     file
 }
 
-pub(crate) const OWNER_RULES: &str = r#"
+const OWNER_RULES: &str = r#"
 indexes = ["done"]
 [rules]
 list   = "auth != null && doc.owner == auth.uid"
@@ -957,20 +957,10 @@ async fn files_upload_download_range_and_signed_urls() {
         function_token: String::new(),
         admin: server.token.clone(),
     };
-    let config = write_config(
-        &format!(
-            "{OWNER_RULES}\n[files]\nmax_bytes = 100000\ntypes = [\"text/plain\", \"image/*\"]\n"
-        )
-        .replace("data.text.size() > 0", "true"),
+    let files = owner_files(
+        &server,
+        "max_bytes = 100000\ntypes = [\"text/plain\", \"image/*\"]",
     );
-    let set = server.cli(&[
-        "collections",
-        "set",
-        "notes",
-        config.path().to_str().unwrap(),
-    ]);
-    assert!(set.success, "{set:?}");
-    let files = format!("{}/data/v1/collections/notes/files", server.public_url);
     let content: Vec<u8> = (0..50_000_u32).map(|i| b'a' + (i % 26) as u8).collect();
     let uploaded = http()
         .post(format!("{files}?name=letters.txt"))
@@ -1153,6 +1143,23 @@ async fn files_upload_download_range_and_signed_urls() {
             .status(),
         StatusCode::NOT_FOUND
     );
+}
+
+/// Configures `notes` with [`OWNER_RULES`] where anyone signed in may upload, and these
+/// `[files]` settings; returns the collection's files URL on the public listener.
+pub(crate) fn owner_files(server: &Server, files_settings: &str) -> String {
+    let config = write_config(
+        &format!("{OWNER_RULES}\n[files]\n{files_settings}\n")
+            .replace("data.text.size() > 0", "true"),
+    );
+    let set = server.cli(&[
+        "collections",
+        "set",
+        "notes",
+        config.path().to_str().unwrap(),
+    ]);
+    assert!(set.success, "{set:?}");
+    format!("{}/data/v1/collections/notes/files", server.public_url)
 }
 
 async fn concurrent_increments(server: &Server) {

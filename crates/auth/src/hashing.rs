@@ -8,9 +8,12 @@
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// Longest wait for a free hashing thread before the attempt is refused.
+const WAIT: Duration = Duration::from_secs(2);
 
 /// The hashing threads.
 pub(crate) struct HashingPool {
@@ -24,6 +27,7 @@ impl HashingPool {
         let threads = threads.max(1);
         let (jobs, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
+        let mut started = 0;
         for index in 0..threads {
             let receiver = receiver.clone();
             let spawned = std::thread::Builder::new()
@@ -40,31 +44,28 @@ impl HashingPool {
                         }
                     }
                 });
-            if let Err(error) = spawned {
-                tracing::error!(%error, "starting a password hashing thread failed");
+            match spawned {
+                Ok(_) => started += 1,
+                Err(error) => tracing::error!(%error, "starting a password hashing thread failed"),
             }
         }
+        // One place per running thread: a job never waits in the channel.
         Self {
             jobs,
-            places: Arc::new(Semaphore::new(threads)),
+            places: Arc::new(Semaphore::new(started)),
         }
     }
 
-    /// A place on one of the threads, waiting at most `wait`; `None` when every thread
-    /// stayed busy that long (the caller answers 503).
-    pub(crate) async fn place(&self, wait: Duration) -> Option<OwnedSemaphorePermit> {
-        tokio::time::timeout(wait, self.places.clone().acquire_owned())
-            .await
-            .ok()?
-            .ok()
-    }
-
-    /// Runs `work` on a hashing thread while `place` is held.
+    /// Runs `work` on a hashing thread, waiting at most [`WAIT`] for one to be free;
+    /// `None` when none was (the caller answers 503: the work was not done).
     pub(crate) async fn run<T: Send + 'static>(
         &self,
-        place: OwnedSemaphorePermit,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
+        let place = tokio::time::timeout(WAIT, self.places.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()?;
         let (sender, receiver) = oneshot::channel();
         self.jobs
             .send(Box::new(move || {

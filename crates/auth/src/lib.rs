@@ -32,7 +32,7 @@ pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
 }
 
 pub use service::{
-    AuthService, CallerError, ClientAddr, FunctionTokenCheck, constant_time_eq, user_json,
+    AuthService, CallerError, ClientAddr, FunctionTokenCheck, KEY_FILE, constant_time_eq, user_json,
 };
 
 #[cfg(test)]

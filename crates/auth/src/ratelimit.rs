@@ -131,25 +131,6 @@ impl LoginLimiter {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `Ok` when `key` may try to sign in at `now`; `Err(RetryAfter)` with the time left in
-    /// its window when it has used up its failures. Does not count anything.
-    pub fn check(&self, key: &str, now: Instant) -> Result<(), RetryAfter> {
-        let rule = self.rule(key);
-        let mut entries = self.lock();
-        let Some(entry) = entries.get(key).copied() else {
-            return Ok(());
-        };
-        let elapsed = now.saturating_duration_since(entry.window_start);
-        if elapsed >= rule.window {
-            entries.remove(key);
-            return Ok(());
-        }
-        if entry.failures >= rule.max_failures {
-            return Err(RetryAfter(rule.window - elapsed));
-        }
-        Ok(())
-    }
-
     /// Counts an attempt for `key` as it starts, under one lock with the check, so that
     /// N concurrent attempts let exactly the limit through: `Err(RetryAfter)` when the
     /// key has used up its window, else the attempt counts as a failure until
@@ -199,24 +180,6 @@ impl LoginLimiter {
                 entries.remove(key);
             }
         }
-    }
-
-    /// Counts a failed sign-in for `key` at `now` (opening a new window if it has none).
-    pub fn record_failure(&self, key: &str, now: Instant) {
-        let rule = self.rule(key);
-        let mut entries = self.lock();
-        if let Some(entry) = entries.get_mut(key) {
-            if now.saturating_duration_since(entry.window_start) >= rule.window {
-                *entry = Entry {
-                    window_start: now,
-                    failures: 1,
-                };
-            } else {
-                entry.failures = entry.failures.saturating_add(1);
-            }
-            return;
-        }
-        self.open_window(&mut entries, key, now);
     }
 
     /// Forgets `key`'s failures. Call it with the account key after a successful sign-in;
@@ -273,6 +236,32 @@ mod tests {
     use super::*;
 
     const MIN: Duration = Duration::from_secs(60);
+
+    impl LoginLimiter {
+        /// `Ok` when `key` may try to sign in at `now`; `Err(RetryAfter)` with the time left
+        /// in its window when it has used up its failures. Counts nothing (a probe).
+        fn check(&self, key: &str, now: Instant) -> Result<(), RetryAfter> {
+            let rule = self.rule(key);
+            let mut entries = self.lock();
+            let Some(entry) = entries.get(key).copied() else {
+                return Ok(());
+            };
+            let elapsed = now.saturating_duration_since(entry.window_start);
+            if elapsed >= rule.window {
+                entries.remove(key);
+                return Ok(());
+            }
+            if entry.failures >= rule.max_failures {
+                return Err(RetryAfter(rule.window - elapsed));
+            }
+            Ok(())
+        }
+
+        /// One failed attempt (a reservation that is not given back).
+        fn record_failure(&self, key: &str, now: Instant) {
+            self.reserve(key, now).expect("under the limit");
+        }
+    }
 
     #[test]
     fn five_failures_lock_the_account_until_the_window_ends() {
@@ -447,7 +436,7 @@ mod tests {
                 let key = key.clone();
                 s.spawn(move || {
                     for _ in 0..10 {
-                        limiter.record_failure(&key, t0);
+                        let _ = limiter.reserve(&key, t0);
                     }
                 });
             }

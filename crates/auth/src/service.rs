@@ -31,6 +31,8 @@ use crate::{TokenError, password};
 
 /// Setting holding the installation's JWT signing key (base64 PKCS#8).
 pub const SIGNING_KEY_SETTING: &str = "jwt_signing_key";
+/// The file in the data directory mirroring the signing key (PEM, 0600).
+pub const KEY_FILE: &str = "jwt.key";
 /// Setting holding the key refresh tokens' successors are derived with.
 pub const SUCCESSOR_KEY_SETTING: &str = "refresh_successor_key";
 /// How long a refresh token lives (30 days, renewed by each use).
@@ -159,7 +161,7 @@ impl AuthService {
             .map_err(|e| ServiceError::Key(format!("setting {SIGNING_KEY_SETTING}: {e}")))?;
         let key = SigningKey::from_pkcs8(&der)
             .map_err(|e| ServiceError::Key(format!("setting {SIGNING_KEY_SETTING}: {e}")))?;
-        write_key_file(&data_dir.join("jwt.key"), &der)?;
+        write_key_file(&data_dir.join(KEY_FILE), &der)?;
         let fresh: [u8; 32] = rand::random();
         let successor_key = STANDARD
             .decode(
@@ -220,12 +222,6 @@ impl AuthService {
                 });
         }
         self.verify_user(&token).map(Caller::User)
-    }
-
-    /// A place to run one password hash, waiting at most 2 s for one (the pool is
-    /// bounded so that a burst of sign-ins cannot take the server's memory).
-    async fn hashing_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.hashing.place(std::time::Duration::from_secs(2)).await
     }
 
     /// A user's identity from an access token.
@@ -339,24 +335,10 @@ fn write_key_file(path: &Path, der: &[u8]) -> Result<(), ServiceError> {
         pem.push('\n');
     }
     pem.push_str("-----END PRIVATE KEY-----\n");
-    let failed = |e: std::io::Error| ServiceError::Key(format!("writing {}: {e}", path.display()));
     if std::fs::read_to_string(path).is_ok_and(|existing| existing == pem) {
-        // Unchanged, but its mode is made private at every start.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path)
-                .map_err(failed)?
-                .permissions()
-                .mode();
-            if mode & 0o077 != 0 {
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                    .map_err(failed)?;
-                tracing::warn!(path = %path.display(), "the signing key was readable by other users (mode {:o}); made it 600", mode & 0o777);
-            }
-        }
         return Ok(());
     }
+    let failed = |e: std::io::Error| ServiceError::Key(format!("writing {}: {e}", path.display()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -419,20 +401,19 @@ async fn signup(
     {
         return rate_limited(retry);
     }
-    let Some(permit) = service.hashing_permit().await else {
-        if let Some(key) = &address {
-            service.limiter.release(key);
-        }
-        return busy();
-    };
     let hash = match service
         .hashing
-        .run(permit, move || password::hash_password(&secret))
+        .run(move || password::hash_password(&secret))
         .await
     {
         Some(Ok(hash)) => hash,
         Some(Err(e)) => return internal(e),
-        None => return internal("the password hashing thread is gone"),
+        None => {
+            if let Some(key) = &address {
+                service.limiter.release(key);
+            }
+            return busy();
+        }
     };
     let user = UserRow {
         id: uuid::Uuid::now_v7().simple().to_string(),
@@ -554,14 +535,10 @@ async fn password_grant(service: &AuthService, client: Option<IpAddr>, body: &By
             return internal(e);
         }
     };
-    let Some(permit) = service.hashing_permit().await else {
-        give_back();
-        return busy();
-    };
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
     let verified = service
         .hashing
-        .run(permit, move || match stored_hash {
+        .run(move || match stored_hash {
             Some(hash) => password::verify_password(&secret, &hash),
             None => {
                 // Same work whether or not the account exists.
@@ -569,8 +546,11 @@ async fn password_grant(service: &AuthService, client: Option<IpAddr>, body: &By
                 false
             }
         })
-        .await
-        .unwrap_or(false);
+        .await;
+    let Some(verified) = verified else {
+        give_back();
+        return busy();
+    };
     let Some(user) = user.filter(|_| verified) else {
         // The reservations stay: they were failures.
         return error(

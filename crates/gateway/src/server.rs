@@ -84,7 +84,7 @@ pub fn client_address(
     headers: &http::HeaderMap,
     trusted: &[ipnet::IpNet],
 ) -> std::net::IpAddr {
-    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let is_trusted = |ip: &std::net::IpAddr| is_trusted_proxy(*ip, trusted);
     if !is_trusted(&peer) {
         return peer;
     }
@@ -117,6 +117,10 @@ pub fn client_address(
         .or(hops.first())
         .copied()
         .unwrap_or(peer)
+}
+
+fn is_trusted_proxy(ip: std::net::IpAddr, trusted: &[ipnet::IpNet]) -> bool {
+    trusted.iter().any(|net| net.contains(&ip))
 }
 
 /// One address of a forwarding header: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1` or
@@ -159,19 +163,14 @@ pub async fn serve_connections(
                     let mut request = request.map(|body| DrainOnDrop::new(body, version));
                     let plane = plane.clone();
                     let options = options.clone();
-                    let client = Some(client_address(
-                        peer.ip(),
-                        request.headers(),
-                        &options.trusted_proxies,
-                    ));
-                    let from_proxy = options
-                        .trusted_proxies
-                        .iter()
-                        .any(|net| net.contains(&peer.ip()));
-                    if !from_proxy {
+                    let client = if is_trusted_proxy(peer.ip(), &options.trusted_proxies) {
+                        client_address(peer.ip(), request.headers(), &options.trusted_proxies)
+                    } else {
                         // Only a trusted proxy says which scheme the client used.
                         request.headers_mut().remove("x-forwarded-proto");
-                    }
+                        peer.ip()
+                    };
+                    let client = Some(client);
                     if secure {
                         // Functions build their own absolute URLs from this (as behind a
                         // proxy that terminates TLS).
@@ -828,6 +827,7 @@ fn build_uri(path_and_query: &str, original: &Uri, headers: &http::HeaderMap) ->
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn the_client_is_read_from_trusted_proxies_only() {
@@ -846,12 +846,12 @@ mod tests {
         let xff = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.1.1.1")]);
         // From a stranger, the header is the stranger's claim.
         assert_eq!(
-            super::client_address(ip("198.51.100.1"), &xff, &trusted),
+            client_address(ip("198.51.100.1"), &xff, &trusted),
             ip("198.51.100.1")
         );
         // From the proxy: the right-most address that is not a proxy.
         assert_eq!(
-            super::client_address(ip("10.2.2.2"), &xff, &trusted),
+            client_address(ip("10.2.2.2"), &xff, &trusted),
             ip("203.0.113.7")
         );
         let forwarded = headers(&[(
@@ -859,16 +859,16 @@ mod tests {
             "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\"",
         )]);
         assert_eq!(
-            super::client_address(ip("10.2.2.2"), &forwarded, &trusted),
+            client_address(ip("10.2.2.2"), &forwarded, &trusted),
             ip("2001:db8::1")
         );
         assert_eq!(
-            super::client_address(ip("10.2.2.2"), &headers(&[]), &trusted),
+            client_address(ip("10.2.2.2"), &headers(&[]), &trusted),
             ip("10.2.2.2")
         );
         let garbage = headers(&[("x-forwarded-for", "not an address")]);
         assert_eq!(
-            super::client_address(ip("10.2.2.2"), &garbage, &trusted),
+            client_address(ip("10.2.2.2"), &garbage, &trusted),
             ip("10.2.2.2")
         );
     }
@@ -885,7 +885,7 @@ mod tests {
             "/x/..%2F.gureum/websocket",
             "/.gureum",
         ] {
-            assert!(super::is_platform_path(path), "{path}");
+            assert!(is_platform_path(path), "{path}");
         }
         for path in [
             "/gureum/websocket",
@@ -893,7 +893,7 @@ mod tests {
             "/.gureumx/y",
             "/websocket",
         ] {
-            assert!(!super::is_platform_path(path), "{path}");
+            assert!(!is_platform_path(path), "{path}");
         }
     }
 
@@ -912,7 +912,7 @@ mod tests {
                 http::HeaderValue::from_static("v"),
             );
         }
-        super::strip_platform_headers(&mut headers);
+        strip_platform_headers(&mut headers);
         let mut left: Vec<_> = headers
             .keys()
             .map(|name| name.as_str().to_string())
@@ -920,7 +920,6 @@ mod tests {
         left.sort();
         assert_eq!(left, ["x-gureum-invocation-type", "x-request-id"]);
     }
-    use super::*;
 
     #[test]
     fn the_mount_prefix_is_stripped_and_the_query_kept() {

@@ -171,10 +171,7 @@ pub struct InvokerParts {
 /// (no user info, nothing but host and port), else `localhost`, so that no header can
 /// change the path the function sees or fail the request.
 pub fn platform_uri(host: Option<&str>, path_and_query: &str) -> http::Uri {
-    let host = host
-        .filter(|host| !host.contains('@'))
-        .filter(|host| host.parse::<http::uri::Authority>().is_ok())
-        .unwrap_or("localhost");
+    let host = host.and_then(plain_authority).unwrap_or("localhost");
     let slash = if path_and_query.starts_with('/') {
         ""
     } else {
@@ -185,6 +182,12 @@ pub fn platform_uri(host: Option<&str>, path_and_query: &str) -> http::Uri {
         .parse()
         .or_else(|_| format!("http://localhost{path_and_query}").parse())
         .unwrap_or_else(|_| http::Uri::from_static("http://localhost/"))
+}
+
+/// `host` if it is a plain authority (host and port, no user info): what a client's
+/// `Host` may contribute to a URI the platform builds.
+pub fn plain_authority(host: &str) -> Option<&str> {
+    (!host.contains('@') && host.parse::<http::uri::Authority>().is_ok()).then_some(host)
 }
 
 #[cfg(test)]

@@ -64,9 +64,7 @@ impl Isolation {
 /// Starts and tracks function processes for one data directory.
 pub struct LambdaRuntime {
     code_root: PathBuf,
-    scratch_root: PathBuf,
-    enforcement: MemoryEnforcement,
-    isolation: Isolation,
+    spawner: std::sync::Arc<Spawner>,
     prepared: std::sync::Arc<prepared::Prepared>,
 }
 
@@ -91,21 +89,23 @@ impl LambdaRuntime {
         }
         Self {
             code_root,
-            scratch_root,
-            enforcement,
-            isolation,
+            spawner: std::sync::Arc::new(Spawner {
+                scratch_root,
+                enforcement,
+                isolation,
+            }),
             prepared: std::sync::Arc::new(prepared::Prepared::new(prepared::CAPACITY)),
         }
     }
 
     /// How processes are isolated.
     pub fn isolation(&self) -> &Isolation {
-        &self.isolation
+        &self.spawner.isolation
     }
 
     /// Whether process functions can run here; the error says why not and how to fix it.
     pub fn check_available(&self) -> Result<(), String> {
-        match &self.isolation {
+        match &self.spawner.isolation {
             Isolation::Unavailable(reason) => Err(reason.clone()),
             Isolation::Sandboxed(_) | Isolation::Unsandboxed => Ok(()),
         }
@@ -113,7 +113,7 @@ impl LambdaRuntime {
 
     /// How memory limits are enforced on this machine.
     pub fn enforcement(&self) -> &MemoryEnforcement {
-        &self.enforcement
+        &self.spawner.enforcement
     }
 
     /// The directory a package with this hash is unpacked to.
@@ -151,21 +151,17 @@ impl LambdaRuntime {
         let key = prepared::key(settings);
         let spawned = match self.prepared.take(key) {
             Some(spawned) => spawned,
-            None => self.spawn(settings).await?,
+            None => self.spawner.spawn(settings).await?,
         };
         let instance = spawned.launch(first_invocation).await?;
-        if matches!(self.isolation, Isolation::Sandboxed(_)) && self.prepared.claim(key) {
-            let (prepared, settings) = (self.prepared.clone(), settings.clone());
-            let (enforcement, isolation, scratch_root) = (
-                self.enforcement.clone(),
-                self.isolation.clone(),
-                self.scratch_root.clone(),
+        if matches!(self.spawner.isolation, Isolation::Sandboxed(_)) && self.prepared.claim(key) {
+            let (prepared, spawner, settings) = (
+                self.prepared.clone(),
+                self.spawner.clone(),
+                settings.clone(),
             );
             tokio::spawn(async move {
-                let spawned =
-                    instance::Spawned::spawn(&settings, &enforcement, &isolation, &scratch_root)
-                        .await;
-                match spawned {
+                match spawner.spawn(&settings).await {
                     Ok(spawned) => prepared.fill(key, spawned),
                     Err(error) => {
                         prepared.release(key);
@@ -176,7 +172,17 @@ impl LambdaRuntime {
         }
         Ok(instance)
     }
+}
 
+/// What starting a process needs besides its settings (shared with the task that
+/// prepares sandboxes ahead).
+struct Spawner {
+    scratch_root: PathBuf,
+    enforcement: MemoryEnforcement,
+    isolation: Isolation,
+}
+
+impl Spawner {
     async fn spawn(&self, settings: &ProcessSettings) -> Result<instance::Spawned, Failure> {
         instance::Spawned::spawn(
             settings,

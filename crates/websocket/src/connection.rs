@@ -86,7 +86,7 @@ impl Hub {
         let (parts, _) = request.into_parts();
         // The event's `domainName`: the client's Host when it is a valid authority.
         let domain = header(&parts.headers, http::header::HOST.as_str())
-            .filter(|host| !host.contains('@') && host.parse::<http::uri::Authority>().is_ok())
+            .and_then(gureum_invoke::plain_authority)
             .unwrap_or_default()
             .to_string();
         let (queue, outbox) = mpsc::channel(self.settings.send_queue.max(1));

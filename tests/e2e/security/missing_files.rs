@@ -3,25 +3,13 @@
 //! difference told anyone which ids exist. Missing ids now get the rule's answer first,
 //! as documents do.
 
-use crate::backend::{OWNER_RULES, signup, write_config};
+use crate::backend::{owner_files, signup};
 use crate::{Server, http};
 
 #[tokio::test]
 async fn a_missing_file_answers_like_one_the_caller_may_not_read() {
     let server = Server::start();
-    // Uploads carry no `text`: creating needs only a signed-in user.
-    let config = write_config(
-        &format!("{OWNER_RULES}\n[files]\nmax_bytes = 1000\n")
-            .replace("data.text.size() > 0", "true"),
-    );
-    let set = server.cli(&[
-        "collections",
-        "set",
-        "notes",
-        config.path().to_str().unwrap(),
-    ]);
-    assert!(set.success, "{set:?}");
-    let files = format!("{}/data/v1/collections/notes/files", server.public_url);
+    let files = owner_files(&server, "max_bytes = 1000");
     let owner = signup(&server, "owner@example.org").await;
     let uploaded = http()
         .post(format!("{files}?name=a.txt"))

@@ -179,25 +179,11 @@ async fn users_are_unique_and_refresh_tokens_rotate_once(ctx: Ctx) {
         .await
         .unwrap();
     let second = Store::open(&ctx.url).await.unwrap();
-    let mut racers = Vec::new();
-    for i in 0..8 {
-        let node = if i % 2 == 0 {
-            store.clone()
-        } else {
-            second.clone()
-        };
-        racers.push(tokio::spawn(async move {
-            node.rotate_refresh_token("race", "next", 100, 1_000_000, 0)
-                .await
-                .unwrap()
-        }));
-    }
-    let mut rotated = 0;
-    for racer in racers {
-        if matches!(racer.await.unwrap(), Rotation::Rotated(_)) {
-            rotated += 1;
-        }
-    }
+    let rotated = race([&store, &second], "race", "next", 100, 0)
+        .await
+        .into_iter()
+        .filter(|rotation| matches!(rotation, Rotation::Rotated(_)))
+        .count();
     assert_eq!(rotated, 1, "one token, one rotation");
     // With a reuse window, racers presenting one token (and so naming one successor)
     // are all given it; a different successor, or the window passed, is reuse.
@@ -211,21 +197,8 @@ async fn users_are_unique_and_refresh_tokens_rotate_once(ctx: Ctx) {
         .insert_refresh_token("tabs", "u5", 10, 1_000_000)
         .await
         .unwrap();
-    let mut racers = Vec::new();
-    for i in 0..8 {
-        let node = if i % 2 == 0 {
-            store.clone()
-        } else {
-            second.clone()
-        };
-        racers.push(tokio::spawn(async move {
-            node.rotate_refresh_token("tabs", "tabs-next", 200, 1_000_000, 10_000)
-                .await
-                .unwrap()
-        }));
-    }
-    for racer in racers {
-        assert_eq!(racer.await.unwrap(), Rotation::Rotated("u5".into()));
+    for rotation in race([&store, &second], "tabs", "tabs-next", 200, 10_000).await {
+        assert_eq!(rotation, Rotation::Rotated("u5".into()));
     }
     assert_eq!(
         store
@@ -234,6 +207,25 @@ async fn users_are_unique_and_refresh_tokens_rotate_once(ctx: Ctx) {
             .unwrap(),
         Rotation::Reused("u5".into()),
         "after the window"
+    );
+    store
+        .insert_refresh_token("tabs2", "u5", 30_000, 1_000_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .rotate_refresh_token("tabs2", "tabs2-next", 30_100, 1_000_000, 10_000)
+            .await
+            .unwrap(),
+        Rotation::Rotated("u5".into())
+    );
+    assert_eq!(
+        store
+            .rotate_refresh_token("tabs2", "not-its-successor", 30_200, 1_000_000, 10_000)
+            .await
+            .unwrap(),
+        Rotation::Reused("u5".into()),
+        "within the window, but naming another successor"
     );
     second.close().await;
     store.record_sign_in("u1", 123).await.unwrap();
@@ -246,6 +238,32 @@ async fn users_are_unique_and_refresh_tokens_rotate_once(ctx: Ctx) {
             .last_sign_in_ms,
         Some(123)
     );
+}
+
+/// Eight concurrent presentations of `token` (each naming `successor`), alternating
+/// between two connection pools (two nodes).
+async fn race(
+    nodes: [&Store; 2],
+    token: &'static str,
+    successor: &'static str,
+    now_ms: i64,
+    window_ms: i64,
+) -> Vec<Rotation> {
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let node = nodes[i % 2].clone();
+            tokio::spawn(async move {
+                node.rotate_refresh_token(token, successor, now_ms, 1_000_000, window_ms)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut rotations = Vec::new();
+    for racer in racers {
+        rotations.push(racer.await.unwrap());
+    }
+    rotations
 }
 
 fn doc(i: i64) -> DocumentRow {
