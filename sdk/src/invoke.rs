@@ -6,9 +6,13 @@
 //! function's dead-letter list if every attempt fails. [`Invocation`] sets the method,
 //! path, headers and an idempotency key.
 //!
-//! Calls go to the public gateway like any client's, without the calling function's
-//! token (which would otherwise reach the called function): a function behind `auth`
-//! needs a user's access token, passed with [`Invocation::header`].
+//! Calls go to the public gateway like any client's. A call sent now carries no token
+//! of the calling function's (it would reach the called function): a function behind
+//! `auth` needs a user's access token, passed with [`Invocation::header`]. A queued call
+//! carries the calling function's token unless it has an `Authorization` of its own:
+//! the gateway takes queued events only from signed-in users and functions (unless the
+//! called function's `[async] public = true`), and removes a function's token before it
+//! stores the event.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), gureum_sdk::http::Error> {
@@ -173,6 +177,13 @@ impl Invocation {
         }
         if queued {
             builder = builder.header("x-gureum-invocation-type", "event");
+            let authorized = self
+                .headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+            if !authorized && let Ok(token) = crate::api::function_token() {
+                builder = builder.header("authorization", format!("Bearer {token}"));
+            }
         }
         let request = builder
             .body(Body::from(self.body))

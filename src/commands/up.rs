@@ -44,6 +44,9 @@ pub struct UpArgs {
     /// Largest request body the gateway accepts, in bytes.
     #[arg(long, env = "GUREUM_MAX_BODY_BYTES", default_value_t = gureum_gateway::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: u64,
+    /// Largest body of an asynchronous invocation, in bytes (it is stored until it runs).
+    #[arg(long, env = "GUREUM_MAX_ASYNC_BODY_BYTES", default_value_t = gureum_gateway::DEFAULT_MAX_ASYNC_BODY_BYTES)]
+    max_async_body_bytes: u64,
     /// A proxy or load balancer in front of gureum (CIDR or address; repeatable or
     /// comma-separated): requests from it are attributed to the client its
     /// `X-Forwarded-For` / `Forwarded` names (rate limits, `sourceIp`, idempotency
@@ -422,6 +425,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
 
     let gateway = GatewaySettings {
         max_body_bytes: args.max_body_bytes,
+        max_async_body_bytes: args.max_async_body_bytes,
     };
     let (stop_sender, stop) = watch::channel(false);
     let grace: Duration = args.shutdown_grace.into();

@@ -95,6 +95,9 @@ impl Drop for Recorder {
     }
 }
 
+/// What lets anonymous callers queue events for a function (`[async] public`).
+pub(crate) const PUBLIC_ASYNC: &str = "[async]\npublic = true\n";
+
 /// POSTs an asynchronous invocation; returns the status and the JSON answer.
 pub(crate) async fn enqueue(
     server: &Server,
@@ -269,7 +272,7 @@ async fn thousand_events_run_once(server: &Server, function: &str) {
     let _dir = deploy(
         server,
         function,
-        &format!("max_instances = 10\n{}", recorder.env()),
+        &format!("max_instances = 10\n{}{PUBLIC_ASYNC}", recorder.env()),
     );
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -364,7 +367,7 @@ async fn killed_server_runs_every_acknowledged_event(store: Option<&str>) {
     let _dir = deploy(
         &server,
         "durable",
-        &format!("max_instances = 4\n{}", recorder.env()),
+        &format!("max_instances = 4\n{}{PUBLIC_ASYNC}", recorder.env()),
     );
     let mut ids = Vec::new();
     for i in 0..60 {
@@ -569,7 +572,7 @@ async fn a_full_queue_answers_429_and_keys_deduplicate() {
         server,
         "narrow",
         &format!(
-            "max_instances = 1\n{}[async]\nmax_queued = 3\n",
+            "max_instances = 1\n{}[async]\nmax_queued = 3\npublic = true\n",
             recorder.env()
         ),
     );
@@ -624,7 +627,7 @@ async fn a_full_queue_answers_429_and_keys_deduplicate() {
     let key = [("idempotency-key", "order-42")];
     let (first, one) = enqueue(server, "/fn/cron-idem-none/job", "x", &key).await;
     assert_eq!(first, 404, "{one}");
-    let _other = deploy(server, "idem", &recorder.env());
+    let _other = deploy(server, "idem", &format!("{}{PUBLIC_ASYNC}", recorder.env()));
     let response = http()
         .post(format!("{}/fn/idem/job", server.public_url))
         .header("X-Amz-Invocation-Type", "Event")

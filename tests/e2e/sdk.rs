@@ -297,8 +297,8 @@ async fn sdk_key_value_round_trips_and_agrees_with_raw_bindings() {
 async fn admin_doc(server: &Server, collection: &str, id: &str) -> (StatusCode, Value) {
     let response = http()
         .get(format!(
-            "{}/data/v1/collections/{collection}/docs/{id}",
-            server.public_url
+            "{}/api/v1/data/collections/{collection}/docs/{id}",
+            server.admin_url
         ))
         .bearer_auth(&server.token)
         .send()

@@ -150,6 +150,12 @@ pub struct AsyncConfigView {
     pub retry_delay_ms: u64,
     /// Most events waiting in the queue.
     pub max_queued: u32,
+    /// Most bytes of bodies queued and dead-lettered together.
+    #[serde(default)]
+    pub max_queued_bytes: u64,
+    /// Whether anyone may queue events from the public listener.
+    #[serde(default)]
+    pub public: bool,
     /// Function sent a record of each success.
     pub on_success: Option<String>,
     /// Function sent a record of each final failure.

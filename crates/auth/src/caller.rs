@@ -50,6 +50,14 @@ impl Caller {
         matches!(self, Caller::Admin | Caller::Function(_))
     }
 
+    /// The uid of a signed-in user; `None` for anyone else.
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Caller::User(user) => Some(&user.uid),
+            _ => None,
+        }
+    }
+
     /// The owner recorded on what this caller creates: the uid, `fn:NAME`, or none for
     /// the admin and anonymous callers.
     pub fn owner(&self) -> Option<String> {

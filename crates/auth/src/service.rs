@@ -74,6 +74,24 @@ impl CallerError {
     }
 }
 
+/// Whether a request may carry its token as `?access_token=`: only those a browser
+/// cannot give an `Authorization` header: an `EventSource` (a data stream, `…/stream`,
+/// or any request asking for `text/event-stream`) and a WebSocket (`/ws/…`, or any
+/// upgrade to one).
+fn query_token_allowed(headers: &HeaderMap, path: &str) -> bool {
+    let has = |name: http::header::HeaderName, want: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value
+                .to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains(want))
+        })
+    };
+    path.ends_with("/stream")
+        || path.starts_with("/ws/")
+        || has(http::header::ACCEPT, "text/event-stream")
+        || has(http::header::UPGRADE, "websocket")
+}
+
 /// Errors opening the service.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -196,23 +214,32 @@ impl AuthService {
             .with_state(self.clone())
     }
 
-    /// Who sent a request: the bearer token of `Authorization`, else `?access_token=`
-    /// (for EventSource and links), else anonymous. A token that is present but not
-    /// valid is an error, never silently anonymous.
+    /// Who sent a request to the public listener: the bearer token of `Authorization`,
+    /// else `?access_token=` where a browser cannot set headers (an `EventSource`, which
+    /// asks for `text/event-stream`, and a WebSocket upgrade), else anonymous. A token that
+    /// is present but not valid is an error, never silently anonymous; so is the admin
+    /// token, which belongs to the admin listener (a token in a public URL ends up in
+    /// logs and histories, and the public origin runs functions' pages).
     pub fn caller(&self, headers: &HeaderMap, uri: &Uri) -> Result<Caller, CallerError> {
         let header = crate::bearer_token(headers).map(str::to_string);
         let token = header.or_else(|| {
-            uri.query().and_then(|q| {
-                form_urlencoded::parse(q.as_bytes())
-                    .find(|(k, _)| k == "access_token")
-                    .map(|(_, v)| v.into_owned())
-            })
+            query_token_allowed(headers, uri.path())
+                .then(|| {
+                    uri.query().and_then(|q| {
+                        form_urlencoded::parse(q.as_bytes())
+                            .find(|(k, _)| k == "access_token")
+                            .map(|(_, v)| v.into_owned())
+                    })
+                })
+                .flatten()
         });
         let Some(token) = token.filter(|t| !t.is_empty()) else {
             return Ok(Caller::Anonymous);
         };
         if constant_time_eq(token.as_bytes(), self.admin_token.as_bytes()) {
-            return Ok(Caller::Admin);
+            return Err(CallerError::Invalid(
+                "the admin token is accepted only on the admin listener; call its /api/v1/data/… (same paths after /data/v1/) instead".into(),
+            ));
         }
         if token.starts_with("gft.") {
             return (self.function_tokens)(&token)

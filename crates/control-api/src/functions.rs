@@ -214,6 +214,8 @@ fn config_view(spec: &FunctionSpec) -> FunctionConfigView {
             max_event_age_ms: asynchronous.max_event_age_ms,
             retry_delay_ms: asynchronous.retry_delay_ms,
             max_queued: asynchronous.max_queued,
+            max_queued_bytes: asynchronous.max_queued_bytes,
+            public: asynchronous.public,
             on_success: asynchronous.on_success.as_ref().map(ToString::to_string),
             on_failure: asynchronous.on_failure.as_ref().map(ToString::to_string),
         },

@@ -319,27 +319,86 @@ async fn meta(
     Ok(Json(file_json(&col, &file)).into_response())
 }
 
+/// Default and largest page of a file listing.
+const FILE_PAGE: (u32, u32) = (100, 1000);
+
+/// `GET …/files?where=owner = "UID"&limit=N&cursor=C`: newest first, keyset-paged, under
+/// the `list` rule decided from the query alone, as for documents.
 async fn list(
     State(service): State<Arc<DataService>>,
     Extension(caller): Extension<Caller>,
     Path(col): Path<String>,
+    uri: Uri,
 ) -> Result<Response, DataError> {
     check_collection(&col)?;
-    let config = service.config(&col).await?;
-    let files = service.store.list_files(&col, 1000).await?;
-    let visible: Vec<Value> = files
-        .iter()
-        .map(|f| file_json(&col, f))
-        .filter(|f| {
-            service
-                .authorize(&config, &caller, Operation::List, Some(f), None)
-                .is_ok()
-        })
-        .collect();
-    if visible.is_empty() && !caller.is_trusted() && config.rules.get(Operation::List).is_none() {
-        service.authorize(&config, &caller, Operation::List, None, None)?;
+    let mut filters = Vec::new();
+    let mut limit = FILE_PAGE.0;
+    let mut after: Option<(i64, String)> = None;
+    for (key, value) in query_pairs(&uri) {
+        match key.as_str() {
+            "where" => {
+                let filter =
+                    crate::query::parse_condition(&value).map_err(DataError::BadRequest)?;
+                if filter.field != gureum_store::FieldPath::Owner
+                    || filter.op != gureum_store::FilterOp::Eq
+                    || !filter.value.is_string()
+                {
+                    return Err(DataError::BadRequest(format!(
+                        "where={value:?}: files are filtered by owner only, e.g. where=owner = \"<uid>\""
+                    )));
+                }
+                filters.push(filter);
+            }
+            "limit" => {
+                limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=FILE_PAGE.1).contains(n))
+                    .ok_or_else(|| {
+                        DataError::BadRequest(format!(
+                            "limit={value:?}: a number from 1 to {}",
+                            FILE_PAGE.1
+                        ))
+                    })?;
+            }
+            "cursor" => {
+                after = service
+                    .open_cursor(&value)
+                    .and_then(|text| {
+                        let (created, id) = text.strip_prefix("file:")?.split_once(':')?;
+                        Some((created.parse().ok()?, id.to_string()))
+                    })
+                    .map(Some)
+                    .ok_or_else(|| {
+                        DataError::BadRequest(
+                            "cursor: not a cursor this listing returned; start again without it"
+                                .into(),
+                        )
+                    })?;
+            }
+            "access_token" => {}
+            other => {
+                return Err(DataError::BadRequest(format!(
+                    "unknown query parameter {other:?}; a file listing takes where, limit and cursor"
+                )));
+            }
+        }
     }
-    Ok(Json(json!({"files": visible})).into_response())
+    let config = service.config(&col).await?;
+    service.authorize_listing(&config, &caller, &filters)?;
+    let owner = filters.first().and_then(|f| f.value.as_str());
+    let page = gureum_store::FilePage {
+        owner,
+        after: after.as_ref().map(|(created, id)| (*created, id.as_str())),
+        limit,
+    };
+    let files = service.store.list_files(&col, &page).await?;
+    let next_cursor = (files.len() == limit as usize)
+        .then(|| files.last())
+        .flatten()
+        .map(|last| service.seal_cursor(&format!("file:{}:{}", last.created_at_ms, last.id)));
+    let files: Vec<Value> = files.iter().map(|f| file_json(&col, f)).collect();
+    Ok(Json(json!({"files": files, "next_cursor": next_cursor})).into_response())
 }
 
 async fn sign(

@@ -20,6 +20,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use tokio::sync::broadcast;
+
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use gureum_auth::Caller;
@@ -72,6 +74,9 @@ pub enum DataError {
     /// A local file step failed.
     #[error("{0}")]
     Io(String),
+    /// The caller holds as many streams as one may.
+    #[error("{0}")]
+    TooManyStreams(String),
 }
 
 impl DataError {
@@ -89,6 +94,7 @@ impl DataError {
             DataError::UnsupportedType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            DataError::TooManyStreams(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_streams"),
             DataError::Store(StoreError::Invalid(_)) => (StatusCode::BAD_REQUEST, "bad_request"),
             DataError::Store(_) | DataError::Io(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
@@ -133,6 +139,11 @@ pub struct DataService {
     /// Seals listing cursors: a cursor holds a sort value of a document the rules may
     /// hide from the caller, so it travels encrypted (ChaCha20-Poly1305), not as base64.
     cursor_key: ring::aead::LessSafeKey,
+    /// Streams open on this node, per user and per client address (see `realtime.rs`).
+    streams: realtime::StreamCounts,
+    /// Users whose sessions were all revoked, as this node learns of it (any node may
+    /// have revoked them): `(uid, revoked_before_ms)`.
+    revocations: broadcast::Sender<Arc<(String, i64)>>,
 }
 
 impl std::fmt::Debug for DataService {
@@ -179,10 +190,13 @@ impl DataService {
             uploads: Mutex::new(0),
             origin: new_id(),
             cursor_key: cursor_key(&url_key),
+            streams: realtime::StreamCounts::default(),
+            revocations: broadcast::channel(1024).0,
         });
         if let Some(notifications) = notifications {
             tokio::spawn(DataService::relay(Arc::downgrade(&service), notifications));
         }
+        tokio::spawn(realtime::watch_revocations(Arc::downgrade(&service)));
         Ok(service)
     }
 
@@ -323,6 +337,63 @@ impl DataService {
             }
         }
     }
+
+    /// Whether `caller` may run a listing: the `list` rule must hold for every document
+    /// a query with `filters` can return, decided from them alone (`where … =` and `in`
+    /// fix fields; see [`gureum_rules::Rule::holds_for_query`]). Nothing stored is read, so
+    /// no answer, cursor, status or timing depends on documents the rule hides. A query the
+    /// rule does not bound is refused with the `where` it lacks, as Firestore refuses them.
+    fn authorize_listing(
+        &self,
+        config: &CollectionConfig,
+        caller: &Caller,
+        filters: &[gureum_store::Filter],
+    ) -> Result<(), DataError> {
+        use gureum_rules::QueryVerdict;
+        if caller.is_trusted() {
+            return Ok(());
+        }
+        let Some(rule) = config.rules.get(Operation::List) else {
+            return self.authorize(config, caller, Operation::List, None, None);
+        };
+        let auth = caller.rule_auth();
+        let verdict = query::pinned_alternatives(filters)
+            .iter()
+            .map(|pinned| rule.holds_for_query(auth.as_ref(), pinned))
+            .fold(QueryVerdict::Holds, |all, one| match (all, one) {
+                (QueryVerdict::Denied, _) | (_, QueryVerdict::Denied) => QueryVerdict::Denied,
+                (QueryVerdict::Unbounded(read), _) | (_, QueryVerdict::Unbounded(read)) => {
+                    QueryVerdict::Unbounded(read)
+                }
+                _ => QueryVerdict::Holds,
+            });
+        match verdict {
+            QueryVerdict::Holds => Ok(()),
+            QueryVerdict::Denied => Err(denied(caller, Operation::List)),
+            QueryVerdict::Unbounded(read) => Err(DataError::Forbidden(unbounded_listing(&read))),
+        }
+    }
+}
+
+/// The refusal of a listing whose `where` clauses do not bound the `list` rule, naming the
+/// clause to add for each field the rule read.
+fn unbounded_listing(read: &[String]) -> String {
+    let fields: Vec<String> = read
+        .iter()
+        .filter_map(|path| {
+            let field = path.strip_prefix("doc.")?;
+            let field = field.strip_prefix("data.").unwrap_or(field);
+            (field != "data").then(|| format!("where={field} = VALUE"))
+        })
+        .collect();
+    if fields.is_empty() {
+        return "the collection's list rule reads the whole document, so no query can show that it holds for every document returned; list through a function, or write the rule over single fields (rules are not filters)".into();
+    }
+    format!(
+        "the collection's list rule reads {}, which this query leaves open, so it cannot hold for every document returned (rules are not filters); add {} with the value the rule needs, e.g. where=owner = \"<your uid>\" for an owner rule",
+        read.join(", "),
+        fields.join(" and ")
+    )
 }
 
 fn denied(caller: &Caller, op: Operation) -> DataError {

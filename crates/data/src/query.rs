@@ -256,6 +256,49 @@ fn compare(actual: &Value, expected: &Value) -> Option<Ordering> {
     }
 }
 
+/// What `filters` fix in every document they match, as rule paths (`owner`, `data.a`):
+/// one [`Pinned`] per alternative. `=` fixes a field; the first `in` over a field not fixed
+/// by `=` gives one alternative per value. `null` values fix nothing (a missing field
+/// matches `= null` too, and rules read the two differently).
+pub(crate) fn pinned_alternatives(filters: &[Filter]) -> Vec<gureum_rules::Pinned> {
+    let mut base = gureum_rules::Pinned::new();
+    for filter in filters {
+        if filter.op == FilterOp::Eq && !filter.value.is_null() {
+            base.pin(rule_path(&filter.field), filter.value.clone());
+        }
+    }
+    let spread = filters
+        .iter()
+        .find_map(|filter| match (&filter.op, &filter.value) {
+            (FilterOp::In, Value::Array(values)) if !base.fixes(&rule_path(&filter.field)) => {
+                Some((rule_path(&filter.field), values))
+            }
+            _ => None,
+        });
+    match spread {
+        Some((path, values)) if !values.is_empty() => values
+            .iter()
+            .map(|value| {
+                let mut one = base.clone();
+                one.pin(path.clone(), value.clone());
+                one
+            })
+            .collect(),
+        _ => vec![base],
+    }
+}
+
+/// A field as rules name it inside `doc`.
+fn rule_path(field: &FieldPath) -> String {
+    match field {
+        FieldPath::Id => "id".into(),
+        FieldPath::Owner => "owner".into(),
+        FieldPath::Created => "created".into(),
+        FieldPath::Updated => "updated".into(),
+        FieldPath::Data(segments) => format!("data.{}", segments.join(".")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 use bytes::Bytes;
-use gureum_auth::Caller;
+use gureum_auth::{Caller, ClientAddr};
 use gureum_rules::Operation;
 use gureum_store::{DocumentRow, Filter};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -220,6 +220,7 @@ enum Scope {
 async fn collection_stream(
     State(service): State<Arc<DataService>>,
     Extension(caller): Extension<Caller>,
+    client: Option<Extension<ClientAddr>>,
     Path(col): Path<String>,
     uri: Uri,
 ) -> Result<Response, DataError> {
@@ -238,18 +239,23 @@ async fn collection_stream(
     }
     let config = service.config(&col).await?;
     refuse_hopeless(&service, &config, &caller, Operation::List)?;
-    Ok(stream(service, caller, col, Scope::Filters(filters)))
+    refuse_revoked(&service, &caller).await?;
+    let slot = StreamSlot::take(&service, &caller, client.and_then(|c| c.0.0))?;
+    Ok(stream(service, caller, slot, col, Scope::Filters(filters)))
 }
 
 async fn document_stream(
     State(service): State<Arc<DataService>>,
     Extension(caller): Extension<Caller>,
+    client: Option<Extension<ClientAddr>>,
     Path((col, id)): Path<(String, String)>,
 ) -> Result<Response, DataError> {
     check_collection(&col)?;
     let config = service.config(&col).await?;
     refuse_hopeless(&service, &config, &caller, Operation::Get)?;
-    Ok(stream(service, caller, col, Scope::Document(id)))
+    refuse_revoked(&service, &caller).await?;
+    let slot = StreamSlot::take(&service, &caller, client.and_then(|c| c.0.0))?;
+    Ok(stream(service, caller, slot, col, Scope::Document(id)))
 }
 
 /// Refuses a subscription up front when no document could ever pass: there is no rule,
@@ -280,40 +286,79 @@ fn refuse_hopeless(
     }
 }
 
-fn stream(service: Arc<DataService>, caller: Caller, col: String, scope: Scope) -> Response {
-    let receiver = service.changes.subscribe(&col);
-    let op = match scope {
-        Scope::Filters(_) => Operation::List,
-        Scope::Document(_) => Operation::Get,
-    };
-    let first = Bytes::from_static(b"event: ready\ndata: {}\n\n");
-    let state = (Some(first), receiver, service, caller, col, scope, 0_u64);
-    let body = futures::stream::unfold(state, move |state| async move {
-        let (first, mut receiver, service, caller, col, scope, mut seq) = state;
-        if let Some(first) = first {
-            return Some((
-                Ok::<_, Infallible>(first),
-                (None, receiver, service, caller, col, scope, seq),
-            ));
+/// What one subscriber's stream carries between events.
+struct Subscriber {
+    service: Arc<DataService>,
+    caller: Caller,
+    col: String,
+    scope: Scope,
+    changes: broadcast::Receiver<Arc<Change>>,
+    revocations: broadcast::Receiver<Arc<(String, i64)>>,
+    /// When the caller's access token expires; the stream ends then (as Supabase
+    /// Realtime closes a channel at the JWT's `exp`): the client reconnects with a fresh
+    /// token, so a disabled or signed-out user's stream cannot outlive their token.
+    expires: Option<tokio::time::Instant>,
+    /// The token's issue time (ms): a revocation of all sessions at or after it ends
+    /// the stream at once.
+    issued_ms: i64,
+    /// Sent `ready` yet.
+    ready: bool,
+    /// The last event was sent; end after it.
+    closing: bool,
+    seq: u64,
+    _slot: StreamSlot,
+}
+
+impl Subscriber {
+    /// The next bytes of the stream, or `None` to end it.
+    async fn next(&mut self) -> Option<Bytes> {
+        if self.closing {
+            return None;
         }
+        if !self.ready {
+            self.ready = true;
+            return Some(Bytes::from_static(b"event: ready\ndata: {}\n\n"));
+        }
+        let op = match self.scope {
+            Scope::Filters(_) => Operation::List,
+            Scope::Document(_) => Operation::Get,
+        };
         loop {
-            let received = tokio::time::timeout(KEEP_ALIVE, receiver.recv()).await;
-            let change = match received {
-                Err(_) => {
-                    let ping = Bytes::from_static(b": keep-alive\n\n");
-                    return Some((Ok(ping), (None, receiver, service, caller, col, scope, seq)));
+            let keep_alive = tokio::time::Instant::now() + KEEP_ALIVE;
+            let wake = self.expires.map_or(keep_alive, |at| at.min(keep_alive));
+            let change = tokio::select! {
+                received = self.changes.recv() => match received {
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        return Some(Bytes::from(format!(
+                            "event: reset\ndata: {{\"missed\":{missed}}}\n\n"
+                        )));
+                    }
+                    Ok(change) => change,
+                },
+                revoked = self.revocations.recv() => {
+                    if let Ok(revoked) = revoked
+                        && self.caller.user_id() == Some(revoked.0.as_str())
+                        && self.issued_ms <= revoked.1
+                    {
+                        self.closing = true;
+                        return Some(Bytes::from_static(
+                            b"event: revoked\ndata: {\"reason\":\"the user's sessions were revoked (signed out everywhere or disabled); sign in again\"}\n\n",
+                        ));
+                    }
+                    continue;
                 }
-                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
-                Ok(Err(broadcast::error::RecvError::Lagged(missed))) => {
-                    let reset = format!("event: reset\ndata: {{\"missed\":{missed}}}\n\n");
-                    return Some((
-                        Ok(Bytes::from(reset)),
-                        (None, receiver, service, caller, col, scope, seq),
-                    ));
+                () = tokio::time::sleep_until(wake) => {
+                    if self.expires.is_some_and(|at| at <= tokio::time::Instant::now()) {
+                        self.closing = true;
+                        return Some(Bytes::from_static(
+                            b"event: token_expired\ndata: {\"reason\":\"the access token expired; reconnect with a fresh one\"}\n\n",
+                        ));
+                    }
+                    return Some(Bytes::from_static(b": keep-alive\n\n"));
                 }
-                Ok(Ok(change)) => change,
             };
-            let wanted = match &scope {
+            let wanted = match &self.scope {
                 Scope::Filters(filters) => matches(filters, &change.row),
                 Scope::Document(id) => &change.row.id == id,
             };
@@ -321,22 +366,79 @@ fn stream(service: Arc<DataService>, caller: Caller, col: String, scope: Scope) 
                 continue;
             }
             let doc = doc_json(&change.row);
-            let Ok(config) = service.config(&col).await else {
+            let Ok(config) = self.service.config(&self.col).await else {
                 continue;
             };
-            if service
-                .authorize(&config, &caller, op, Some(&doc), None)
+            if self
+                .service
+                .authorize(&config, &self.caller, op, Some(&doc), None)
                 .is_err()
             {
                 continue;
             }
-            seq += 1;
-            let event = format!("id: {seq}\nevent: {}\ndata: {doc}\n\n", change.kind.event());
-            return Some((
-                Ok(Bytes::from(event)),
-                (None, receiver, service, caller, col, scope, seq),
-            ));
+            self.seq += 1;
+            return Some(Bytes::from(format!(
+                "id: {}\nevent: {}\ndata: {doc}\n\n",
+                self.seq,
+                change.kind.event()
+            )));
         }
+    }
+}
+
+/// Refuses a user whose token was issued before all their sessions were revoked, or who
+/// is disabled: an access token stays valid for its 15 minutes, but opens no new stream
+/// (one that is open ends through [`watch_revocations`]).
+async fn refuse_revoked(service: &DataService, caller: &Caller) -> Result<(), DataError> {
+    let Caller::User(user) = caller else {
+        return Ok(());
+    };
+    let issued_ms = user
+        .claims
+        .get("iat")
+        .and_then(serde_json::Value::as_i64)
+        .map_or(i64::MIN, |iat| iat.saturating_mul(1000));
+    match service.store.session_state(&user.uid).await? {
+        Some((false, revoked)) if revoked.is_none_or(|at| issued_ms > at) => Ok(()),
+        _ => Err(DataError::Unauthorized(
+            "this access token's sessions were revoked (signed out everywhere, or the user is disabled); sign in again".into(),
+        )),
+    }
+}
+
+fn stream(
+    service: Arc<DataService>,
+    caller: Caller,
+    slot: StreamSlot,
+    col: String,
+    scope: Scope,
+) -> Response {
+    let claim = |name: &str| match &caller {
+        Caller::User(user) => user.claims.get(name).and_then(serde_json::Value::as_i64),
+        _ => None,
+    };
+    let now_s = gureum_model::now_ms() / 1000;
+    let expires = claim("exp").map(|exp| {
+        tokio::time::Instant::now() + Duration::from_secs(u64::try_from(exp - now_s).unwrap_or(0))
+    });
+    let issued_ms = claim("iat").map_or(i64::MIN, |iat| iat.saturating_mul(1000));
+    let subscriber = Subscriber {
+        changes: service.changes.subscribe(&col),
+        revocations: service.revocations.subscribe(),
+        service,
+        caller,
+        col,
+        scope,
+        expires,
+        issued_ms,
+        ready: false,
+        closing: false,
+        seq: 0,
+        _slot: slot,
+    };
+    let body = futures::stream::unfold(subscriber, |mut subscriber| async move {
+        let bytes = subscriber.next().await?;
+        Some((Ok::<_, Infallible>(bytes), subscriber))
     });
     let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();
@@ -344,4 +446,113 @@ fn stream(service: Arc<DataService>, caller: Caller, col: String, scope: Scope) 
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
+}
+
+/// Most streams one user holds on a node (every tab of every device), and most one client
+/// address holds (IPv6: per /64), signed in or not.
+pub const MAX_STREAMS_PER_USER: usize = 32;
+/// See [`MAX_STREAMS_PER_USER`].
+pub const MAX_STREAMS_PER_ADDRESS: usize = 256;
+/// How often a node looks for users whose sessions were all revoked (by any node).
+const REVOCATION_POLL: Duration = Duration::from_secs(2);
+
+/// Open streams per key (`user:UID`, `addr:SCOPE`) on this node.
+#[derive(Default)]
+pub(crate) struct StreamCounts(Mutex<HashMap<String, usize>>);
+
+/// One stream's place in [`StreamCounts`], given back when the stream ends.
+pub(crate) struct StreamSlot {
+    service: std::sync::Weak<DataService>,
+    keys: Vec<String>,
+}
+
+impl StreamSlot {
+    /// Counts a new stream of `caller` from `client`, or refuses it over a limit.
+    fn take(
+        service: &Arc<DataService>,
+        caller: &Caller,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<StreamSlot, DataError> {
+        let mut limits = Vec::new();
+        if let Some(uid) = caller.user_id() {
+            limits.push((format!("user:{uid}"), MAX_STREAMS_PER_USER, "this user"));
+        }
+        if let Some(ip) = client
+            && !caller.is_trusted()
+        {
+            let scope = gureum_auth::ratelimit::client_scope(ip);
+            limits.push((
+                format!("addr:{scope}"),
+                MAX_STREAMS_PER_ADDRESS,
+                "this address",
+            ));
+        }
+        let mut counts = service.streams.0.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, limit, whom) in &limits {
+            if counts.get(key).copied().unwrap_or(0) >= *limit {
+                return Err(DataError::TooManyStreams(format!(
+                    "{whom} already holds {limit} realtime streams on this server; close one (an EventSource per page is enough: one stream can carry a whole collection)"
+                )));
+            }
+        }
+        for (key, _, _) in &limits {
+            *counts.entry(key.clone()).or_insert(0) += 1;
+        }
+        Ok(StreamSlot {
+            service: Arc::downgrade(service),
+            keys: limits.into_iter().map(|(key, _, _)| key).collect(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let Some(service) = self.service.upgrade() else {
+            return;
+        };
+        let mut counts = service.streams.0.lock().unwrap_or_else(|e| e.into_inner());
+        for key in &self.keys {
+            if let Some(count) = counts.get_mut(key) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(key);
+                }
+            }
+        }
+    }
+}
+
+/// Polls the store for users whose sessions were all revoked and tells this node's
+/// streams; one indexed query per node every [`REVOCATION_POLL`], whatever the number
+/// of streams, and it sees revocations made on every node.
+pub(crate) async fn watch_revocations(service: std::sync::Weak<DataService>) {
+    // Each poll looks back a little before the newest time seen, so a revocation whose
+    // transaction committed late is not skipped; `sent` keeps repeats from going out twice.
+    const OVERLAP_MS: i64 = 10_000;
+    let mut newest = gureum_model::now_ms();
+    let mut sent: HashMap<String, i64> = HashMap::new();
+    let mut tick = tokio::time::interval(REVOCATION_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(service) = service.upgrade() else {
+            return;
+        };
+        let found = match service.store.users_revoked_since(newest - OVERLAP_MS).await {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(%error, "looking for revoked sessions failed; retrying");
+                continue;
+            }
+        };
+        for (uid, at) in found {
+            newest = newest.max(at);
+            if sent.get(&uid) == Some(&at) {
+                continue;
+            }
+            sent.insert(uid.clone(), at);
+            let _ = service.revocations.send(Arc::new((uid, at)));
+        }
+        sent.retain(|_, at| *at > newest - 2 * OVERLAP_MS);
+    }
 }

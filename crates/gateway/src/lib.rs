@@ -10,7 +10,7 @@ mod services;
 
 pub use body::{BodyTooLarge, DrainOnDrop, LimitedBody, MAX_DRAIN_BYTES, MAX_DRAIN_TIME};
 pub use server::{
-    DEFAULT_MAX_BODY_BYTES, GatewaySettings, ListenerOptions, PublicPlane, ResponseBody,
-    error_response, handle, serve_connections,
+    DEFAULT_MAX_ASYNC_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, GatewaySettings, ListenerOptions,
+    PublicPlane, ResponseBody, error_response, handle, serve_connections,
 };
 pub use services::Services;

@@ -36,12 +36,18 @@ pub type ResponseBody = gureum_invoke::ResponseBody;
 pub struct GatewaySettings {
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: u64,
+    /// Largest body of an asynchronous invocation (it is stored until it runs).
+    pub max_async_body_bytes: u64,
 }
+
+/// Default largest body of an asynchronous invocation: 1 MiB, as Lambda's (since 2025).
+pub const DEFAULT_MAX_ASYNC_BODY_BYTES: u64 = 1024 * 1024;
 
 impl Default for GatewaySettings {
     fn default() -> Self {
         Self {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_async_body_bytes: DEFAULT_MAX_ASYNC_BODY_BYTES,
         }
     }
 }
@@ -487,15 +493,38 @@ where
         return *response;
     }
     let exceeded = Arc::new(AtomicBool::new(false));
-    let body = LimitedBody::new(body, settings.max_body_bytes, exceeded.clone());
     if is_async(&parts.headers) {
+        // Public callers queue events only where the function allows anyone to; else
+        // they must be a signed-in user or a function (audit finding 10).
+        let mut scope = None;
+        if let Some(services) = services {
+            // A function that is not deployed is answered 404 by the queue, as before.
+            let public = invoker
+                .live_function(&function)
+                .is_none_or(|(_, spec)| spec.async_config.public);
+            match services.async_caller(public, &function, &mut parts) {
+                Ok(caller) => scope = caller,
+                Err(response) => return *response,
+            }
+        }
+        let limit = settings.max_async_body_bytes.min(settings.max_body_bytes);
+        if parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|length| length > limit)
+        {
+            return too_large_async(limit);
+        }
+        let body = LimitedBody::new(body, limit, exceeded.clone());
         let version = match selector {
             VersionSelector::Live => None,
             VersionSelector::Pinned(version) => Some(version),
         };
-        scope_idempotency_key(&mut parts.headers, services.is_none(), client);
-        return enqueue(queue, function, version, parts, body, &exceeded, settings).await;
+        scope_idempotency_key(&mut parts.headers, services.is_none(), scope, client);
+        return enqueue(queue, function, version, parts, body, &exceeded, limit).await;
     }
+    let body = LimitedBody::new(body, settings.max_body_bytes, exceeded.clone());
     let request = Request::from_parts(parts, body);
 
     let answer = invoker
@@ -561,11 +590,13 @@ fn is_platform_path(path: &str) -> bool {
 
 /// Makes an `idempotency-key` the caller's own (as Stripe's keys are per account): the
 /// stored key is a hash of who sent it and the key, so nobody can use up, or learn the
-/// invocation of, another caller's key. Who: the admin (control API), a verified user
-/// (the claims `authorize_function` set), else the client's address (IPv6 by its /64).
+/// invocation of, another caller's key. Who: the admin (control API), the caller the
+/// token named (`caller`: `user:UID` or `function:NAME`), a verified user (the claims
+/// `authorize_function` set), else the client's address (IPv6 by its /64).
 fn scope_idempotency_key(
     headers: &mut http::HeaderMap,
     admin: bool,
+    caller: Option<String>,
     client: Option<std::net::IpAddr>,
 ) {
     let Some(key) = headers.get("idempotency-key").cloned() else {
@@ -575,10 +606,10 @@ fn scope_idempotency_key(
         .get(gureum_model::AUTH_CLAIMS_HEADER)
         .and_then(|value| value.to_str().ok())
         .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
-        .and_then(|claims| claims["sub"].as_str().map(str::to_string));
-    let scope = match (admin, user, client) {
+        .and_then(|claims| claims["sub"].as_str().map(|sub| format!("user:{sub}")));
+    let scope = match (admin, caller.or(user), client) {
         (true, _, _) => "admin".to_string(),
-        (false, Some(sub), _) => format!("user:{sub}"),
+        (false, Some(caller), _) => caller,
         (false, None, Some(ip)) => format!("address:{}", gureum_auth::ratelimit::client_scope(ip)),
         (false, None, None) => "anonymous".to_string(),
     };
@@ -623,7 +654,7 @@ async fn enqueue<B>(
     parts: http::request::Parts,
     body: LimitedBody<B>,
     exceeded: &AtomicBool,
-    settings: GatewaySettings,
+    limit: u64,
 ) -> Response<ResponseBody>
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
@@ -631,7 +662,7 @@ where
 {
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) if exceeded.load(Ordering::Acquire) => return too_large(settings.max_body_bytes),
+        Err(_) if exceeded.load(Ordering::Acquire) => return too_large_async(limit),
         Err(error) => {
             return error_response(
                 StatusCode::BAD_REQUEST,
@@ -689,7 +720,7 @@ where
             "function_not_found",
             &error.to_string(),
         ),
-        Err(error @ QueueError::QueueFull { .. }) => {
+        Err(error @ (QueueError::QueueFull { .. } | QueueError::QueueBytesFull { .. })) => {
             let mut response = error_response(
                 StatusCode::TOO_MANY_REQUESTS,
                 "queue_full",
@@ -765,6 +796,16 @@ fn too_large(limit: u64) -> Response<ResponseBody> {
         "payload_too_large",
         &format!(
             "request body is larger than the limit of {limit} bytes; send less or raise --max-body-bytes"
+        ),
+    )
+}
+
+fn too_large_async(limit: u64) -> Response<ResponseBody> {
+    error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        &format!(
+            "an asynchronous invocation's body is stored until it runs and may be at most {limit} bytes; send less (e.g. a reference to a file uploaded to /data/v1/collections/COL/files), call it synchronously, or raise --max-async-body-bytes"
         ),
     )
 }

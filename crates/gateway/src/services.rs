@@ -134,6 +134,35 @@ impl Services {
         response
     }
 
+    /// Who may queue an event for `function` from the public listener: anyone when its
+    /// `[async] public = true`, else a signed-in user or a function (its token in
+    /// `Authorization`), so that nobody anonymous can fill the store (audit finding 10).
+    /// A function's token is removed from what is stored: it is not the callee's to see.
+    /// The answer is the caller's idempotency scope (`user:UID`, `function:NAME`).
+    pub(crate) fn async_caller(
+        &self,
+        public: bool,
+        function: &str,
+        parts: &mut http::request::Parts,
+    ) -> Result<Option<String>, Box<Response<ResponseBody>>> {
+        match self.auth.caller(&parts.headers, &parts.uri) {
+            Ok(Caller::User(user)) => Ok(Some(format!("user:{}", user.uid))),
+            Ok(Caller::Function(name)) => {
+                parts.headers.remove(http::header::AUTHORIZATION);
+                Ok(Some(format!("function:{name}")))
+            }
+            Ok(_) | Err(_) if public => Ok(None),
+            Err(error) => Err(Box::new(gateway_body(error.response()))),
+            Ok(_) => Err(Box::new(error_response(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                &format!(
+                    "queueing events for {function:?} needs a signed-in user (Authorization: Bearer <access token>) or a function's token; to let anyone queue them, set [async] public = true in its gureum.toml"
+                ),
+            ))),
+        }
+    }
+
     /// Applies a function's `auth` policy to an incoming request: removes any claims
     /// header it brought, then (unless the policy is `none`) verifies the caller's JWT,
     /// evaluates an expression policy and passes the claims on. The error is the answer

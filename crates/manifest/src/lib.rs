@@ -67,6 +67,9 @@ retries = 2                     # 0 to 10; retries after a failed attempt (statu
 max_event_age_s = 21600         # 1 to 86400; older events go to the dead-letter list untried
 retry_delay_ms = 5000           # first retry after this, each next one doubles (with jitter)
 max_queued = 100000             # events waiting; enqueues beyond get 429 queue_full
+max_queued_bytes = 268435456    # bodies queued and dead-lettered (1 MiB to 64 GiB); beyond: 429
+public = false                  # true: anyone may queue events from the public listener;
+                                # false: signed-in users and functions only (401 otherwise)
 # on_success = "audit"          # a function invoked with a record of each success
 # on_failure = "alert"          # ... and of each event that exhausted its retries
 

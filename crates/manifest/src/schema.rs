@@ -143,6 +143,12 @@ struct AsyncTable {
     /// Events waiting; enqueues beyond get 429 queue_full.
     #[schemars(range(min = 1, max = 10_000_000), extend("default" = 100_000))]
     max_queued: Option<u64>,
+    /// Bytes of request bodies queued and dead-lettered together; enqueues beyond get 429 queue_full.
+    #[schemars(range(min = 1_048_576, max = 68_719_476_736u64), extend("default" = 268_435_456))]
+    max_queued_bytes: Option<u64>,
+    /// true: anyone may queue events from the public listener; false: signed-in users and functions only.
+    #[schemars(extend("default" = false))]
+    public: Option<bool>,
     /// A function invoked with a record of each success.
     on_success: Option<String>,
     /// A function invoked with a record of each event that exhausted its retries.

@@ -40,6 +40,8 @@ pub(crate) const ASYNC_KEYS: &[&str] = &[
     "max_event_age_s",
     "retry_delay_ms",
     "max_queued",
+    "max_queued_bytes",
+    "public",
     "on_success",
     "on_failure",
 ];
@@ -727,7 +729,7 @@ impl Checker {
             self.problem(
                 "async",
                 format!(
-                    "expected a table ([async] with retries, max_event_age_s, retry_delay_ms, max_queued, on_success, on_failure), got {}",
+                    "expected a table ([async] with retries, max_event_age_s, retry_delay_ms, max_queued, max_queued_bytes, public, on_success, on_failure), got {}",
                     describe(value)
                 ),
             );
@@ -773,6 +775,19 @@ impl Checker {
             10_000_000,
         ) {
             config.max_queued = max;
+        }
+        if let Some(max) = self.integer_in(
+            "async",
+            table,
+            "max_queued_bytes",
+            "bytes of queued and dead-lettered bodies",
+            1_048_576,
+            64 << 30,
+        ) {
+            config.max_queued_bytes = max;
+        }
+        if let Some(value) = table.get("public") {
+            config.public = self.boolean("async.public", value).unwrap_or(false);
         }
         for (key, slot) in [
             ("on_success", &mut config.on_success),

@@ -178,6 +178,10 @@ pub const DEFAULT_MAX_EVENT_AGE_MS: u64 = 6 * 3_600_000;
 pub const DEFAULT_RETRY_DELAY_MS: u64 = 5_000;
 /// Default most queued events per function before enqueues get 429.
 pub const DEFAULT_MAX_QUEUED: u32 = 100_000;
+/// Default most bytes of request bodies a function's queue and dead-letter list hold
+/// together before enqueues get 429 (256 MiB): what bounds the disk an async caller can
+/// fill, where `max_queued` bounds the count.
+pub const DEFAULT_MAX_QUEUED_BYTES: u64 = 256 << 20;
 
 /// How a function's asynchronous invocations are retried and where results go
 /// (`[async]` in the manifest).
@@ -191,6 +195,11 @@ pub struct AsyncConfig {
     pub retry_delay_ms: u64,
     /// Most events waiting in the function's queue (enqueues beyond get 429).
     pub max_queued: u32,
+    /// Most bytes of bodies in the queue and the dead-letter list together.
+    pub max_queued_bytes: u64,
+    /// Whether anyone may queue events from the public listener; `false`: only signed-in
+    /// users and functions (and the admin, through the control API).
+    pub public: bool,
     /// Function invoked with a record of each successful asynchronous invocation.
     pub on_success: Option<FunctionName>,
     /// Function invoked with a record of each invocation that exhausted its retries.
@@ -204,6 +213,8 @@ impl Default for AsyncConfig {
             max_event_age_ms: DEFAULT_MAX_EVENT_AGE_MS,
             retry_delay_ms: DEFAULT_RETRY_DELAY_MS,
             max_queued: DEFAULT_MAX_QUEUED,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+            public: false,
             on_success: None,
             on_failure: None,
         }

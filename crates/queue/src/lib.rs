@@ -47,6 +47,16 @@ pub enum QueueError {
         /// Its limit.
         max_queued: u32,
     },
+    /// The function's queue and dead-letter list hold `max_queued_bytes` of bodies.
+    #[error(
+        "the asynchronous queue of {function:?} holds its {max_bytes} bytes of queued and dead-lettered bodies; retry later, drain its dead letters (`gureum dlq NAME rm --all`), or raise [async] max_queued_bytes in its gureum.toml"
+    )]
+    QueueBytesFull {
+        /// The function.
+        function: String,
+        /// Its limit.
+        max_bytes: u64,
+    },
     /// The server is stopping and takes no new events.
     #[error("the server is shutting down; retry on another node or after the restart")]
     ShuttingDown,
@@ -132,6 +142,9 @@ pub struct Queue {
     // never reads the store; an enqueue committed while the count runs may be counted
     // twice until the next count, which errs on the safe side).
     recent: Mutex<HashMap<String, u64>>,
+    // The same two for the bytes of bodies held (queue and dead letters together).
+    held_bytes: Mutex<HashMap<String, u64>>,
+    recent_bytes: Mutex<HashMap<String, u64>>,
     // Per function: events this node is running now.
     running: Mutex<HashMap<String, u32>>,
     stop: CancellationToken,
@@ -173,6 +186,8 @@ impl Queue {
             slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             depths: Mutex::new(HashMap::new()),
             recent: Mutex::new(HashMap::new()),
+            held_bytes: Mutex::new(HashMap::new()),
+            recent_bytes: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -215,6 +230,23 @@ impl Queue {
                 max_queued,
             });
         }
+        let max_bytes = spec.async_config.max_queued_bytes;
+        let body_bytes = request.body.len() as u64;
+        let held = lock(&self.held_bytes)
+            .get(&request.function)
+            .copied()
+            .unwrap_or(0)
+            + lock(&self.recent_bytes)
+                .get(&request.function)
+                .copied()
+                .unwrap_or(0);
+        if held + body_bytes > max_bytes {
+            self.count(&request.function, "rejected");
+            return Err(QueueError::QueueBytesFull {
+                function: request.function,
+                max_bytes,
+            });
+        }
         let event = events::queued_from_request(&request);
         let id = event.id.clone();
         let function = request.function.clone();
@@ -235,6 +267,9 @@ impl Queue {
         Ok(match outcome {
             Enqueued::New => {
                 *lock(&self.recent).entry(function.clone()).or_insert(0) += 1;
+                *lock(&self.recent_bytes)
+                    .entry(function.clone())
+                    .or_insert(0) += body_bytes;
                 self.count(&function, "enqueued");
                 Accepted {
                     invocation_id: id,
@@ -281,6 +316,17 @@ impl Queue {
     }
 
     async fn count_depths(&self) {
+        let bytes_before = std::mem::take(&mut *lock(&self.recent_bytes));
+        match self.store.queued_bytes().await {
+            Ok(held) => *lock(&self.held_bytes) = held.into_iter().collect(),
+            Err(error) => {
+                tracing::warn!(%error, "counting queued bytes failed");
+                let mut recent = lock(&self.recent_bytes);
+                for (function, bytes) in bytes_before {
+                    *recent.entry(function).or_insert(0) += bytes;
+                }
+            }
+        }
         let before = std::mem::take(&mut *lock(&self.recent));
         let depths = match self.store.queue_depths().await {
             Ok(depths) => depths,
@@ -380,11 +426,16 @@ async fn enqueue_writer(queue: Arc<Queue>, mut receiver: mpsc::Receiver<EnqueueJ
 
 /// Counts queue depths (gauges, back-pressure), renews this node's leases and expires
 /// old idempotency keys.
+/// How often, and how many pages at most (4 KiB each: 64 MiB), the store gives back.
+const RECLAIM_EVERY: Duration = Duration::from_secs(60);
+const RECLAIM_PAGES: u32 = 16_384;
+
 async fn monitor(queue: Arc<Queue>) {
     let mut tick = tokio::time::interval(MONITOR_INTERVAL);
     let renew_every = (queue.settings.lease / 3).max(MONITOR_INTERVAL);
     let mut last_renewal = tokio::time::Instant::now();
     let mut last_purge = tokio::time::Instant::now();
+    let mut last_reclaim = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -396,6 +447,14 @@ async fn monitor(queue: Arc<Queue>) {
             let until = gureum_model::now_ms() + millis(queue.settings.lease);
             if let Err(error) = queue.store.renew_leases(&queue.node, until).await {
                 tracing::warn!(%error, "renewing leases of running asynchronous events failed");
+            }
+        }
+        if last_reclaim.elapsed() >= RECLAIM_EVERY {
+            last_reclaim = tokio::time::Instant::now();
+            // Consumed events and dead letters leave free pages; giving a bounded number
+            // back each minute keeps a flood from growing the file for good (finding 10).
+            if let Err(error) = queue.store.reclaim_space(RECLAIM_PAGES).await {
+                tracing::warn!(%error, "giving free database pages back failed");
             }
         }
         if last_purge.elapsed() >= Duration::from_secs(3600) {

@@ -57,10 +57,12 @@
 mod collection;
 mod error;
 mod json;
+mod query;
 mod rule;
 
 pub use collection::{CollectionRules, Operation};
 pub use error::{Diagnostic, EvalError, RuleError, RulesError, RulesProblem, UnknownOperation};
+pub use query::{Pinned, QueryVerdict};
 pub use rule::{Context, Rule};
 
 #[cfg(test)]

@@ -106,9 +106,13 @@ impl Rule {
     /// error when the other side decides (`false && <error>` is `false`, `true || <error>`
     /// is `true`), so guards such as `auth != null && …` work in either order.
     pub fn allows(&self, ctx: &Context<'_>) -> Result<bool, EvalError> {
-        let vars = Variables(ctx);
+        self.evaluate(&Variables(ctx))
+    }
+
+    /// Runs the program with `vars` answering the variables.
+    pub(crate) fn evaluate(&self, vars: &dyn VariableResolver) -> Result<bool, EvalError> {
         let mut cel_ctx = cel::Context::with_env(Arc::clone(&ENV));
-        cel_ctx.set_variable_resolver(&vars);
+        cel_ctx.set_variable_resolver(vars);
         match self.program.execute(&cel_ctx) {
             Ok(Value::Bool(allowed)) => Ok(allowed),
             Ok(other) => Err(EvalError::NotBool {
@@ -145,26 +149,42 @@ struct Variables<'c, 'a>(&'c Context<'a>);
 
 impl VariableResolver for Variables<'_, '_> {
     fn resolve<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
-        let mut segments = name.strip_prefix('.').unwrap_or(name).split('.');
-        let root = match segments.next()? {
+        let name = name.strip_prefix('.').unwrap_or(name);
+        let root = match root_variable(name)? {
             "auth" => self.0.auth,
             "doc" => self.0.doc,
-            "data" => self.0.data,
-            // Not ours: a comprehension variable lives in an inner scope, found before this.
-            _ => return None,
+            _ => self.0.data,
         };
-        let Some(mut value) = root else {
-            // An absent variable is `null`; but `doc.owner` of a null `doc` is no value.
-            return segments
-                .next()
-                .is_none()
-                .then(|| CowVal::owned(cel::common::types::CelNull));
-        };
-        for field in segments {
-            value = value.as_object()?.get(field)?;
-        }
-        Some(CowVal::Owned(to_val(value)))
+        resolve_in(root, name)
     }
+}
+
+/// The rule variable `name` (`doc.data.title`) starts with, if it names one; anything
+/// else is a comprehension variable, which lives in an inner scope found before this.
+pub(crate) fn root_variable(name: &str) -> Option<&'static str> {
+    let root = name.split('.').next()?;
+    VARIABLES.into_iter().find(|v| *v == root)
+}
+
+/// `name` (`auth.claims.role`) looked up in the JSON of its root variable, `None` meaning
+/// `null`: the value, or "no such name" when the path does not lead through objects to a
+/// value (see [`Variables`]).
+pub(crate) fn resolve_in<'b>(
+    root: Option<&'b serde_json::Value>,
+    name: &str,
+) -> Option<CowVal<'b, 'b>> {
+    let mut segments = name.split('.').skip(1);
+    let Some(mut value) = root else {
+        // An absent variable is `null`; but `doc.owner` of a null `doc` is no value.
+        return segments
+            .next()
+            .is_none()
+            .then(|| CowVal::owned(cel::common::types::CelNull));
+    };
+    for field in segments {
+        value = value.as_object()?.get(field)?;
+    }
+    Some(CowVal::Owned(to_val(value)))
 }
 
 /// Walks the expression and fails with the first free identifier that is not a rule

@@ -451,3 +451,87 @@ fn rules_are_shareable() {
     shareable::<Rule>();
     shareable::<CollectionRules>();
 }
+
+fn pinned(fields: &[(&str, Value)]) -> Pinned {
+    let mut pinned = Pinned::new();
+    for (path, value) in fields {
+        pinned.pin(*path, value.clone());
+    }
+    pinned
+}
+
+#[test]
+fn owner_rules_need_the_owner_in_the_query() {
+    let owner = rule("auth != null && doc.owner == auth.uid");
+    let alice = user("alice");
+    assert_eq!(
+        owner.holds_for_query(Some(&alice), &pinned(&[("owner", json!("alice"))])),
+        QueryVerdict::Holds
+    );
+    assert_eq!(
+        owner.holds_for_query(Some(&alice), &pinned(&[("owner", json!("bob"))])),
+        QueryVerdict::Denied
+    );
+    // Fixing other fields does not bound the owner.
+    assert_eq!(
+        owner.holds_for_query(Some(&alice), &pinned(&[("data.pin", json!("4821"))])),
+        QueryVerdict::Unbounded(vec!["doc.owner".into()])
+    );
+    // Anonymous: denied whatever the query, before any document is read.
+    assert_eq!(
+        owner.holds_for_query(None, &Pinned::new()),
+        QueryVerdict::Denied
+    );
+}
+
+#[test]
+fn query_verdicts_follow_cel_logic_not_the_data() {
+    let alice = user("alice");
+    let either = rule("doc.data.public == true || (auth != null && doc.owner == auth.uid)");
+    assert_eq!(
+        either.holds_for_query(Some(&alice), &pinned(&[("owner", json!("alice"))])),
+        QueryVerdict::Holds,
+        "the owner side decides alone"
+    );
+    assert_eq!(
+        either.holds_for_query(None, &pinned(&[("data.public", json!(true))])),
+        QueryVerdict::Holds
+    );
+    match either.holds_for_query(Some(&alice), &Pinned::new()) {
+        QueryVerdict::Unbounded(read) => {
+            assert!(read.contains(&"doc.data.public".to_string()), "{read:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Rules that do not read doc decide on auth alone.
+    let signed_in = rule("auth != null");
+    assert_eq!(
+        signed_in.holds_for_query(Some(&alice), &Pinned::new()),
+        QueryVerdict::Holds
+    );
+    assert_eq!(
+        signed_in.holds_for_query(None, &Pinned::new()),
+        QueryVerdict::Denied
+    );
+    // Whole-object reads and has() on unfixed fields cannot hold for every document.
+    for source in [
+        "!has(doc.data.secret)",
+        "size(doc.data) < 3",
+        "doc.data.tags.all(t, t != \"x\")",
+        "doc != null",
+    ] {
+        assert!(
+            matches!(
+                rule(source).holds_for_query(Some(&alice), &pinned(&[("data.n", json!(1))])),
+                QueryVerdict::Unbounded(_)
+            ),
+            "{source}"
+        );
+    }
+    // A false side fixed by the query denies the whole conjunction.
+    let both = rule("doc.data.open == true && doc.owner == auth.uid");
+    assert_eq!(
+        both.holds_for_query(Some(&alice), &pinned(&[("data.open", json!(false))])),
+        QueryVerdict::Denied
+    );
+}

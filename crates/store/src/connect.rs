@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{AnyPool, ConnectOptions, Connection};
 
 use crate::{Backend, StoreError};
@@ -65,6 +65,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[Embedded] = &[
         "leases",
         include_str!("../migrations/sqlite/0007_leases.sql"),
     ),
+    (
+        8,
+        "session revocations",
+        include_str!("../migrations/sqlite/0008_revocations.sql"),
+    ),
 ];
 
 /// PostgreSQL migrations, oldest first; same versions and descriptions as [`SQLITE_MIGRATIONS`].
@@ -103,6 +108,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Embedded] = &[
         7,
         "leases",
         include_str!("../migrations/postgres/0007_leases.sql"),
+    ),
+    (
+        8,
+        "session revocations",
+        include_str!("../migrations/postgres/0008_revocations.sql"),
     ),
 ];
 
@@ -253,10 +263,15 @@ async fn prepare_sqlite_file(path: &Path) -> Result<PathBuf, StoreError> {
     // WAL lets readers run beside the batch writer. It is a property of the file, so one
     // connection sets it before the pool opens: switching needs an exclusive lock that
     // busy_timeout cannot wait for, and pooled connections racing for it would fail.
-    let connection = SqliteConnectOptions::new()
+    // Incremental auto-vacuum lets the file give back the pages that consumed events,
+    // deleted files and dead letters leave free (`Store::reclaim_space`); without it a
+    // SQLite file never shrinks. It takes effect on a new file only; an older one is
+    // converted once by a VACUUM if it is small enough to do so quickly at start.
+    let mut connection = SqliteConnectOptions::new()
         .filename(&path)
         .create_if_missing(true)
         .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        .auto_vacuum(SqliteAutoVacuum::Incremental)
         .journal_mode(SqliteJournalMode::Wal)
         .connect()
         .await
@@ -264,9 +279,32 @@ async fn prepare_sqlite_file(path: &Path) -> Result<PathBuf, StoreError> {
             target: path.display().to_string(),
             source,
         })?;
+    let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+        .fetch_one(&mut connection)
+        .await?;
+    if mode != 2 {
+        let size = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
+        if size <= VACUUM_AT_START_BYTES {
+            tracing::info!(path = %path.display(), size, "converting the database to incremental auto-vacuum (once)");
+            sqlx::query("PRAGMA auto_vacuum = INCREMENTAL")
+                .execute(&mut connection)
+                .await?;
+            sqlx::query("VACUUM").execute(&mut connection).await?;
+        } else {
+            tracing::warn!(
+                path = %path.display(),
+                size,
+                "the database does not give free pages back to the disk; stop gureum and run `sqlite3 FILE 'PRAGMA auto_vacuum = INCREMENTAL; VACUUM;'` once"
+            );
+        }
+    }
     connection.close().await?;
     Ok(path)
 }
+
+/// Largest SQLite file converted to incremental auto-vacuum at start (a VACUUM rewrites
+/// the whole file, about a second per few hundred MB).
+const VACUUM_AT_START_BYTES: u64 = 256 << 20;
 
 /// The Any driver only takes URLs (which it normalizes), so every byte of the path
 /// outside a safe set is percent-encoded; the SQLite driver decodes it again.

@@ -33,6 +33,17 @@ pub struct FileRow {
     pub created_at_ms: i64,
 }
 
+/// One page of a file listing, newest first.
+#[derive(Debug, Clone, Copy)]
+pub struct FilePage<'a> {
+    /// Only files of this owner.
+    pub owner: Option<&'a str>,
+    /// Start after the file with this (upload time, id).
+    pub after: Option<(i64, &'a str)>,
+    /// Rows to return.
+    pub limit: u32,
+}
+
 fn file_from_row(row: &AnyRow) -> Result<FileRow, StoreError> {
     Ok(FileRow {
         id: column(row, 0)?,
@@ -117,18 +128,24 @@ impl Store {
         row.as_ref().map(file_from_row).transpose()
     }
 
-    /// Files of a collection, newest first, at most `limit`.
+    /// One page of a collection's files, newest first (keyset-paged on upload time and id).
     pub async fn list_files(
         &self,
         collection: &str,
-        limit: u32,
+        page: &FilePage<'_>,
     ) -> Result<Vec<FileRow>, StoreError> {
+        // Optional conditions as `$n IS NULL OR …`, so one statement serves every page.
         let rows = sqlx::query(&format!(
             "SELECT {FILE_COLUMNS} FROM files WHERE collection = $1 \
-             ORDER BY created_at_ms DESC, id DESC LIMIT $2"
+             AND ($2 IS NULL OR owner = $2) \
+             AND ($3 IS NULL OR created_at_ms < $3 OR (created_at_ms = $3 AND id < $4)) \
+             ORDER BY created_at_ms DESC, id DESC LIMIT $5"
         ))
         .bind(collection)
-        .bind(i64::from(limit))
+        .bind(page.owner)
+        .bind(page.after.map(|(created, _)| created))
+        .bind(page.after.map(|(_, id)| id))
+        .bind(i64::from(page.limit))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(file_from_row).collect()

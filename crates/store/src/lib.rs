@@ -36,7 +36,7 @@ use sqlx::{Any, AnyPool, Transaction};
 pub use documents::{
     Cursor, DocQuery, DocumentRow, FieldPath, Filter, FilterOp, WriteOutcome, valid_collection,
 };
-pub use files::{BLOB_CHUNK, FileRow};
+pub use files::{BLOB_CHUNK, FilePage, FileRow};
 pub use kv::KV_LIST_PAGE;
 pub use notify::{MAX_NOTIFY_BYTES, Notifications};
 pub use queue::{
@@ -188,6 +188,27 @@ impl Store {
     /// The backend in use.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Gives free pages back to the file system (SQLite with incremental auto-vacuum: at
+    /// most `max_pages` per call, a short write; PostgreSQL's autovacuum reuses space on
+    /// its own, so nothing there). Returns the pages freed.
+    pub async fn reclaim_space(&self, max_pages: u32) -> Result<u64, StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(0);
+        }
+        let free: i64 = sqlx::query_scalar("PRAGMA freelist_count")
+            .fetch_one(&self.pool)
+            .await?;
+        if free == 0 {
+            return Ok(0);
+        }
+        // The pool's connections are each their own: one runs the whole pragma.
+        let mut connection = self.pool.acquire().await?;
+        sqlx::query(&format!("PRAGMA incremental_vacuum({max_pages})"))
+            .execute(&mut *connection)
+            .await?;
+        Ok(u64::try_from(free).unwrap_or(0).min(u64::from(max_pages)))
     }
 
     /// Closes every connection, waiting for queries in flight; later calls fail.

@@ -343,6 +343,26 @@ impl Store {
             .collect()
     }
 
+    /// Bytes of request bodies each function holds in its queue and dead-letter list
+    /// together (functions with none are left out): what `[async] max_queued_bytes` bounds.
+    /// `LENGTH` of a blob reads its size, not its content, on both backends.
+    pub async fn queued_bytes(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT function, CAST(SUM(bytes) AS BIGINT) FROM ( \
+             SELECT function, LENGTH(body) AS bytes FROM async_events \
+             UNION ALL SELECT function, LENGTH(body) AS bytes FROM dead_letters \
+             ) AS held GROUP BY function",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let bytes: i64 = column(row, 1)?;
+                Ok((column(row, 0)?, u64::try_from(bytes).unwrap_or(0)))
+            })
+            .collect()
+    }
+
     /// How many dead letters each function has (functions without any are left out).
     pub async fn dead_letter_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let rows = sqlx::query("SELECT function, COUNT(*) FROM dead_letters GROUP BY function")

@@ -298,6 +298,35 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Users whose sessions were all revoked after `since_ms`, with that time (see
+    /// `revoked_before_ms`: set with every revocation of all of a user's sessions).
+    pub async fn users_revoked_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, revoked_before_ms FROM users WHERE revoked_before_ms > $1 \
+             ORDER BY revoked_before_ms LIMIT 10000",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((column(row, 0)?, column(row, 1)?)))
+            .collect()
+    }
+
+    /// Whether `id` is disabled and when all its sessions were last revoked; `None` when
+    /// there is no such user.
+    pub async fn session_state(&self, id: &str) -> Result<Option<(bool, Option<i64>)>, StoreError> {
+        let row = sqlx::query("SELECT disabled, revoked_before_ms FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| Ok((column::<i64>(&row, 0)? != 0, column(&row, 1)?)))
+            .transpose()
+    }
+
     /// Revokes every live refresh token of `user_id`; how many were live.
     pub async fn revoke_user_refresh_tokens(
         &self,
@@ -336,5 +365,10 @@ async fn revoke_all(
     .bind(user_id)
     .execute(&mut **transaction)
     .await?;
+    sqlx::query("UPDATE users SET revoked_before_ms = $1 WHERE id = $2")
+        .bind(now_ms)
+        .bind(user_id)
+        .execute(&mut **transaction)
+        .await?;
     Ok(done.rows_affected())
 }

@@ -75,7 +75,7 @@ fn rethrow(outcome: Result<(), tokio::task::JoinError>) {
 
 /// Instantiates every listed test once per backend: `sqlite::NAME` and `postgres::NAME`.
 /// Migrations each backend has (the files under migrations/<backend>/).
-const MIGRATIONS: i64 = 7;
+const MIGRATIONS: i64 = 8;
 
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
@@ -781,6 +781,38 @@ async fn sqlite_files_use_wal_mode() {
 }
 
 #[tokio::test]
+async fn sqlite_files_give_freed_pages_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("gureum.db").display());
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(
+        raw_count(&url, "PRAGMA auto_vacuum").await,
+        2,
+        "incremental"
+    );
+    let mut events = Vec::new();
+    for i in 0..8 {
+        let mut big = event(&format!("big{i}"), "work", 1_000);
+        big.body = vec![7; 1 << 20];
+        events.push((big, None));
+    }
+    store.enqueue_events(&events).await.unwrap();
+    let full = raw_count(&url, "PRAGMA page_count").await;
+    for (event, _) in &events {
+        store.complete_event(event, None, 2_000).await.unwrap();
+    }
+    assert!(store.reclaim_space(100_000).await.unwrap() > 1000);
+    let after = raw_count(&url, "PRAGMA page_count").await;
+    assert!(after < full / 4, "{full} pages before, {after} after");
+    assert_eq!(
+        store.reclaim_space(100_000).await.unwrap(),
+        0,
+        "nothing left"
+    );
+    store.close().await;
+}
+
+#[tokio::test]
 async fn bad_urls_get_errors_that_say_what_works() {
     for url in ["mysql://localhost/x", "gureum.db", "", "http://example.com"] {
         let error = Store::open(url).await.unwrap_err();
@@ -1180,6 +1212,11 @@ async fn queued_events_are_claimed_once_and_leases_expire(ctx: Ctx) {
     assert_eq!(
         (depths[0].depth, depths[0].oldest_enqueued_at_ms),
         (3, 1_000)
+    );
+    // Three bodies of five bytes each.
+    assert_eq!(
+        store.queued_bytes().await.unwrap(),
+        vec![("work".to_string(), 15)]
     );
 }
 

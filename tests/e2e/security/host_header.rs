@@ -21,7 +21,11 @@ async fn odd_hosts_neither_panic_nor_change_the_path() {
     let log = log_dir.path().join("server.log");
     let server = Server::start_logged(&log);
     let recorder = Recorder::start().await;
-    let _tb = deploy(&server, "tb", &recorder.env());
+    let _tb = deploy(
+        &server,
+        "tb",
+        &format!("{}{}", recorder.env(), crate::queue::PUBLIC_ASYNC),
+    );
 
     // The WebSocket `$connect` event reaches the function at its own path whatever the
     // Host says (the testbed accepts only there, routing by the last path segment).

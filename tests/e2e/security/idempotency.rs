@@ -40,7 +40,11 @@ async fn an_idempotency_key_belongs_to_its_caller() {
         "idem-user",
         &format!("auth = \"user\"\n{}", recorder.env()),
     );
-    let _anyone = deploy(&server, "idem-anyone", &recorder.env());
+    let _anyone = deploy(
+        &server,
+        "idem-anyone",
+        &format!("{}{}", recorder.env(), crate::queue::PUBLIC_ASYNC),
+    );
     let client = reqwest::Client::new();
 
     let alice = signup(&server, "alice@example.org").await;

@@ -2,14 +2,18 @@
 //! reproduces the attack against the real binary and asserts that it now fails, next to
 //! the legitimate use it must not break.
 
+mod admin_token;
+mod async_abuse;
 mod bearer;
 mod client_address;
 mod data_dir;
 mod host_header;
 mod idempotency;
+mod listing_oracle;
 mod login_limits;
 mod missing_files;
 mod platform_headers;
+mod realtime_revocation;
 mod refresh_race;
 mod reserved_routes;
 

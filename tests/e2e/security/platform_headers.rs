@@ -26,7 +26,11 @@ const FORGED: [(&str, &str); 7] = [
 async fn callers_cannot_forge_platform_headers_or_reach_internal_paths() {
     let server = Server::start();
     let recorder = Recorder::start().await;
-    let _tb = deploy(&server, "tb", &recorder.env());
+    let _tb = deploy(
+        &server,
+        "tb",
+        &format!("{}{}", recorder.env(), crate::queue::PUBLIC_ASYNC),
+    );
 
     // Synchronous: the function sees none of the forged headers (an invocation id the
     // platform sets is its own, never the caller's).

@@ -173,6 +173,18 @@ async fn users_are_unique_and_refresh_tokens_rotate_once(ctx: Ctx) {
         "disabling revoked the token"
     );
     assert!(!store.set_user_disabled("ghost", true, 90).await.unwrap());
+    // Each revocation of all sessions is visible to the nodes polling for it; rotating
+    // the reused token above (at 95) counted as one too.
+    assert_eq!(
+        store.users_revoked_since(79).await.unwrap(),
+        vec![("u3".to_string(), 95)]
+    );
+    assert!(store.users_revoked_since(95).await.unwrap().is_empty());
+    assert_eq!(
+        store.session_state("u3").await.unwrap(),
+        Some((true, Some(95)))
+    );
+    assert_eq!(store.session_state("ghost").await.unwrap(), None);
     // Racing presentations of one token from two nodes: exactly one rotates.
     store
         .insert_refresh_token("race", "u1", 10, 1_000_000)
@@ -710,7 +722,44 @@ async fn files_are_stored_once_per_content_and_cleaned_up(ctx: Ctx) {
         store.get_file("things", "f1").await.unwrap(),
         Some(file("f1"))
     );
-    assert_eq!(store.list_files("things", 10).await.unwrap().len(), 2);
+    let page = |owner, after, limit| gureum_store::FilePage {
+        owner,
+        after,
+        limit,
+    };
+    let all = store
+        .list_files("things", &page(None, None, 10))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all[0].created_at_ms >= all[1].created_at_ms, "newest first");
+    let first = store
+        .list_files("things", &page(None, None, 1))
+        .await
+        .unwrap();
+    let after = (first[0].created_at_ms, first[0].id.as_str());
+    let second = store
+        .list_files("things", &page(None, Some(after), 1))
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(
+        second[0].id, all[1].id,
+        "the next page starts after the cursor"
+    );
+    let last = (second[0].created_at_ms, second[0].id.as_str());
+    assert!(
+        store
+            .list_files("things", &page(None, Some(last), 1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let nobody = store
+        .list_files("things", &page(Some("nobody"), None, 10))
+        .await
+        .unwrap();
+    assert!(nobody.is_empty(), "only the owner's files");
     assert!(store.delete_file("things", "f1").await.unwrap().is_some());
     assert_eq!(
         store.blob_chunk_count().await.unwrap(),
