@@ -69,6 +69,12 @@ pub struct UpArgs {
     /// listener never blocks it).
     #[arg(long, env = "GUREUM_ADMIN_MAX_CONNECTIONS", default_value_t = gureum_gateway::DEFAULT_ADMIN_MAX_CONNECTIONS)]
     admin_max_connections: usize,
+    /// Whether functions reach private addresses (loopback, RFC 1918, link-local and
+    /// the cloud metadata service, CGNAT, ULA) through names in allowed_outbound_hosts.
+    /// deny: only entries naming the address itself or localhost reach them; allow: for
+    /// functions that call internal services by name.
+    #[arg(long, env = "GUREUM_OUTBOUND_PRIVATE", default_value = "deny", value_enum)]
+    outbound_private: OutboundPrivate,
     /// How long in-flight requests may finish after SIGTERM/SIGINT, e.g. 10s.
     #[arg(long, env = "GUREUM_SHUTDOWN_GRACE", default_value = "10s")]
     shutdown_grace: humantime::Duration,
@@ -192,6 +198,13 @@ pub struct UpArgs {
     /// (browsers then refuse plain HTTP to the host for that long).
     #[arg(long, env = "GUREUM_HSTS")]
     hsts: Option<humantime::Duration>,
+}
+
+/// `--outbound-private`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutboundPrivate {
+    Deny,
+    Allow,
 }
 
 /// Where the HTTPS certificate comes from.
@@ -448,6 +461,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         quotas: quotas.clone(),
         metering: !args.no_metering,
         tokens,
+        outbound_private: match args.outbound_private {
+            OutboundPrivate::Deny => gureum_manifest::PrivateDestinations::Deny,
+            OutboundPrivate::Allow => gureum_manifest::PrivateDestinations::Allow,
+        },
     });
     invoker.export_pool_metrics();
     let loaded = invoker.load().await?;

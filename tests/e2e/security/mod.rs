@@ -9,9 +9,11 @@ mod host_header;
 mod idempotency;
 mod login_limits;
 mod missing_files;
+mod outbound_dns;
 mod platform_headers;
 mod refresh_race;
 mod reserved_routes;
+mod slow_clients;
 
 use std::time::Duration;
 
