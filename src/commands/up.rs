@@ -73,7 +73,12 @@ pub struct UpArgs {
     /// the cloud metadata service, CGNAT, ULA) through names in allowed_outbound_hosts.
     /// deny: only entries naming the address itself or localhost reach them; allow: for
     /// functions that call internal services by name.
-    #[arg(long, env = "GUREUM_OUTBOUND_PRIVATE", default_value = "deny", value_enum)]
+    #[arg(
+        long,
+        env = "GUREUM_OUTBOUND_PRIVATE",
+        default_value = "deny",
+        value_enum
+    )]
     outbound_private: OutboundPrivate,
     /// How long in-flight requests may finish after SIGTERM/SIGINT, e.g. 10s.
     #[arg(long, env = "GUREUM_SHUTDOWN_GRACE", default_value = "10s")]
@@ -366,11 +371,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let admin_url = format!("{scheme}://{}", admin_listener.local_addr()?);
     let (public_listener, admin_listener) = match &tls {
         Some(tls) => (
-            gureum_tls::Listener::tls(
-                public_listener,
-                tls.server_config(),
-                public_slots.clone(),
-            )?,
+            gureum_tls::Listener::tls(public_listener, tls.server_config(), public_slots.clone())?,
             gureum_tls::Listener::tls(admin_listener, tls.server_config(), admin_slots)?,
         ),
         None => (

@@ -167,6 +167,8 @@ struct Activity {
     started: AtomicUsize,
     /// When the last request in flight ended, in ms since `opened`.
     idle_since_ms: AtomicU64,
+    /// Woken when a request ends: the watchdog may be asleep on an earlier deadline.
+    ended: tokio::sync::Notify,
 }
 
 impl Activity {
@@ -176,6 +178,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             started: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
+            ended: tokio::sync::Notify::new(),
         }
     }
 
@@ -188,31 +191,36 @@ impl Activity {
         let elapsed = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.idle_since_ms.store(elapsed, Ordering::Relaxed);
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        // Stores a permit when the watchdog is not waiting, so no end is missed.
+        self.ended.notify_one();
     }
 
     /// Resolves once the connection has had no request in flight for its limit: the
     /// header timeout before the first request (a client that connects and sends
     /// nothing, or too little for hyper to tell HTTP/1 from h2, which no hyper timer
-    /// covers), the idle timeout after. A busy connection (a long SSE stream) is only
-    /// looked at again once per limit, so this costs one timer per connection.
+    /// covers), the idle timeout after. A busy connection (a long SSE stream) is looked
+    /// at again when a request ends, so this costs one timer per connection.
     async fn idle(&self, settings: ConnectionSettings) {
         loop {
+            if self.in_flight.load(Ordering::Acquire) > 0 {
+                self.ended.notified().await;
+                continue;
+            }
             let (limit, since) = if self.started.load(Ordering::Relaxed) == 0 {
                 (settings.header_timeout, self.opened)
             } else {
                 let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
                 (settings.idle_timeout, self.opened + since)
             };
-            if self.in_flight.load(Ordering::Acquire) > 0 {
-                tokio::time::sleep(limit).await;
-                continue;
-            }
             let deadline = since + limit;
             if Instant::now() >= deadline {
                 return;
             }
-            tokio::time::sleep_until(deadline).await;
-            // Re-checked: a request may have come and gone meanwhile.
+            // Re-checked after either: a request may have come and gone meanwhile.
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {}
+                () = self.ended.notified() => {}
+            }
         }
     }
 }
@@ -307,8 +315,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_request_in_flight_keeps_the_connection_and_the_idle_timeout_starts_at_its_end()
-    {
+    async fn a_request_in_flight_keeps_the_connection_and_the_idle_timeout_starts_at_its_end() {
         let activity = Arc::new(Activity::new());
         activity.begin();
         let watcher = tokio::spawn({
@@ -320,7 +327,10 @@ mod tests {
         });
         // A long stream: longer than both timeouts.
         tokio::time::sleep(Duration::from_secs(100)).await;
-        assert!(!watcher.is_finished(), "closed while a request was in flight");
+        assert!(
+            !watcher.is_finished(),
+            "closed while a request was in flight"
+        );
         let ended = Instant::now();
         activity.end();
         let closed = watcher.await.unwrap();

@@ -165,14 +165,12 @@ async fn resolve(
     port: u16,
     private: gureum_manifest::PrivateDestinations,
 ) -> Result<Vec<SocketAddr>, String> {
-    let addresses: Vec<SocketAddr> = tokio::time::timeout(
-        RELAY_CONNECT_TIMEOUT,
-        tokio::net::lookup_host((host, port)),
-    )
-    .await
-    .map_err(|_| "name resolution timed out".to_string())?
-    .map_err(|error| format!("name resolution failed: {error}"))?
-    .collect();
+    let addresses: Vec<SocketAddr> =
+        tokio::time::timeout(RELAY_CONNECT_TIMEOUT, tokio::net::lookup_host((host, port)))
+            .await
+            .map_err(|_| "name resolution timed out".to_string())?
+            .map_err(|error| format!("name resolution failed: {error}"))?
+            .collect();
     if !gureum_manifest::names_address(host) {
         gureum_manifest::check_resolved(&addresses, private).map_err(|prohibited| {
             format!(
@@ -188,8 +186,7 @@ async fn resolve(
 const RELAY_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn pipe(mut inside: UnixStream, addresses: &[SocketAddr]) {
-    let outside =
-        tokio::time::timeout(RELAY_CONNECT_TIMEOUT, TcpStream::connect(addresses)).await;
+    let outside = tokio::time::timeout(RELAY_CONNECT_TIMEOUT, TcpStream::connect(addresses)).await;
     let mut outside = match outside {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {

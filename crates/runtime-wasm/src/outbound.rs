@@ -109,12 +109,7 @@ pub(crate) async fn send(
     let stream: Box<dyn Stream> = if use_tls {
         let name = server_name(bare_host)?;
         let connector = tokio_rustls::TlsConnector::from(tls_config());
-        Box::new(
-            connector
-                .connect(name, stream)
-                .await
-                .map_err(Error::Tls)?,
-        )
+        Box::new(connector.connect(name, stream).await.map_err(Error::Tls)?)
     } else {
         Box::new(stream)
     };

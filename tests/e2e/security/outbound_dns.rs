@@ -55,7 +55,9 @@ async fn internal_target(server: &Server, address: IpAddr) -> (u16, String) {
                 let mut buffer = [0u8; 4096];
                 let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buffer).await;
                 let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
                     .await;
             });
         }
@@ -113,17 +115,28 @@ async fn an_allowed_name_resolving_to_loopback_does_not_reach_internal_services(
     );
     // The author who names the address means it.
     let (status, body) = fetch(&server, "dns-literal", &format!("{by_address}{path}")).await;
-    assert_eq!((status, body.trim()), (200, "ok"), "{by_address} named literally");
-
-    // The function's log says why and how to allow it.
-    let logs = server.cli(&["logs", "dns-named", "--since", "1h"]);
-    assert!(logs.success, "{logs:?}");
-    assert!(
-        logs.stdout.contains(&format!("{name} resolves to {address}, a loopback address"))
-            && logs.stdout.contains("--outbound-private allow"),
-        "no refusal line in the log:\n{}",
-        logs.stdout
+    assert_eq!(
+        (status, body.trim()),
+        (200, "ok"),
+        "{by_address} named literally"
     );
+
+    // The function's log says why and how to allow it (logs are written in batches).
+    let wanted = format!("{name} resolves to {address}, a loopback address");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let logs = server.cli(&["logs", "dns-named", "--since", "1h"]);
+        assert!(logs.success, "{logs:?}");
+        if logs.stdout.contains(&wanted) && logs.stdout.contains("--outbound-private allow") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refusal line ({wanted:?}) in the log:\n{}",
+            logs.stdout
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]
@@ -138,5 +151,9 @@ async fn outbound_private_allow_lets_names_reach_private_addresses() {
         &format!("allowed_outbound_hosts = [\"{by_name}\"]"),
     );
     let (status, body) = fetch(&server, "dns-opt-out", &format!("{by_name}{path}")).await;
-    assert_eq!((status, body.trim()), (200, "ok"), "{by_name} with --outbound-private allow");
+    assert_eq!(
+        (status, body.trim()),
+        (200, "ok"),
+        "{by_name} with --outbound-private allow"
+    );
 }
