@@ -1063,7 +1063,9 @@ fn only_an_entry_naming_the_address_or_localhost_allows_a_private_destination() 
             .map(|entry| entry.to_string())
             .collect::<Vec<_>>()
     };
-    let cases: &[(&[&str], &str, Option<u16>, Option<Allowance>)] = &[
+    // (entries, request host, request port, expected allowance)
+    type Case<'a> = (&'a [&'a str], &'a str, Option<u16>, Option<Allowance>);
+    let cases: &[Case] = &[
         (
             &["http://127.0.0.1:8081"],
             "127.0.0.1",
