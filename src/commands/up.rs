@@ -54,6 +54,35 @@ pub struct UpArgs {
     /// are ignored.
     #[arg(long, env = "GUREUM_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
     trusted_proxy: Vec<ipnet::IpNet>,
+    /// Time a client has to send a request's headers, on every listener (a slow or silent
+    /// client is disconnected after it), e.g. 30s.
+    #[arg(long, env = "GUREUM_HEADER_TIMEOUT", default_value = "30s")]
+    header_timeout: humantime::Duration,
+    /// An HTTP connection with no request in flight this long is closed, on every
+    /// listener (WebSockets and streaming responses are requests in flight), e.g. 60s.
+    #[arg(long, env = "GUREUM_IDLE_TIMEOUT", default_value = "60s")]
+    idle_timeout: humantime::Duration,
+    /// Most connections the public listener (with --http-listen's) holds at once; when
+    /// full, new ones wait in the kernel's backlog until one closes. Default: the open-file
+    /// limit (raised to its hard limit at start) minus room for the admin listener and the
+    /// server's own files.
+    #[arg(long, env = "GUREUM_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Most connections the admin listener holds at once (its own count: a full public
+    /// listener never blocks it).
+    #[arg(long, env = "GUREUM_ADMIN_MAX_CONNECTIONS", default_value_t = gureum_gateway::DEFAULT_ADMIN_MAX_CONNECTIONS)]
+    admin_max_connections: usize,
+    /// Whether functions reach private addresses (loopback, RFC 1918, link-local and
+    /// the cloud metadata service, CGNAT, ULA) through names in allowed_outbound_hosts.
+    /// deny: only entries naming the address itself or localhost reach them; allow: for
+    /// functions that call internal services by name.
+    #[arg(
+        long,
+        env = "GUREUM_OUTBOUND_PRIVATE",
+        default_value = "deny",
+        value_enum
+    )]
+    outbound_private: OutboundPrivate,
     /// How long in-flight requests may finish after SIGTERM/SIGINT, e.g. 10s.
     #[arg(long, env = "GUREUM_SHUTDOWN_GRACE", default_value = "10s")]
     shutdown_grace: humantime::Duration,
@@ -179,6 +208,13 @@ pub struct UpArgs {
     hsts: Option<humantime::Duration>,
 }
 
+/// `--outbound-private`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutboundPrivate {
+    Deny,
+    Allow,
+}
+
 /// Where the HTTPS certificate comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum TlsChoice {
@@ -285,6 +321,23 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         None => gureum_tracing::Tracer::disabled(),
     };
 
+    let open_files = raise_open_file_limit();
+    let public_slots = gureum_tls::ConnectionSlots::new(
+        "public",
+        args.max_connections
+            .unwrap_or_else(|| default_max_connections(open_files, args.admin_max_connections)),
+    );
+    let admin_slots = gureum_tls::ConnectionSlots::new("admin", args.admin_max_connections);
+    tracing::info!(
+        open_files,
+        public = public_slots.limit(),
+        admin = admin_slots.limit(),
+        "connection limits"
+    );
+    let connections = gureum_gateway::ConnectionSettings {
+        header_timeout: args.header_timeout.into(),
+        idle_timeout: args.idle_timeout.into(),
+    };
     let public_listener = TcpListener::bind(args.listen).await.with_context(|| {
         format!(
             "binding the public listener to {}; pass --listen ADDR to use another",
@@ -321,12 +374,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let admin_url = format!("{scheme}://{}", admin_listener.local_addr()?);
     let (public_listener, admin_listener) = match &tls {
         Some(tls) => (
-            gureum_tls::Listener::tls(public_listener, tls.server_config())?,
-            gureum_tls::Listener::tls(admin_listener, tls.server_config())?,
+            gureum_tls::Listener::tls(public_listener, tls.server_config(), public_slots.clone())?,
+            gureum_tls::Listener::tls(admin_listener, tls.server_config(), admin_slots)?,
         ),
         None => (
-            gureum_tls::Listener::plain(public_listener)?,
-            gureum_tls::Listener::plain(admin_listener)?,
+            gureum_tls::Listener::plain(public_listener, public_slots.clone())?,
+            gureum_tls::Listener::plain(admin_listener, admin_slots)?,
         ),
     };
     let http_listener = match args.http_listen {
@@ -334,6 +387,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             TcpListener::bind(address).await.with_context(|| {
                 format!("binding the plain-HTTP listener to {address} (--http-listen)")
             })?,
+            public_slots.clone(),
         )?),
         None => None,
     };
@@ -345,6 +399,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             TcpListener::bind("127.0.0.1:0")
                 .await
                 .context("binding the loopback listener for functions' platform calls")?,
+            // Part of the public plane: it shares the public listener's count, so the
+            // descriptors it may take are already budgeted.
+            public_slots,
         )?),
         None => None,
     };
@@ -408,6 +465,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         quotas: quotas.clone(),
         metering: !args.no_metering,
         tokens,
+        outbound_private: match args.outbound_private {
+            OutboundPrivate::Deny => gureum_manifest::PrivateDestinations::Deny,
+            OutboundPrivate::Allow => gureum_manifest::PrivateDestinations::Allow,
+        },
     });
     invoker.export_pool_metrics();
     let loaded = invoker.load().await?;
@@ -485,6 +546,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             hsts: hsts.clone(),
             redirect_to_https: None,
             trusted_proxies: trusted_proxies.clone(),
+            connections,
         },
         wait_for(stop.clone()),
         grace,
@@ -499,6 +561,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
                 hsts: None,
                 redirect_to_https: args.http_redirect.then_some(https_port),
                 trusted_proxies: trusted_proxies.clone(),
+                connections,
             },
             wait_for(stop.clone()),
             grace,
@@ -509,7 +572,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             listener,
             plane,
             gateway,
-            gureum_gateway::ListenerOptions::default(),
+            gureum_gateway::ListenerOptions {
+                connections,
+                ..gureum_gateway::ListenerOptions::default()
+            },
             wait_for(stop.clone()),
             grace,
         )));
@@ -541,17 +607,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         )),
         None => admin_router,
     };
-    // `tap_io` (doing nothing) only so axum's ConnectInfo<SocketAddr> works with a
-    // listener other than its own TcpListener.
-    let admin_listener = axum::serve::ListenerExt::tap_io(admin_listener, |_| {});
-    let admin = tokio::spawn(async move {
-        axum::serve(
-            admin_listener,
-            admin_router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(wait_for(stop))
-        .await
-    });
+    // Its own accept loop and connection slots, with the public listener's timeouts:
+    // a public listener full of slow clients leaves the control API reachable.
+    let admin = tokio::spawn(gureum_gateway::serve_router(
+        admin_listener,
+        connections,
+        admin_router,
+        wait_for(stop),
+        grace,
+    ));
 
     // Ordering starts only now that the listeners answer the CA's HTTP-01 requests.
     if let Some(tls) = &mut tls {
@@ -645,6 +709,39 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
 
 /// This node's id, created on first start and kept in the data directory, so a restarted
 /// node recognises (and frees at once) the queue leases it held before.
+/// Raises the soft limit on open files to the hard limit (systemd's default soft limit
+/// of 1024 is what a thousand idle sockets exhausted in audit finding 7) and returns the
+/// limit now in force.
+fn raise_open_file_limit() -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let current = limit.current.unwrap_or(u64::MAX);
+    if limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => return limit.maximum.unwrap_or(u64::MAX),
+            Err(error) => tracing::warn!(%error, current, "could not raise the open-file limit"),
+        }
+    }
+    current
+}
+
+/// The public listener's connection cap when `--max-connections` is not given: what the
+/// open-file limit leaves after the admin listener's cap and room for the server's own
+/// files (store, compiled code, process functions, outbound connections), an eighth of
+/// the limit and at least 256.
+fn default_max_connections(open_files: u64, admin_max_connections: usize) -> usize {
+    let open_files = usize::try_from(open_files).unwrap_or(usize::MAX);
+    let reserve = (open_files / 8).max(256);
+    open_files
+        .saturating_sub(reserve)
+        .saturating_sub(admin_max_connections)
+        .max(64)
+}
+
 fn node_id(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join(NODE_ID_FILE);
     match std::fs::read_to_string(&path) {

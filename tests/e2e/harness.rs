@@ -84,6 +84,22 @@ impl Server {
         Server::spawn_command(command, data_dir, args, None, "debug")
     }
 
+    /// Starts a server on a fresh temp data dir with these arguments and its open-file
+    /// limit (soft and hard) set to `limit` through `prlimit`, as a small machine or a
+    /// service manager would have it.
+    pub fn start_with_open_file_limit(limit: u64, args: &[&str]) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={limit}:{limit}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_gureum"));
+        let mut server =
+            Server::spawn_command(command, &temp.path().join("data"), args, None, "warn");
+        server._temp = Some(temp);
+        server
+    }
+
     /// Starts a server on `data_dir` with these arguments and extra environment.
     pub fn start_in_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_gureum"));

@@ -5,10 +5,15 @@
 //! same port.
 
 mod body;
+mod connections;
 mod server;
 mod services;
 
 pub use body::{BodyTooLarge, DrainOnDrop, LimitedBody, MAX_DRAIN_BYTES, MAX_DRAIN_TIME};
+pub use connections::{
+    ConnectionSettings, DEFAULT_ADMIN_MAX_CONNECTIONS, DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT, serve, serve_router,
+};
 pub use server::{
     DEFAULT_MAX_ASYNC_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, GatewaySettings, ListenerOptions,
     PublicPlane, ResponseBody, error_response, handle, serve_connections,

@@ -13,8 +13,6 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER}
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 
 use gureum_queue::{AsyncRequest, Queue, QueueError};
 use gureum_websocket::{AcceptError, Hub};
@@ -79,6 +77,8 @@ pub struct ListenerOptions {
     /// Proxies (`--trusted-proxy`) whose `X-Forwarded-For` / `Forwarded` name the client
     /// and whose `X-Forwarded-Proto` is believed; from anyone else these are not.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// Header and idle timeouts of its connections.
+    pub connections: crate::ConnectionSettings,
 }
 
 /// The client of a request from `peer`: the peer itself, unless it is a trusted proxy;
@@ -144,7 +144,7 @@ fn parse_hop(hop: &str) -> Option<std::net::IpAddr> {
 /// Serves one public listener (plain or HTTPS) until `shutdown` resolves, then stops
 /// accepting and waits up to `grace` for in-flight requests.
 pub async fn serve_connections(
-    mut listener: gureum_tls::Listener,
+    listener: gureum_tls::Listener,
     plane: PublicPlane,
     settings: GatewaySettings,
     options: ListenerOptions,
@@ -153,73 +153,49 @@ pub async fn serve_connections(
 ) {
     let plane = Arc::new(plane);
     let options = Arc::new(options);
-    let secure = listener.is_tls();
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            (stream, peer) = listener.accept() => {
-                let plane = plane.clone();
-                let options = options.clone();
-                let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                    // A body the answer did not need is still read, so the client gets
-                    // the answer and the connection stays usable (see DrainOnDrop).
-                    let version = request.version();
-                    let mut request = request.map(|body| DrainOnDrop::new(body, version));
-                    let plane = plane.clone();
-                    let options = options.clone();
-                    let client = if is_trusted_proxy(peer.ip(), &options.trusted_proxies) {
-                        client_address(peer.ip(), request.headers(), &options.trusted_proxies)
-                    } else {
-                        // Only a trusted proxy says which scheme the client used.
-                        request.headers_mut().remove("x-forwarded-proto");
-                        peer.ip()
-                    };
-                    let client = Some(client);
-                    if secure {
-                        // Functions build their own absolute URLs from this (as behind a
-                        // proxy that terminates TLS).
-                        request
-                            .headers_mut()
-                            .insert("x-forwarded-proto", HeaderValue::from_static("https"));
-                    }
-                    async move {
-                        let mut response = match options.redirect_to_https {
-                            Some(port) if !is_acme_challenge(&plane, request.uri().path()) => {
-                                redirect_to_https(&request, port)
-                            }
-                            _ => route_public(&plane, settings, request, client).await,
-                        };
-                        if let Some(hsts) = &options.hsts {
-                            response
-                                .headers_mut()
-                                .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
-                        }
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let connection = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
+    let connections = options.connections;
+    let make_service = move |peer: std::net::SocketAddr, secure: bool| {
+        let plane = plane.clone();
+        let options = options.clone();
+        service_fn(move |request: Request<hyper::body::Incoming>| {
+            // A body the answer did not need is still read, so the client gets
+            // the answer and the connection stays usable (see DrainOnDrop).
+            let version = request.version();
+            let mut request = request.map(|body| DrainOnDrop::new(body, version));
+            let plane = plane.clone();
+            let options = options.clone();
+            let client = if is_trusted_proxy(peer.ip(), &options.trusted_proxies) {
+                client_address(peer.ip(), request.headers(), &options.trusted_proxies)
+            } else {
+                // Only a trusted proxy says which scheme the client used.
+                request.headers_mut().remove("x-forwarded-proto");
+                peer.ip()
+            };
+            let client = Some(client);
+            if secure {
+                // Functions build their own absolute URLs from this (as behind a
+                // proxy that terminates TLS).
+                request
+                    .headers_mut()
+                    .insert("x-forwarded-proto", HeaderValue::from_static("https"));
             }
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            ?grace,
-            "in-flight requests still running after the shutdown grace period"
-        );
-    }
+            async move {
+                let mut response = match options.redirect_to_https {
+                    Some(port) if !is_acme_challenge(&plane, request.uri().path()) => {
+                        redirect_to_https(&request, port)
+                    }
+                    _ => route_public(&plane, settings, request, client).await,
+                };
+                if let Some(hsts) = &options.hsts {
+                    response
+                        .headers_mut()
+                        .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+                }
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    crate::connections::serve(listener, connections, make_service, shutdown, grace).await;
 }
 
 fn is_acme_challenge(plane: &PublicPlane, path: &str) -> bool {

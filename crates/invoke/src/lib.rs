@@ -163,6 +163,9 @@ pub struct InvokerParts {
     pub metering: bool,
     /// Mints each function's `GUREUM_FUNCTION_TOKEN`.
     pub tokens: FunctionTokens,
+    /// Whether functions' allowed outbound names may resolve to private addresses
+    /// (`gureum up --outbound-private`).
+    pub outbound_private: gureum_manifest::PrivateDestinations,
 }
 
 /// A request extension: the event a lambda function receives as is, instead of the
@@ -1084,6 +1087,7 @@ impl Invoker {
                         env,
                         memory_mb: limits.memory_mb,
                         allowed_outbound_hosts: Arc::new(allowed_outbound_hosts),
+                        outbound_private: self.parts.outbound_private,
                     },
                 }
             }
@@ -1099,6 +1103,7 @@ impl Invoker {
                     outbound_endpoints: gureum_manifest::exact_endpoints(
                         &spec.allowed_outbound_hosts,
                     ),
+                    outbound_private: self.parts.outbound_private,
                     code_dir,
                     logs: lambda::log_sink(&self.parts.telemetry, function, version),
                 },

@@ -4,6 +4,7 @@
 
 mod cadence;
 mod cron;
+mod destination;
 
 pub use cadence::Cadence;
 mod outbound;
@@ -21,7 +22,10 @@ use std::path::{Path, PathBuf};
 
 use gureum_model::{FunctionSpec, Runtime};
 
-pub use outbound::{exact_endpoints, outbound_allowed};
+pub use destination::{PrivateDestinations, ProhibitedAddress, check_resolved, non_public};
+pub use outbound::{
+    Allowance, exact_endpoints, names_address, outbound_allowance, outbound_allowed,
+};
 
 /// File name looked up when [`load`] is given a directory.
 pub const MANIFEST_FILE: &str = "gureum.toml";

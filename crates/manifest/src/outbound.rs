@@ -12,13 +12,49 @@ pub(crate) const FORMS: &str = "expected \"scheme://host[:port]\" with scheme ht
 /// compare case-insensitively. Invalid entries (rejected at deploy) allow nothing. The platform
 /// API is not special-cased here: callers allow it themselves.
 pub fn outbound_allowed(allowed: &[String], scheme: &str, host: &str, port: Option<u16>) -> bool {
+    outbound_allowance(allowed, scheme, host, port).is_some()
+}
+
+/// How an allowed outbound request was allowed (see [`outbound_allowed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allowance {
+    /// An entry names this host as an IP address or as `localhost`: the author means
+    /// exactly that address, private or not.
+    Literally,
+    /// By a name or a wildcard: what the name resolves to is checked
+    /// (`crate::destination`).
+    ByName,
+}
+
+/// Like [`outbound_allowed`], saying how: `None` when no entry allows the request.
+pub fn outbound_allowance(
+    allowed: &[String],
+    scheme: &str,
+    host: &str,
+    port: Option<u16>,
+) -> Option<Allowance> {
     let scheme = scheme.trim_end_matches(':').to_ascii_lowercase();
     let host = normalize_host(host);
     let port = port.or_else(|| default_port(&scheme));
-    allowed
+    let mut allowance = None;
+    for pattern in allowed
         .iter()
         .filter_map(|entry| Pattern::parse(entry).ok())
-        .any(|pattern| pattern.matches(&scheme, &host, port))
+        .filter(|pattern| pattern.matches(&scheme, &host, port))
+    {
+        if pattern.names_address() {
+            return Some(Allowance::Literally);
+        }
+        allowance = Some(Allowance::ByName);
+    }
+    allowance
+}
+
+/// Whether `host` (as written in an entry, or as a request names it) stands for a
+/// fixed address rather than something DNS decides: an IP literal or `localhost`.
+pub fn names_address(host: &str) -> bool {
+    let host = normalize_host(host);
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// The `(host, port)` pairs a process function's sandbox offers (see gureum-sandbox):
@@ -121,6 +157,11 @@ impl Pattern {
             host: parse_host(host)?,
             port: parse_port(port)?,
         })
+    }
+
+    /// Whether the entry names one host that is an IP address or `localhost`.
+    fn names_address(&self) -> bool {
+        matches!(&self.host, HostPattern::Exact(name) if names_address(name))
     }
 
     /// `scheme` and `host` must already be normalized by [`outbound_allowed`].

@@ -1056,6 +1056,79 @@ fn outbound_patterns_match_like_spin() {
     assert!(!outbound_allowed(&several, "http", "a.com", None));
 }
 
+#[test]
+fn only_an_entry_naming_the_address_or_localhost_allows_a_private_destination() {
+    let entries = |list: &[&str]| {
+        list.iter()
+            .map(|entry| entry.to_string())
+            .collect::<Vec<_>>()
+    };
+    // (entries, request host, request port, expected allowance)
+    type Case<'a> = (&'a [&'a str], &'a str, Option<u16>, Option<Allowance>);
+    let cases: &[Case] = &[
+        (
+            &["http://127.0.0.1:8081"],
+            "127.0.0.1",
+            Some(8081),
+            Some(Allowance::Literally),
+        ),
+        (
+            &["http://localhost:8081"],
+            "localhost",
+            Some(8081),
+            Some(Allowance::Literally),
+        ),
+        (
+            &["http://[::1]:8081"],
+            "[::1]",
+            Some(8081),
+            Some(Allowance::Literally),
+        ),
+        (
+            &["http://127.0.0.1:*"],
+            "127.0.0.1",
+            Some(9),
+            Some(Allowance::Literally),
+        ),
+        // A name, or a wildcard that happens to cover the address: the resolved
+        // addresses are checked.
+        (
+            &["http://vm:8081"],
+            "vm",
+            Some(8081),
+            Some(Allowance::ByName),
+        ),
+        (&["*"], "127.0.0.1", Some(8081), Some(Allowance::ByName)),
+        (
+            &["http://*:*"],
+            "169.254.169.254",
+            None,
+            Some(Allowance::ByName),
+        ),
+        (
+            &["http://*.internal"],
+            "db.internal",
+            None,
+            Some(Allowance::ByName),
+        ),
+        // The literal entry wins over a wildcard that also matches.
+        (
+            &["*", "http://10.0.0.5:80"],
+            "10.0.0.5",
+            None,
+            Some(Allowance::Literally),
+        ),
+        (&["http://127.0.0.1:8081"], "127.0.0.1", Some(8082), None),
+    ];
+    for &(list, host, port, expected) in cases {
+        assert_eq!(
+            outbound_allowance(&entries(list), "http", host, port),
+            expected,
+            "{list:?} vs http://{host} port {port:?}"
+        );
+    }
+}
+
 fn write(dir: &Path, file: &str, text: &str) {
     let path = dir.join(file);
     if let Some(parent) = path.parent() {

@@ -67,6 +67,9 @@ pub struct ProcessSettings {
     /// The `(host, port)` pairs of `allowed_outbound_hosts` the sandbox offers
     /// (`gureum_manifest::exact_endpoints`).
     pub outbound_endpoints: Vec<(String, u16)>,
+    /// Whether those endpoints' names may resolve to private addresses
+    /// (`gureum up --outbound-private`).
+    pub outbound_private: gureum_manifest::PrivateDestinations,
     /// The unpacked code (`LAMBDA_TASK_ROOT`; bound at `/var/task` in the sandbox).
     pub code_dir: PathBuf,
     /// Where stdout/stderr lines go.
@@ -366,6 +369,7 @@ impl Spawned {
                     function: settings.function.clone(),
                     platform: platform_address(&settings.env),
                     endpoints: settings.outbound_endpoints.clone(),
+                    private: settings.outbound_private,
                 }),
             ),
             (None, None) => {

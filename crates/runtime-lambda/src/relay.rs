@@ -26,6 +26,9 @@ pub(crate) struct Reach {
     pub(crate) platform: Option<SocketAddr>,
     /// Allowed `(host, port)` endpoints.
     pub(crate) endpoints: Vec<(String, u16)>,
+    /// Whether an endpoint's name may resolve to a private address
+    /// (`gureum up --outbound-private`).
+    pub(crate) private: gureum_manifest::PrivateDestinations,
 }
 
 /// Makes the instance's socket (`dir/relay.sock`) that its sandbox may connect to.
@@ -66,7 +69,7 @@ pub(crate) async fn serve(listener: UnixListener, shared: Arc<Shared>, reach: Ar
                     None => crate::api::serve_connection(stream, shared).await,
                 },
                 Target::Api => match reach.platform {
-                    Some(address) => pipe(stream, &address.ip().to_string(), address.port()).await,
+                    Some(address) => pipe(stream, &[address]).await,
                     None => tracing::warn!("no platform API to relay to"),
                 },
                 Target::Connect { host, port } => {
@@ -75,7 +78,15 @@ pub(crate) async fn serve(listener: UnixListener, shared: Arc<Shared>, reach: Ar
                         .iter()
                         .any(|(allowed, allowed_port)| *allowed == host && *allowed_port == port)
                     {
-                        pipe(stream, &host, port).await;
+                        match resolve(&host, port, reach.private).await {
+                            Ok(addresses) => pipe(stream, &addresses).await,
+                            Err(reason) => tracing::warn!(
+                                function = %reach.function,
+                                %host,
+                                port,
+                                "outbound connection refused: {reason}"
+                            ),
+                        }
                     } else {
                         tracing::warn!(
                             function = %reach.function,
@@ -145,20 +156,45 @@ fn tcp_stream(fd: OwnedFd) -> Option<TcpStream> {
     TcpStream::from_std(connection).ok()
 }
 
-async fn pipe(mut inside: UnixStream, host: &str, port: u16) {
-    let outside = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        TcpStream::connect((host, port)),
-    )
-    .await;
+/// The addresses of an allowed endpoint, resolved once here: a name that resolves to a
+/// private address is refused (unless it is `localhost`, an address itself, or the
+/// operator allowed private destinations), and the connection goes to exactly the
+/// addresses checked (audit finding 15).
+async fn resolve(
+    host: &str,
+    port: u16,
+    private: gureum_manifest::PrivateDestinations,
+) -> Result<Vec<SocketAddr>, String> {
+    let addresses: Vec<SocketAddr> =
+        tokio::time::timeout(RELAY_CONNECT_TIMEOUT, tokio::net::lookup_host((host, port)))
+            .await
+            .map_err(|_| "name resolution timed out".to_string())?
+            .map_err(|error| format!("name resolution failed: {error}"))?
+            .collect();
+    if !gureum_manifest::names_address(host) {
+        gureum_manifest::check_resolved(&addresses, private).map_err(|prohibited| {
+            format!(
+                "{host} resolves to {}, {}; process functions reach private addresses by name only when the server runs with --outbound-private allow (or through tcp://localhost:PORT / http://127.0.0.1:PORT entries)",
+                prohibited.address, prohibited.kind
+            )
+        })?;
+    }
+    Ok(addresses)
+}
+
+/// Longest wait for an outbound connection (and its name resolution).
+const RELAY_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn pipe(mut inside: UnixStream, addresses: &[SocketAddr]) {
+    let outside = tokio::time::timeout(RELAY_CONNECT_TIMEOUT, TcpStream::connect(addresses)).await;
     let mut outside = match outside {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {
-            tracing::debug!(%host, port, %error, "relayed connection failed");
+            tracing::debug!(?addresses, %error, "relayed connection failed");
             return;
         }
         Err(_) => {
-            tracing::debug!(%host, port, "relayed connection timed out");
+            tracing::debug!(?addresses, "relayed connection timed out");
             return;
         }
     };

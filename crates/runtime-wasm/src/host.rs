@@ -73,9 +73,14 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// Denies outbound HTTP to origins the manifest does not list.
+/// Denies outbound HTTP to origins the manifest does not list, and to private addresses
+/// that a listed name resolves to (see `crate::outbound`).
 pub(crate) struct OutboundPolicy {
     pub(crate) allowed: Arc<Vec<String>>,
+    /// `gureum up --outbound-private`.
+    pub(crate) private: gureum_manifest::PrivateDestinations,
+    /// The instance's log, for the line saying why a request was refused.
+    pub(crate) capture: crate::logs::LogCapture,
 }
 
 impl WasiHttpHooks for OutboundPolicy {
@@ -84,32 +89,29 @@ impl WasiHttpHooks for OutboundPolicy {
         request: http::Request<wasmtime_wasi_http::WasiBody>,
         options: Option<wasmtime_wasi_http::RequestOptions>,
         fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = wasmtime_wasi_http::Result<(
-                    http::Response<wasmtime_wasi_http::WasiBody>,
-                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                )>,
-            > + Send,
-    > {
+    ) -> Box<dyn Future<Output = crate::outbound::Sent> + Send> {
+        // As wasi-http's default: nothing here reports how the response body was consumed.
+        drop(fut);
         let uri = request.uri();
         let scheme = uri.scheme_str().unwrap_or("https").to_string();
         let host = uri.host().unwrap_or_default().to_string();
         let port = uri.port_u16();
-        if !gureum_manifest::outbound_allowed(&self.allowed, &scheme, &host, port) {
+        let Some(allowance) =
+            gureum_manifest::outbound_allowance(&self.allowed, &scheme, &host, port)
+        else {
             tracing::debug!(%scheme, %host, ?port, "outbound request denied by allowed_outbound_hosts");
-            // Guests commonly write the request body before awaiting the response;
-            // dropping the body at once would surface as "stream closed" there and hide
-            // the reason. Draining it first lets the guest see HttpRequestDenied.
             return Box::new(async move {
-                use http_body_util::BodyExt;
-                let mut body = request.into_body();
-                while let Some(Ok(_)) = body.frame().await {}
+                crate::outbound::drain(request.into_body()).await;
                 Err(wasmtime_wasi_http::Error::HttpRequestDenied)
             });
-        }
-        let mut default_hooks = DefaultHooks;
-        default_hooks.send_request(detach_body(request), options, fut)
+        };
+        let check = crate::outbound::Check::for_request(allowance, self.private);
+        Box::new(crate::outbound::send(
+            detach_body(request),
+            options,
+            check,
+            self.capture.clone(),
+        ))
     }
 }
 
@@ -142,8 +144,3 @@ fn detach_body(
         http_body_util::StreamBody::new(frames).boxed_unsync(),
     )
 }
-
-/// The crate's default behaviour, reached through the trait's provided method.
-struct DefaultHooks;
-
-impl WasiHttpHooks for DefaultHooks {}

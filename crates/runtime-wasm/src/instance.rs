@@ -52,6 +52,9 @@ pub struct InstanceSettings {
     pub memory_mb: u32,
     /// Outbound HTTP allow-list.
     pub allowed_outbound_hosts: Arc<Vec<String>>,
+    /// Whether allowed names may resolve to private addresses
+    /// (`gureum up --outbound-private`).
+    pub outbound_private: gureum_manifest::PrivateDestinations,
 }
 
 /// A live component instance; it serves one request at a time.
@@ -124,6 +127,8 @@ impl WasmEngine {
             },
             outbound: OutboundPolicy {
                 allowed: settings.allowed_outbound_hosts.clone(),
+                private: settings.outbound_private,
+                capture: capture.clone(),
             },
             key_value: KeyValueCtx::new(self.key_value.clone(), &settings.env),
             deadline: Instant::now() + timeout,

@@ -9,6 +9,7 @@ mod host;
 mod instance;
 mod keyvalue;
 mod logs;
+mod outbound;
 
 pub use engine::{
     CompiledComponent, DEFAULT_POOL_INSTANCES, EPOCH_TICK, LoadSource, WasmEngine, WasmEngineConfig,

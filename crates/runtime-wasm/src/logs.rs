@@ -77,6 +77,16 @@ impl LogCapture {
         std::mem::take(&mut capture.lines)
     }
 
+    /// Adds a line from the platform itself (e.g. why an outbound request was refused)
+    /// to the invocation's log.
+    pub(crate) fn platform_line(&self, message: String) {
+        self.lock().lines.push(CapturedLine {
+            stream: LogStream::Platform,
+            ts_ms: gureum_model::now_ms(),
+            message,
+        });
+    }
+
     fn write(&self, stream: LogStream, bytes: &[u8]) {
         let mut capture = self.lock();
         if capture.bytes + bytes.len() > MAX_CAPTURE_BYTES {

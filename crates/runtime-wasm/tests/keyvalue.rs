@@ -91,6 +91,7 @@ impl Function {
                 ],
                 memory_mb: 128,
                 allowed_outbound_hosts: Arc::new(Vec::new()),
+                outbound_private: gureum_manifest::PrivateDestinations::Deny,
             },
         }
     }

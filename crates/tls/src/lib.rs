@@ -20,7 +20,7 @@ use std::time::Duration;
 pub use acme::{AcmeOptions, CHALLENGE_PATH, Challenges, LETS_ENCRYPT};
 use certs::server_config;
 pub use certs::{CertInfo, CertSlot, Loaded};
-pub use listener::{Listener, Stream};
+pub use listener::{ConnectionSlots, Listener, Stream};
 pub use self_signed::{CA_FILE, LOCAL_NAMES, TLS_DIR, ca_path};
 
 /// Errors of setting up HTTPS.

@@ -3,6 +3,11 @@
 //! server, so a slow or silent client never holds up anyone else's accept. A client
 //! that speaks plain HTTP to an HTTPS port gets a readable 400 saying to use https://
 //! instead of a TLS alert it cannot show.
+//!
+//! Every listener takes a [`ConnectionSlots`] before each accept and the connection
+//! holds its slot until it is dropped (also through a TLS handshake and a WebSocket
+//! upgrade), so a full listener stops accepting: new clients wait in the kernel's
+//! backlog instead of taking file descriptors the other listeners need.
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,7 +18,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
@@ -24,13 +29,93 @@ const READY_QUEUE: usize = 256;
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
 
-/// A connection accepted by a [`Listener`].
+/// Accepting stops below this pause after a failed accept (EMFILE, ENFILE, ENOBUFS): the
+/// error repeats until a descriptor is freed, and retrying at once would spin a core.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+/// At most one "listener full" warning per listener this often.
+const FULL_WARNING_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How many connections one listener (or a group of listeners sharing it) may hold at
+/// once. Cloning shares the same slots.
+#[derive(Debug, Clone)]
+pub struct ConnectionSlots {
+    name: &'static str,
+    limit: usize,
+    semaphore: Arc<Semaphore>,
+    last_full_warning: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+}
+
+impl ConnectionSlots {
+    /// `limit` connections at once (at least one) for the listener(s) called `name` in
+    /// the log.
+    pub fn new(name: &'static str, limit: usize) -> Self {
+        let limit = limit.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            name,
+            limit,
+            semaphore: Arc::new(Semaphore::new(limit)),
+            last_full_warning: Arc::default(),
+        }
+    }
+
+    /// The most connections held at once.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Connections held now.
+    pub fn in_use(&self) -> usize {
+        self.limit - self.semaphore.available_permits()
+    }
+
+    /// Waits for a free slot (warning, at most once a minute, that the listener is full).
+    async fn acquire(&self) -> OwnedSemaphorePermit {
+        if let Ok(permit) = self.semaphore.clone().try_acquire_owned() {
+            return permit;
+        }
+        self.warn_full();
+        self.semaphore
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
+    }
+
+    fn warn_full(&self) {
+        let mut last = self
+            .last_full_warning
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if last.is_none_or(|at| at.elapsed() >= FULL_WARNING_INTERVAL) {
+            *last = Some(std::time::Instant::now());
+            tracing::warn!(
+                listener = self.name,
+                limit = self.limit,
+                "connection limit reached: new connections wait until one closes (raise --max-connections / --admin-max-connections if this is legitimate load)"
+            );
+        }
+    }
+}
+
+/// A connection accepted by a [`Listener`], holding its listener's slot until dropped.
 #[allow(missing_debug_implementations)]
-pub enum Stream {
+pub struct Stream {
+    io: Io,
+    _slot: OwnedSemaphorePermit,
+}
+
+enum Io {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS over TCP, handshake done.
     Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// Whether the connection is TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.io, Io::Tls(_))
+    }
 }
 
 impl AsyncRead for Stream {
@@ -39,9 +124,9 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
-            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
+        match &mut self.get_mut().io {
+            Io::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -52,9 +137,9 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
-            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
+        match &mut self.get_mut().io {
+            Io::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -63,30 +148,30 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
-            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_write_vectored(cx, bufs),
+        match &mut self.get_mut().io {
+            Io::Plain(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
-        match self {
-            Stream::Plain(stream) => stream.is_write_vectored(),
-            Stream::Tls(stream) => stream.is_write_vectored(),
+        match &self.io {
+            Io::Plain(stream) => stream.is_write_vectored(),
+            Io::Tls(stream) => stream.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(stream) => Pin::new(stream).poll_flush(cx),
-            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
+        match &mut self.get_mut().io {
+            Io::Plain(stream) => Pin::new(stream).poll_flush(cx),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
-            Stream::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
+        match &mut self.get_mut().io {
+            Io::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -99,7 +184,7 @@ pub struct Listener {
 }
 
 enum Incoming {
-    Plain(TcpListener),
+    Plain(TcpListener, ConnectionSlots),
     Tls {
         ready: mpsc::Receiver<(Stream, SocketAddr)>,
         accepting: tokio::task::JoinHandle<()>,
@@ -116,19 +201,29 @@ impl Drop for Listener {
 }
 
 impl Listener {
-    /// Plain HTTP on `listener`.
-    pub fn plain(listener: TcpListener) -> io::Result<Self> {
+    /// Plain HTTP on `listener`, at most `slots` connections at once.
+    pub fn plain(listener: TcpListener, slots: ConnectionSlots) -> io::Result<Self> {
         Ok(Self {
             local_addr: listener.local_addr()?,
-            incoming: Incoming::Plain(listener),
+            incoming: Incoming::Plain(listener, slots),
         })
     }
 
-    /// HTTPS on `listener` with `config` (its certificate may change while serving).
-    pub fn tls(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> io::Result<Self> {
+    /// HTTPS on `listener` with `config` (its certificate may change while serving), at
+    /// most `slots` connections at once (handshakes in progress included).
+    pub fn tls(
+        listener: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        slots: ConnectionSlots,
+    ) -> io::Result<Self> {
         let local_addr = listener.local_addr()?;
         let (sender, ready) = mpsc::channel(READY_QUEUE);
-        let accepting = tokio::spawn(accept_tls(listener, TlsAcceptor::from(config), sender));
+        let accepting = tokio::spawn(accept_tls(
+            listener,
+            TlsAcceptor::from(config),
+            sender,
+            slots,
+        ));
         Ok(Self {
             local_addr,
             incoming: Incoming::Tls { ready, accepting },
@@ -148,9 +243,15 @@ impl Listener {
     /// The next connection (for TLS: with its handshake done).
     pub async fn accept(&mut self) -> (Stream, SocketAddr) {
         match &mut self.incoming {
-            Incoming::Plain(listener) => {
-                let (stream, peer) = accept_tcp(listener).await;
-                (Stream::Plain(stream), peer)
+            Incoming::Plain(listener, slots) => {
+                let (stream, peer, slot) = accept_tcp(listener, slots).await;
+                (
+                    Stream {
+                        io: Io::Plain(stream),
+                        _slot: slot,
+                    },
+                    peer,
+                )
             }
             Incoming::Tls { ready, .. } => match ready.recv().await {
                 Some(ready) => ready,
@@ -174,17 +275,23 @@ impl axum::serve::Listener for Listener {
     }
 }
 
-async fn accept_tcp(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+/// The next connection, once a slot is free (taken before accepting, so a full
+/// listener leaves new connections in the backlog).
+async fn accept_tcp(
+    listener: &TcpListener,
+    slots: &ConnectionSlots,
+) -> (TcpStream, SocketAddr, OwnedSemaphorePermit) {
+    let slot = slots.acquire().await;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                return (stream, peer);
+                return (stream, peer, slot);
             }
             Err(error) => {
                 // Typically EMFILE: back off briefly instead of spinning.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                tracing::warn!(listener = slots.name, %error, "accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
             }
         }
     }
@@ -194,15 +301,20 @@ async fn accept_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     ready: mpsc::Sender<(Stream, SocketAddr)>,
+    slots: ConnectionSlots,
 ) {
     loop {
-        let (stream, peer) = accept_tcp(&listener).await;
+        let (stream, peer, slot) = accept_tcp(&listener, &slots).await;
         let acceptor = acceptor.clone();
         let ready = ready.clone();
         tokio::spawn(async move {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(stream, acceptor)).await {
                 Ok(Ok(Some(stream))) => {
-                    let _ = ready.send((Stream::Tls(Box::new(stream)), peer)).await;
+                    let stream = Stream {
+                        io: Io::Tls(Box::new(stream)),
+                        _slot: slot,
+                    };
+                    let _ = ready.send((stream, peer)).await;
                 }
                 Ok(Ok(None)) => {}
                 Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),

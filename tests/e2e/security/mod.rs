@@ -12,10 +12,12 @@ mod idempotency;
 mod listing_oracle;
 mod login_limits;
 mod missing_files;
+mod outbound_dns;
 mod platform_headers;
 mod realtime_revocation;
 mod refresh_race;
 mod reserved_routes;
+mod slow_clients;
 
 use std::time::Duration;
 
