@@ -199,3 +199,30 @@ async fn one_user_holds_a_bounded_number_of_streams() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_revocation_on_one_node_ends_streams_on_another() {
+    let url = gureum_store::testing::fresh_postgres_url().await;
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let admin_node = Server::start_in(&dirs.0.path().join("data"), Some(&url));
+    let stream_node = Server::start_in(&dirs.1.path().join("data"), Some(&url));
+    let plans =
+        open_collection(&admin_node).replace(&admin_node.public_url, &stream_node.public_url);
+    let eve = signup(&admin_node, "eve@example.org").await;
+    let mut stream = open_stream(&plans, &eve.access).await;
+    let mut events = Vec::new();
+    read_events(&mut stream, &mut events, |e| !e.is_empty()).await;
+    assert!(
+        admin_node
+            .cli(&["users", "disable", "eve@example.org"])
+            .success
+    );
+    let rest = rest_of(&mut stream, Duration::from_secs(10)).await;
+    assert_eq!(
+        rest.last().map(|e| e.0.as_str()),
+        Some("revoked"),
+        "{rest:?}"
+    );
+    drop((admin_node, stream_node));
+    gureum_store::testing::drop_postgres(&url).await;
+}
