@@ -215,14 +215,7 @@ impl Queue {
             return Err(QueueError::NotFound(request.function));
         };
         let max_queued = spec.async_config.max_queued;
-        let depth = lock(&self.depths)
-            .get(&request.function)
-            .copied()
-            .unwrap_or(0)
-            + lock(&self.recent)
-                .get(&request.function)
-                .copied()
-                .unwrap_or(0);
+        let depth = counted(&self.depths, &self.recent, &request.function);
         if depth >= u64::from(max_queued) {
             self.count(&request.function, "rejected");
             return Err(QueueError::QueueFull {
@@ -232,14 +225,7 @@ impl Queue {
         }
         let max_bytes = spec.async_config.max_queued_bytes;
         let body_bytes = request.body.len() as u64;
-        let held = lock(&self.held_bytes)
-            .get(&request.function)
-            .copied()
-            .unwrap_or(0)
-            + lock(&self.recent_bytes)
-                .get(&request.function)
-                .copied()
-                .unwrap_or(0);
+        let held = counted(&self.held_bytes, &self.recent_bytes, &request.function);
         if held + body_bytes > max_bytes {
             self.count(&request.function, "rejected");
             return Err(QueueError::QueueBytesFull {
@@ -426,6 +412,16 @@ async fn enqueue_writer(queue: Arc<Queue>, mut receiver: mpsc::Receiver<EnqueueJ
 
 /// Counts queue depths (gauges, back-pressure), renews this node's leases and expires
 /// old idempotency keys.
+/// A function's figure as last counted in the store plus this node's additions since.
+fn counted(
+    stored: &Mutex<HashMap<String, u64>>,
+    recent: &Mutex<HashMap<String, u64>>,
+    function: &str,
+) -> u64 {
+    let of = |map: &Mutex<HashMap<String, u64>>| lock(map).get(function).copied().unwrap_or(0);
+    of(stored) + of(recent)
+}
+
 /// How often, and how many pages at most (4 KiB each: 64 MiB), the store gives back.
 const RECLAIM_EVERY: Duration = Duration::from_secs(60);
 const RECLAIM_PAGES: u32 = 16_384;
