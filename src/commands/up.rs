@@ -44,6 +44,11 @@ pub struct UpArgs {
     /// Largest request body the gateway accepts, in bytes.
     #[arg(long, env = "GUREUM_MAX_BODY_BYTES", default_value_t = gureum_gateway::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: u64,
+    /// Serve every function at NAME.DOMAIN too (all its paths, an origin of its own, as
+    /// Lambda function URLs), e.g. `fn.example.org` with a wildcard DNS record
+    /// `*.fn.example.org`.
+    #[arg(long, env = "GUREUM_FUNCTIONS_DOMAIN", value_name = "DOMAIN")]
+    functions_domain: Option<String>,
     /// Largest body of an asynchronous invocation, in bytes (it is stored until it runs).
     #[arg(long, env = "GUREUM_MAX_ASYNC_BODY_BYTES", default_value_t = gureum_gateway::DEFAULT_MAX_ASYNC_BODY_BYTES)]
     max_async_body_bytes: u64,
@@ -522,6 +527,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         queue: queue.clone(),
         services: services.clone(),
         acme: tls.as_ref().and_then(gureum_tls::Tls::challenges),
+        functions_domain: args
+            .functions_domain
+            .as_deref()
+            .map(|domain| Arc::from(domain.trim_end_matches('.').to_ascii_lowercase())),
     };
     let trusted_proxies = Arc::new(args.trusted_proxy.clone());
     if !trusted_proxies.is_empty() {

@@ -64,6 +64,9 @@ pub struct PublicPlane {
     pub services: Arc<Services>,
     /// HTTP-01 answers for `--tls acme` (`/.well-known/acme-challenge/TOKEN`).
     pub acme: Option<Arc<gureum_tls::Challenges>>,
+    /// `--functions-domain`: every path of `NAME.DOMAIN` goes to function NAME, each
+    /// function on an origin of its own (lowercase, without a port).
+    pub functions_domain: Option<Arc<str>>,
 }
 
 /// How one listener of the public plane behaves.
@@ -265,6 +268,7 @@ async fn route_public(
         queue,
         services,
         acme,
+        functions_domain,
     } = plane;
     let mut request = request;
     strip_platform_headers(request.headers_mut());
@@ -287,6 +291,28 @@ async fn route_public(
                 "no ACME challenge with this token is pending",
             ),
         };
+    }
+    // A function's own host serves that function alone, at every path (as a Lambda
+    // function URL does): nothing of the platform's shares its origin.
+    if let Some(domain) = functions_domain
+        && let Some(host) = request_host(&request)
+        && let Some(name) = host
+            .strip_suffix(&**domain)
+            .and_then(|rest| rest.strip_suffix('.'))
+            .filter(|name| !name.is_empty() && !name.contains('.'))
+    {
+        let name = name.to_string();
+        return handle_on(
+            invoker,
+            queue,
+            Some(services),
+            settings,
+            request,
+            client,
+            Trigger::Http,
+            Some(name),
+        )
+        .await;
     }
     if let Some(name) = path.strip_prefix("/ws/") {
         let name = name.trim_end_matches('/').to_string();
@@ -377,12 +403,63 @@ where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::fmt::Display,
 {
+    handle_on(
+        invoker, queue, services, settings, request, client, trigger, None,
+    )
+    .await
+}
+
+/// The request's host as routes name it: lowercase, without a port (from the URI's
+/// authority, as HTTP/2 sends it, else `Host`).
+fn request_host<B>(request: &Request<B>) -> Option<String> {
+    let authority = match request.uri().authority() {
+        Some(authority) => authority.clone(),
+        None => request
+            .headers()
+            .get(HOST)?
+            .to_str()
+            .ok()?
+            .parse::<http::uri::Authority>()
+            .ok()?,
+    };
+    Some(authority.host().trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// [`handle`], with `host_function` the function the request's host names
+/// (`--functions-domain`): it gets every path, unprefixed.
+#[allow(clippy::too_many_arguments)]
+async fn handle_on<B>(
+    invoker: &Invoker,
+    queue: &Queue,
+    services: Option<&Services>,
+    settings: GatewaySettings,
+    request: Request<B>,
+    client: Option<std::net::IpAddr>,
+    trigger: Trigger,
+    host_function: Option<String>,
+) -> Response<ResponseBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
     let path = request.uri().path();
-    if path == "/healthz" {
+    if path == "/healthz" && host_function.is_none() {
         return text_response(StatusCode::OK, "ok\n");
     }
-    let (function, selector, prefix) = match path.strip_prefix("/fn/") {
-        Some(rest) => {
+    let (function, selector, prefix) = match (host_function, path.strip_prefix("/fn/")) {
+        (Some(name), _) => {
+            if invoker.live_function(&name).is_none() {
+                return error_response(
+                    StatusCode::NOT_FOUND,
+                    "function_not_found",
+                    &format!(
+                        "no function named {name:?} is deployed; `gureum ls` lists the deployed functions"
+                    ),
+                );
+            }
+            (name, VersionSelector::Live, None)
+        }
+        (None, Some(rest)) => {
             let (target, _) = rest.split_once('/').unwrap_or((rest, ""));
             let prefix = format!("/fn/{target}");
             let (name, selector) = match target.split_once('@') {
@@ -402,7 +479,7 @@ where
             };
             (name, selector, Some(prefix))
         }
-        None => match invoker.route(path) {
+        (None, None) => match invoker.route(request_host(&request).as_deref(), path) {
             Some(function) => (function, VersionSelector::Live, None),
             None => {
                 return error_response(

@@ -517,9 +517,12 @@ impl Invoker {
             .map(|live| (live.version, live.spec.clone()))
     }
 
-    /// The function serving a manifest route.
-    pub fn route(&self, path: &str) -> Option<String> {
-        read(&self.state).routes.lookup(path).map(str::to_string)
+    /// The function serving a manifest route on `host` (lowercase, without a port).
+    pub fn route(&self, host: Option<&str>, path: &str) -> Option<String> {
+        read(&self.state)
+            .routes
+            .lookup(host, path)
+            .map(str::to_string)
     }
 
     /// Runs one request on `function`; `client` is the caller's address, when known.

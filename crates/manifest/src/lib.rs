@@ -12,6 +12,7 @@ mod schema;
 mod validate;
 
 pub use schema::json_schema;
+pub use validate::split_route;
 
 #[cfg(test)]
 mod tests;
@@ -42,8 +43,9 @@ artifact = "hello.wasm"         # wasm: the component file. lambda: a file or a 
 # command = ["./bootstrap"]     # lambda only (rejected for wasm); run inside the code dir.
                                 # e.g. ["python3", "-m", "awslambdaric", "app.handler"]
 routes = ["/hello", "/hello/*"] # example; default []. Public routes besides /fn/NAME; a final
-                                # "/*" matches any suffix. /fn/ /ws/ /auth/ /data/ /api/ and
-                                # /healthz are reserved
+                                # "/*" matches any suffix; "app.example.org/*" matches on that
+                                # host only (an origin of the app's own). /fn/ /ws/ /auth/
+                                # /data/ /api/ and /healthz are reserved
 memory_mb = 128                 # 1 to 4096
 timeout_ms = 3000               # 1 to 900000
 max_instances = 10              # 1 to 1000; concurrency ceiling (429 beyond, after a short queue)

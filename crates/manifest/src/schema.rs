@@ -92,7 +92,7 @@ enum RuntimeName {
 #[derive(JsonSchema)]
 #[schemars(transparent)]
 #[allow(dead_code)]
-struct Route(#[schemars(regex(pattern = r"^/\S*$"))] String);
+struct Route(#[schemars(regex(pattern = r"^([a-z0-9.-]+)?/\S*$"))] String);
 
 /// A cron trigger.
 #[derive(JsonSchema)]

@@ -896,9 +896,49 @@ fn misplaced_hint(key: &str) -> String {
 }
 
 /// Why `route` is not a valid public route; each reason also says what would be valid.
+/// A route's host (`notes.example.org` of `notes.example.org/*`), if it names one, and
+/// its path. Routes that start with `/` match on every host.
+pub fn split_route(route: &str) -> (Option<&str>, &str) {
+    if route.starts_with('/') {
+        return (None, route);
+    }
+    match route.find('/') {
+        Some(slash) => (Some(&route[..slash]), &route[slash..]),
+        None => (Some(route), ""),
+    }
+}
+
+/// A route's host: a lowercase DNS name of two labels or more (labels of `a-z0-9-`, not
+/// starting or ending with `-`), without a port.
+fn check_route_host(host: &str) -> Result<(), String> {
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    // At least two labels: "fn/x" is far more likely a path missing its '/'.
+    if host.len() > 253 || !host.contains('.') || !host.split('.').all(label_ok) {
+        return Err(format!(
+            "expected a path starting with '/' (e.g. \"/hello\"), or a host as a lowercase DNS name without a port and a path (e.g. \"notes.example.org/*\"); the host {host:?} is neither"
+        ));
+    }
+    Ok(())
+}
+
 fn check_route(route: &str) -> Result<(), String> {
+    let (host, route) = split_route(route);
+    if let Some(host) = host {
+        check_route_host(host)?;
+    }
     if !route.starts_with('/') {
-        return Err("expected a path starting with '/', e.g. \"/hello\"".to_string());
+        return Err(
+            "expected a path starting with '/' (e.g. \"/hello\"), or a host and a path (e.g. \"notes.example.org/*\")"
+                .to_string(),
+        );
     }
     if route
         .chars()

@@ -12,6 +12,7 @@ mod idempotency;
 mod listing_oracle;
 mod login_limits;
 mod missing_files;
+mod origins;
 mod outbound_dns;
 mod platform_headers;
 mod realtime_revocation;
