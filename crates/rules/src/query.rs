@@ -75,13 +75,21 @@ impl Rule {
             .into_inner()
             .unwrap_or_else(|e| e.into_inner());
         // The interpreter asks for `doc.data.x`, then `doc.data`, then `doc`: keep the
-        // longest name of each chain.
+        // longest name of each chain, once each, in the order the rule reads them.
         let all = read.clone();
+        let mut kept = Vec::new();
         read.retain(|name| {
-            !all.iter()
-                .any(|other| other.len() > name.len() && other.starts_with(&format!("{name}.")))
+            let shorter = all.iter().any(|other| {
+                other
+                    .strip_prefix(name.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+            });
+            let fresh = !shorter && !kept.contains(name);
+            if fresh {
+                kept.push(name.clone());
+            }
+            fresh
         });
-        read.dedup();
         match verdict {
             Ok(true) => QueryVerdict::Holds,
             _ if !read.is_empty() && !matches!(verdict, Ok(false)) => QueryVerdict::Unbounded(read),

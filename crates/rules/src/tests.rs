@@ -503,6 +503,12 @@ fn query_verdicts_follow_cel_logic_not_the_data() {
         }
         other => panic!("{other:?}"),
     }
+    // Each field the rule reads is named once, however often it reads it.
+    let twice = rule("doc.owner == auth.uid || (doc.data.n > 1 && doc.owner == \"x\")");
+    assert_eq!(
+        twice.holds_for_query(Some(&alice), &Pinned::new()),
+        QueryVerdict::Unbounded(vec!["doc.owner".into(), "doc.data.n".into()])
+    );
     // Rules that do not read doc decide on auth alone.
     let signed_in = rule("auth != null");
     assert_eq!(
