@@ -1,10 +1,13 @@
 //! JSON documents in collections: gureum's document store at
 //! `$GUREUM_API/data/v1/collections/{collection}/docs`.
 //!
-//! A function calls with its own token (`GUREUM_FUNCTION_TOKEN`), which skips the
-//! collection's rules like an admin SDK would; documents it creates are owned by
-//! `fn:NAME`. To act for a signed-in user under the rules instead, pass that user's
-//! access token with [`Collection::with_token`].
+//! A function calls with its own token (`GUREUM_FUNCTION_TOKEN`), which reaches only the
+//! collections its gureum.toml grants (`[permissions] data = ["notes:write"]`: `read`
+//! for get, list and streams, `write` for changes too, `"*:admin"` for every
+//! collection); on those it skips the collection's rules, elsewhere it gets
+//! [`crate::Error::Api`] with status 403 naming the grant to add. Documents it creates
+//! are owned by `fn:NAME`. To act for a signed-in user under the rules instead, pass
+//! that user's access token with [`Collection::with_token`].
 //!
 //! Document data is any serde type that is a JSON object; the methods are generic in it
 //! (`serde_json::Value` works for untyped data).

@@ -53,6 +53,12 @@ pub async fn run(
                 human_bytes(site.bytes)
             );
         }
+        // What the version's token is granted ([permissions]), so a deploy never widens
+        // access unseen.
+        for (i, line) in deployed.permissions.iter().enumerate() {
+            let label = if i == 0 { "grants:" } else { "       " };
+            println!("  {label} {line}");
+        }
     }
     for warning in &deployed.warnings {
         output.warn(warning);

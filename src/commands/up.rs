@@ -438,20 +438,6 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("reading the function token key from the store")?;
     let tokens = gureum_invoke::FunctionTokens::new(token_key.as_bytes());
-    let function_tokens = tokens.clone();
-    let auth = gureum_auth::AuthService::open(
-        store.clone(),
-        &args.data_dir,
-        token.clone(),
-        Box::new(move |presented| function_tokens.verify(presented)),
-        *args.refresh_reuse_interval,
-    )
-    .await
-    .context("opening the auth service")?;
-    let data = gureum_data::DataService::new(store.clone(), &args.data_dir)
-        .await
-        .context("opening the data services")?;
-    let services = gureum_gateway::Services::new(auth, &data);
     let invoker = Invoker::new(InvokerParts {
         store: store.clone(),
         engine,
@@ -476,6 +462,27 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         },
     });
     invoker.export_pool_metrics();
+    // The registry decides whether a function token's version may still use it and what
+    // its [permissions] grant; weak, so the services do not keep the invoker alive.
+    let registry = Arc::downgrade(&invoker);
+    let auth = gureum_auth::AuthService::open(
+        store.clone(),
+        &args.data_dir,
+        token.clone(),
+        Box::new(move |presented| match registry.upgrade() {
+            Some(invoker) => invoker
+                .function_identity(presented)
+                .map_err(|refusal| refusal.to_string()),
+            None => Err("the server is shutting down".into()),
+        }),
+        *args.refresh_reuse_interval,
+    )
+    .await
+    .context("opening the auth service")?;
+    let data = gureum_data::DataService::new(store.clone(), &args.data_dir)
+        .await
+        .context("opening the data services")?;
+    let services = gureum_gateway::Services::new(auth, &data);
     let loaded = invoker.load().await?;
     let reaper = invoker.spawn_reaper();
     let registry_sync = invoker.spawn_registry_sync();

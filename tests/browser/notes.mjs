@@ -1,7 +1,9 @@
 // Private notes with live updates through the gureum notes site (examples/notes) in a
 // real browser: Debian's Chromium driven by playwright-core. Two tabs of one browser
-// profile (one context: shared localStorage, so one signed-in user) see each other's
-// changes live; other profiles (new contexts) are other users and see none of them.
+// profile (one context: the tabs share the session over a BroadcastChannel, so one
+// signed-in user) see each other's changes live; other profiles (new contexts) are other
+// users and see none of them. The tokens are never in any storage another page of the
+// origin could read.
 //
 //   node tests/browser/notes.mjs http://127.0.0.1:8080      (or BASE_URL=… node notes.mjs)
 //
@@ -88,14 +90,15 @@ try {
     if (count !== 0) throw new Error(`C's list has ${count} notes: ${await c.locator("#notes").innerText()}`);
   });
   // The page only asks for C's own notes; the rules must also refuse A's to C directly.
-  const ownerUid = await a.evaluate(() => JSON.parse(localStorage.getItem("gureum.notes.session")).user.id);
+  // The page's own memory (its `session` binding) is the only place the tokens live.
+  const ownerUid = await a.evaluate(() => session.user.id);
   c.expectedFailures.push({ status: [403, 404], path: `/data/v1/collections/notes/docs/${secondId}` });
   // A listing the rule cannot allow for every document is refused outright (rules are not filters).
   c.expectedFailures.push({ status: 403, path: "/data/v1/collections/notes/docs?where=" });
   await step("C's token cannot list or read A's notes through the API", async () => {
     const seen = await c.evaluate(
       async ({ id, uid }) => {
-        const { access_token } = JSON.parse(localStorage.getItem("gureum.notes.session"));
+        const { access_token } = session;
         const headers = { authorization: `Bearer ${access_token}` };
         const where = new URLSearchParams({ where: `owner = ${JSON.stringify(uid)}` });
         const list = await fetch(`/data/v1/collections/notes/docs?${where}`, { headers });
@@ -131,6 +134,36 @@ try {
     await order(d, [secondId]);
     const stale = (await d.locator("#error").textContent()).trim();
     if (stale) throw new Error(`the error of the failed sign-in is still shown: ${stale}`);
+  });
+
+  await step("no storage of the origin holds a token, for the notes page or any other page", async () => {
+    const held = async (page) =>
+      page.evaluate(async () => ({
+        local: localStorage.length,
+        session: sessionStorage.length,
+        cookie: document.cookie,
+        databases: (await indexedDB.databases()).length,
+      }));
+    const nothing = JSON.stringify({ local: 0, session: 0, cookie: "", databases: 0 });
+    const mine = JSON.stringify(await held(a));
+    if (mine !== nothing) throw new Error(`A's storage holds ${mine}`);
+    // Another page on the same origin, as another function's page would be.
+    const elsewhere = await shared.newPage();
+    try {
+      const response = await elsewhere.goto(`${base}/auth/v1/jwks.json`);
+      if (!response?.ok()) throw new Error(`GET /auth/v1/jwks.json answered ${response?.status()}`);
+      const theirs = JSON.stringify(await held(elsewhere));
+      if (theirs !== nothing) throw new Error(`another page of the origin finds ${theirs}`);
+    } finally {
+      await elsewhere.close();
+    }
+  });
+
+  await step("A reloads and takes the session from B (an open tab of the profile)", async () => {
+    await a.reload();
+    await a.locator("#who", { hasText: owner.email }).waitFor();
+    await note(a, secondId, second).waitFor();
+    await live(a);
   });
 
   await step("A signs out; B (same profile) follows", async () => {

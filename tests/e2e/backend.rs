@@ -404,9 +404,14 @@ async fn call(
     request.send().await.unwrap()
 }
 
-/// A function token: the testbed reads its own `GUREUM_FUNCTION_TOKEN`.
+/// A function token: the testbed reads its own `GUREUM_FUNCTION_TOKEN`. It is granted
+/// `notes:write` (every document of `notes`, rules skipped) and nothing else.
 async fn function_token(server: &Server) -> String {
-    let _dir = deploy(server, "tokenbed", "");
+    let _dir = deploy(
+        server,
+        "tokenbed",
+        "[permissions]\ndata = [\"notes:write\"]",
+    );
     let echo: Value = server
         .get("/fn/tokenbed/echo?env=GUREUM_FUNCTION_TOKEN")
         .await
@@ -627,6 +632,26 @@ async fn rules_matrix(server: Server) {
         .await
         .status(),
         StatusCode::CREATED
+    );
+    // The function's grant covers notes only: another collection is refused with the
+    // grant to add, whatever that collection's rules say.
+    let refused = call(
+        &server,
+        &actors,
+        Function,
+        Method::POST,
+        open,
+        Some(json!({"x": 1})),
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("data = [\"unconfigured:write\"]"),
+        "{body}"
     );
 }
 

@@ -313,7 +313,11 @@ async fn sdk_documents_create_query_write_and_delete() {
     let server = shared().await;
     let name = "sdk-docs";
     let col = "sdk-notes";
-    let _dir = deploy_sdk(server, name, "");
+    let _dir = deploy_sdk(
+        server,
+        name,
+        "[permissions]\ndata = [\"sdk-notes:write\", \"sdk-norules:write\"]",
+    );
     let docs = format!("/docs/{col}");
 
     // Create: the server's fields, owned by the function.
@@ -496,8 +500,16 @@ async fn sdk_documents_create_query_write_and_delete() {
     assert_eq!(answer.status(), StatusCode::FORBIDDEN);
     let denied: Value = answer.json().await.unwrap();
     assert_eq!(denied["code"], "permission_denied", "{denied}");
+    // The function's own token writes where its [permissions] grant it, rules or not,
+    // and nowhere else.
     let (status, _) = post(server, name, "/docs/sdk-norules", r#"{"text": "x"}"#).await;
     assert_eq!(status, StatusCode::CREATED);
+    let (status, refused) = post(server, name, "/docs/sdk-ungranted", r#"{"text": "x"}"#).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert!(
+        refused.contains("sdk-ungranted:write"),
+        "the refusal names the grant: {refused}"
+    );
 }
 
 /// The next text or binary message (pings and pongs skipped).

@@ -25,6 +25,11 @@ pub struct DeployResponse {
     /// What the deployer should know, e.g. that a process function runs unsandboxed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// What the version's token (`GUREUM_FUNCTION_TOKEN`) may do, one line per kind
+    /// (`data: notes:read, orders:write`, `invoke: mailer`, `websocket: chat`, `kv: …`),
+    /// from `[permissions]`; empty for a static-only site.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permissions: Vec<String>,
 }
 
 /// A deployed static site.

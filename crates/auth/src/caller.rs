@@ -3,6 +3,7 @@
 //! token). The gateway resolves it once per request and hands it to the auth, data and
 //! function paths, which decide what each kind may do.
 
+use gureum_model::{DataAccess, FunctionIdentity};
 use serde_json::{Map, Value, json};
 
 /// The verified identity behind a request.
@@ -12,8 +13,8 @@ pub enum Caller {
     Anonymous,
     /// A user with a valid access token.
     User(UserIdentity),
-    /// A function, by its platform token.
-    Function(String),
+    /// A function version, by its token (what it may do is in its `[permissions]`).
+    Function(FunctionIdentity),
     /// The administrator, by the admin token.
     Admin,
 }
@@ -43,11 +44,22 @@ impl Caller {
         }
     }
 
-    /// Whether rules are skipped: the admin and functions are trusted server code (like
-    /// Firebase's Admin SDK); a function that wants a user's rules forwards that user's
-    /// token instead of its own.
-    pub fn is_trusted(&self) -> bool {
+    /// Whether the caller is server code (the admin or a function) rather than a client:
+    /// per-address limits meant for browsers do not apply to it.
+    pub fn is_server(&self) -> bool {
         matches!(self, Caller::Admin | Caller::Function(_))
+    }
+
+    /// What the caller may do on `collection` without its rules: everything for the
+    /// admin, a function's `[permissions] data` grant, nothing for users and anonymous
+    /// callers (the rules decide for them). A function that wants a user's rules instead
+    /// forwards that user's token.
+    pub fn data_grant(&self, collection: &str) -> Option<DataAccess> {
+        match self {
+            Caller::Admin => Some(DataAccess::Admin),
+            Caller::Function(function) => function.permissions().data_access(collection),
+            Caller::User(_) | Caller::Anonymous => None,
+        }
     }
 
     /// The uid of a signed-in user; `None` for anyone else.
@@ -63,7 +75,7 @@ impl Caller {
     pub fn owner(&self) -> Option<String> {
         match self {
             Caller::User(user) => Some(user.uid.clone()),
-            Caller::Function(name) => Some(format!("fn:{name}")),
+            Caller::Function(function) => Some(format!("fn:{}", function.name)),
             Caller::Admin | Caller::Anonymous => None,
         }
     }

@@ -38,8 +38,9 @@ pub const SUCCESSOR_KEY_SETTING: &str = "refresh_successor_key";
 /// How long a refresh token lives (30 days, renewed by each use).
 pub const REFRESH_TOKEN_TTL_MS: i64 = 30 * 24 * 3_600_000;
 
-/// Checks a function's platform token and names the function.
-pub type FunctionTokenCheck = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+/// Checks a function's token: the version it belongs to, or why it is refused.
+pub type FunctionTokenCheck =
+    Box<dyn Fn(&str) -> Result<gureum_model::FunctionIdentity, String> + Send + Sync>;
 
 /// The caller's network address, set by the gateway as a request extension.
 #[derive(Debug, Clone, Copy)]
@@ -244,9 +245,7 @@ impl AuthService {
         if token.starts_with("gft.") {
             return (self.function_tokens)(&token)
                 .map(Caller::Function)
-                .ok_or_else(|| {
-                    CallerError::Invalid("not a function token of this installation".into())
-                });
+                .map_err(CallerError::Invalid);
         }
         self.verify_user(&token).map(Caller::User)
     }

@@ -85,6 +85,7 @@ pub async fn deploy(
                 bytes,
             }),
             warnings: deployed.warnings,
+            permissions: deployed.permissions,
         }),
     ))
 }

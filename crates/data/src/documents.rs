@@ -113,7 +113,7 @@ async fn create(
     check_collection(&col)?;
     let data = Value::Object(body_object(&body)?);
     let config = service.config(&col).await?;
-    service.authorize(&config, &caller, Operation::Create, None, Some(&data))?;
+    service.authorize(&col, &config, &caller, Operation::Create, None, Some(&data))?;
     let now = gureum_model::now_ms();
     let row = DocumentRow {
         id: new_id(),
@@ -153,7 +153,7 @@ async fn list(
     }
     let listing = parse_listing(&pairs).map_err(DataError::BadRequest)?;
     let config = service.config(&col).await?;
-    service.authorize_listing(&config, &caller, &listing.query.filters)?;
+    service.authorize_listing(&col, &config, &caller, &listing.query.filters)?;
     let rows = service.store.query_documents(&col, &listing.query).await?;
     let next_cursor = (rows.len() == listing.query.limit as usize)
         .then(|| {
@@ -188,7 +188,7 @@ async fn existing(
     match stored(service, col, id).await {
         Ok(row) => Ok(row),
         Err(not_found) => {
-            service.authorize(config, caller, op, None, None)?;
+            service.authorize(col, config, caller, op, None, None)?;
             Err(not_found)
         }
     }
@@ -203,7 +203,7 @@ async fn readable(
     let config = service.config(col).await?;
     let row = existing(service, &config, caller, Operation::Get, col, id).await?;
     let doc = doc_json(&row);
-    service.authorize(&config, caller, Operation::Get, Some(&doc), None)?;
+    service.authorize(col, &config, caller, Operation::Get, Some(&doc), None)?;
     Ok((row, doc))
 }
 
@@ -230,7 +230,14 @@ async fn write(
         let row = existing(service, &config, caller, Operation::Update, col, id).await?;
         let doc = doc_json(&row);
         let data = new_data(&doc["data"]);
-        service.authorize(&config, caller, Operation::Update, Some(&doc), Some(&data))?;
+        service.authorize(
+            col,
+            &config,
+            caller,
+            Operation::Update,
+            Some(&doc),
+            Some(&data),
+        )?;
         // Only after the rule: a denied caller learns nothing of the version.
         if let Some(expected) = expected
             && expected != row.version
@@ -320,6 +327,7 @@ async fn remove(
     let config = service.config(&col).await?;
     let row = existing(&service, &config, &caller, Operation::Delete, &col, &id).await?;
     service.authorize(
+        &col,
         &config,
         &caller,
         Operation::Delete,

@@ -177,7 +177,15 @@ async fn upload(
                 .unwrap_or_else(|| "application/octet-stream".into());
             let name = query_name.clone().unwrap_or(file_name);
             check_type(&config, &part_type)?;
-            authorize_create(&service, &config, &caller, &name, &part_type, declared_size)?;
+            authorize_create(
+                &service,
+                &col,
+                &config,
+                &caller,
+                &name,
+                &part_type,
+                declared_size,
+            )?;
             let spooled = spool(&service, field, config.max_file_bytes).await?;
             break (name, part_type, spooled);
         }
@@ -186,6 +194,7 @@ async fn upload(
         check_type(&config, &header_type)?;
         authorize_create(
             &service,
+            &col,
             &config,
             &caller,
             &name,
@@ -215,6 +224,7 @@ async fn upload(
 
 fn authorize_create(
     service: &DataService,
+    col: &str,
     config: &CollectionConfig,
     caller: &Caller,
     name: &str,
@@ -222,7 +232,7 @@ fn authorize_create(
     size: Option<u64>,
 ) -> Result<(), DataError> {
     let data = json!({"name": name, "content_type": content_type, "size": size, "file": true});
-    service.authorize(config, caller, Operation::Create, None, Some(&data))
+    service.authorize(col, config, caller, Operation::Create, None, Some(&data))
 }
 
 async fn stored(service: &DataService, col: &str, id: &str) -> Result<FileRow, DataError> {
@@ -246,11 +256,11 @@ async fn permitted(
     let file = match stored(service, col, id).await {
         Ok(file) => file,
         Err(not_found) => {
-            service.authorize(config, caller, op, None, None)?;
+            service.authorize(col, config, caller, op, None, None)?;
             return Err(not_found);
         }
     };
-    service.authorize(config, caller, op, Some(&file_json(col, &file)), None)?;
+    service.authorize(col, config, caller, op, Some(&file_json(col, &file)), None)?;
     Ok(file)
 }
 
@@ -385,7 +395,7 @@ async fn list(
         }
     }
     let config = service.config(&col).await?;
-    service.authorize_listing(&config, &caller, &filters)?;
+    service.authorize_listing(&col, &config, &caller, &filters)?;
     let owner = filters.first().and_then(|f| f.value.as_str());
     let page = gureum_store::FilePage {
         owner,

@@ -45,7 +45,7 @@ fn scope(caller: &Caller, bucket: &str) -> Result<String, DataError> {
         )));
     }
     match caller {
-        Caller::Function(name) => Ok(name.clone()),
+        Caller::Function(function) => Ok(function.name.clone()),
         _ => Err(DataError::Unauthorized(
             "the key-value API is for functions: send Authorization: Bearer $GUREUM_FUNCTION_TOKEN"
                 .into(),

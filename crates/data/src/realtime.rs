@@ -238,7 +238,7 @@ async fn collection_stream(
         }
     }
     let config = service.config(&col).await?;
-    refuse_hopeless(&service, &config, &caller, Operation::List)?;
+    refuse_hopeless(&service, &col, &config, &caller, Operation::List)?;
     refuse_revoked(&service, &caller).await?;
     let slot = StreamSlot::take(&service, &caller, client.and_then(|c| c.0.0))?;
     Ok(stream(service, caller, slot, col, Scope::Filters(filters)))
@@ -252,7 +252,7 @@ async fn document_stream(
 ) -> Result<Response, DataError> {
     check_collection(&col)?;
     let config = service.config(&col).await?;
-    refuse_hopeless(&service, &config, &caller, Operation::Get)?;
+    refuse_hopeless(&service, &col, &config, &caller, Operation::Get)?;
     refuse_revoked(&service, &caller).await?;
     let slot = StreamSlot::take(&service, &caller, client.and_then(|c| c.0.0))?;
     Ok(stream(service, caller, slot, col, Scope::Document(id)))
@@ -264,15 +264,16 @@ async fn document_stream(
 /// is left to filter each event.
 fn refuse_hopeless(
     service: &DataService,
+    col: &str,
     config: &crate::CollectionConfig,
     caller: &Caller,
     op: Operation,
 ) -> Result<(), DataError> {
-    if caller.is_trusted() {
+    if crate::granted(col, caller, op)? {
         return Ok(());
     }
     let Some(rule) = config.rules.get(op) else {
-        return service.authorize(config, caller, op, None, None);
+        return service.authorize(col, config, caller, op, None, None);
     };
     let auth = caller.rule_auth();
     let context = gureum_rules::Context {
@@ -371,7 +372,7 @@ impl Subscriber {
             };
             if self
                 .service
-                .authorize(&config, &self.caller, op, Some(&doc), None)
+                .authorize(&self.col, &config, &self.caller, op, Some(&doc), None)
                 .is_err()
             {
                 continue;
@@ -478,7 +479,7 @@ impl StreamSlot {
             limits.push((format!("user:{uid}"), MAX_STREAMS_PER_USER, "this user"));
         }
         if let Some(ip) = client
-            && !caller.is_trusted()
+            && !caller.is_server()
         {
             let scope = gureum_auth::ratelimit::client_scope(ip);
             limits.push((

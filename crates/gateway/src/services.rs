@@ -135,8 +135,9 @@ impl Services {
     }
 
     /// Who may queue an event for `function` from the public listener: anyone when its
-    /// `[async] public = true`, else a signed-in user or a function (its token in
-    /// `Authorization`), so that nobody anonymous can fill the store (audit finding 10).
+    /// `[async] public = true`, else a signed-in user or a function granted
+    /// `invoke = [NAME]` (its token in `Authorization`), so that nobody anonymous can fill
+    /// the store (audit findings 10 and 2).
     /// A function's token is removed from what is stored: it is not the callee's to see.
     /// The answer is the caller's idempotency scope (`user:UID`, `function:NAME`).
     pub(crate) fn async_caller(
@@ -147,9 +148,20 @@ impl Services {
     ) -> Result<Option<String>, Box<Response<ResponseBody>>> {
         match self.auth.caller(&parts.headers, &parts.uri) {
             Ok(Caller::User(user)) => Ok(Some(format!("user:{}", user.uid))),
-            Ok(Caller::Function(name)) => {
+            Ok(Caller::Function(caller)) => {
                 parts.headers.remove(http::header::AUTHORIZATION);
-                Ok(Some(format!("function:{name}")))
+                if public || caller.permissions().may_invoke(&caller.name, function) {
+                    Ok(Some(format!("function:{}", caller.name)))
+                } else {
+                    Err(Box::new(error_response(
+                        StatusCode::FORBIDDEN,
+                        "permission_denied",
+                        &format!(
+                            "function {:?} may not queue events for {function:?}: add invoke = [{function:?}] to [permissions] in {:?}'s gureum.toml and deploy it (or set [async] public = true in {function:?}'s)",
+                            caller.name, caller.name
+                        ),
+                    )))
+                }
             }
             Ok(_) | Err(_) if public => Ok(None),
             Err(error) => Err(Box::new(gateway_body(error.response()))),

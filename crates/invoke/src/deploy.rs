@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 use crate::static_site::{Site, StaticError};
-use crate::{Code, Invoker, LiveFunction, lock, read, route_table, write};
+use crate::{Code, Invoker, LiveFunction, lock, read, write};
 
 /// Said on every deploy of a process function while `--unsandboxed-processes` is on.
 pub const UNSANDBOXED_WARNING: &str = "this server runs process functions without a sandbox (--unsandboxed-processes): this function can read the data directory, the admin token and every other function; deploy only code you trust";
@@ -32,6 +32,9 @@ pub struct Deployed {
     pub static_files: Option<(usize, u64)>,
     /// What the deployer should know (a process function without a sandbox).
     pub warnings: Vec<String>,
+    /// What the version's token may do, one line per kind (none for a static-only site,
+    /// which runs no code and has no token).
+    pub permissions: Vec<String>,
 }
 
 /// Why a deploy, rollback or removal was refused.
@@ -235,7 +238,13 @@ impl Invoker {
             })),
         );
         tracing::info!(%function, version = stored.version, "deployed");
+        let permissions = if spec.runtime == Runtime::Static {
+            Vec::new()
+        } else {
+            spec.permissions.describe(&function)
+        };
         Ok(Deployed {
+            permissions,
             function,
             version: stored.version,
             artifact_hash: hash,
@@ -346,8 +355,7 @@ impl Invoker {
 
     fn swap_live(&self, function: &str, live: Option<Arc<LiveFunction>>) {
         let mut state = write(&self.state);
-        let mut functions: HashMap<String, Arc<LiveFunction>> =
-            std::mem::take(&mut state.functions);
+        let mut functions: HashMap<String, Arc<LiveFunction>> = state.functions.clone();
         match live {
             Some(live) => {
                 functions.insert(function.to_string(), live);
@@ -356,8 +364,7 @@ impl Invoker {
                 functions.remove(function);
             }
         }
-        state.routes = route_table(&functions);
-        state.functions = functions;
+        state.install(functions);
     }
 }
 

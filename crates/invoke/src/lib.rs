@@ -11,6 +11,7 @@ mod kv;
 mod lambda;
 mod metrics;
 mod quota;
+mod retired;
 mod routes;
 pub mod static_site;
 mod tokens;
@@ -22,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gureum_model::{
-    FunctionName, FunctionSpec, InvocationOutcome, InvocationRecord, LogLine, LogStream, Runtime,
-    Trigger, VersionNumber,
+    FunctionIdentity, FunctionName, FunctionSpec, InvocationOutcome, InvocationRecord, LogLine,
+    LogStream, Runtime, Trigger, VersionNumber,
 };
 use gureum_pool::{InstancePool, Lease, PoolError, PoolSettings};
 use gureum_runtime_lambda::{LambdaInstance, LambdaRuntime, ProcessSettings};
@@ -44,9 +45,35 @@ use crate::static_site::{Asked, Outcome, Site};
 pub use deploy::{DeployError, Deployed};
 pub use kv::StoreKeyValue;
 pub use quota::{QuotaError, QuotaRefusal, Quotas};
+pub use retired::TOKEN_GRACE;
 pub use routes::RouteTable;
 pub use static_site::{MountRoot, StaticError};
 pub use tokens::{FunctionTokens, TOKEN_KEY_SETTING};
+
+/// Why a presented function token is not honoured; the message is the 401's.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenRefusal {
+    /// Not minted by this installation (or altered).
+    #[error("not a function token of this installation")]
+    Unknown,
+    /// Its function is not deployed (any more).
+    #[error("function {0:?} is not deployed; a removed function's tokens stop working with it")]
+    Removed(String),
+    /// Its version was replaced longer ago than the grace.
+    #[error(
+        "the token of {function:?} version {version} expired: that version is no longer live (live is {live}) and was replaced more than {grace_min} minutes ago, or before this server started"
+    )]
+    Retired {
+        /// The function.
+        function: String,
+        /// The token's version.
+        version: VersionNumber,
+        /// The live version.
+        live: VersionNumber,
+        /// The grace in minutes.
+        grace_min: u64,
+    },
+}
 
 /// How often a node checks whether another node changed what is live.
 pub const REGISTRY_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -277,6 +304,30 @@ type LoadSlot = Arc<OnceCell<Arc<LoadedVersion>>>;
 struct Registry {
     functions: HashMap<String, Arc<LiveFunction>>,
     routes: RouteTable,
+    /// Versions replaced recently, whose tokens are still honoured.
+    retired: retired::RetiredVersions,
+}
+
+impl Registry {
+    /// Makes `functions` what is live, noting which versions stopped being live.
+    fn install(&mut self, functions: HashMap<String, Arc<LiveFunction>>) {
+        let now = Instant::now();
+        for (name, old) in &self.functions {
+            match functions.get(name) {
+                None => self.retired.forget(name),
+                Some(new) if new.version != old.version => {
+                    self.retired
+                        .retire(name, old.version, old.spec.clone(), now);
+                }
+                Some(_) => {}
+            }
+        }
+        for (name, live) in &functions {
+            self.retired.revive(name, live.version);
+        }
+        self.routes = route_table(&functions);
+        self.functions = functions;
+    }
 }
 
 #[derive(Clone)]
@@ -385,9 +436,44 @@ impl Invoker {
         self.accounting.wait().await;
     }
 
-    /// The function tokens (the platform API checks them).
+    /// The function tokens.
     pub fn tokens(&self) -> &FunctionTokens {
         &self.parts.tokens
+    }
+
+    /// The function version a presented token belongs to, if it may still use it: the
+    /// version is live, or was replaced less than [`TOKEN_GRACE`] ago on this node. Its
+    /// spec carries what the token may do (`[permissions]`).
+    pub fn function_identity(&self, token: &str) -> Result<FunctionIdentity, TokenRefusal> {
+        let (name, version) = self
+            .parts
+            .tokens
+            .verify(token)
+            .ok_or(TokenRefusal::Unknown)?;
+        let state = read(&self.state);
+        let Some(live) = state.functions.get(&name) else {
+            return Err(TokenRefusal::Removed(name));
+        };
+        let spec = if live.version == version {
+            live.spec.clone()
+        } else {
+            match state.retired.lookup(&name, version, Instant::now()) {
+                retired::Retirement::Recent(spec) => spec,
+                retired::Retirement::Expired => {
+                    return Err(TokenRefusal::Retired {
+                        live: live.version,
+                        function: name,
+                        version,
+                        grace_min: TOKEN_GRACE.as_secs() / 60,
+                    });
+                }
+            }
+        };
+        Ok(FunctionIdentity {
+            name,
+            version,
+            spec,
+        })
     }
 
     /// The quotas, to change them (control API).
@@ -477,10 +563,7 @@ impl Invoker {
         let count = functions.len();
         lock(&self.loaded).retain(|function, _| functions.contains_key(function));
         lock(&self.pinned_sites).retain(|(function, _), _| functions.contains_key(function));
-        let mut state = write(&self.state);
-        state.routes = route_table(&functions);
-        state.functions = functions;
-        drop(state);
+        write(&self.state).install(functions);
         self.generation.store(generation, Ordering::Release);
         Ok(count)
     }
@@ -1044,7 +1127,7 @@ impl Invoker {
         let mut env = self.parts.platform_env.clone();
         env.push(("GUREUM_FUNCTION_NAME".into(), function.to_string()));
         env.push(("GUREUM_FUNCTION_VERSION".into(), version.to_string()));
-        let token = self.parts.tokens.token_for(function);
+        let token = self.parts.tokens.token_for(function, version);
         if spec.runtime == Runtime::Lambda {
             // The AWS SDKs sign platform API calls (e.g. boto3's apigatewaymanagementapi)
             // with these; the platform reads the token from the access key id.

@@ -1,8 +1,12 @@
-//! Function tokens: the credential every function gets (`GUREUM_FUNCTION_TOKEN`) to call
-//! the platform API (WebSocket management, channels). A token names its function and
-//! carries an HMAC-SHA256 of that name under a per-installation key, so any node holding
-//! the key can check it without a lookup, and a function cannot mint another's token.
+//! Function tokens: the credential every function version gets (`GUREUM_FUNCTION_TOKEN`)
+//! to call the platform API and the services. A token names its function and version and
+//! carries an HMAC-SHA256 of both under a per-installation key, so any node holding the
+//! key can check it without a store lookup, and a function cannot mint another's token.
+//! Whether the version may still use it (live, or retired within a grace) and what it may
+//! do (`[permissions]`) is the registry's answer, not the token's: see
+//! [`crate::Invoker::function_identity`].
 
+use gureum_model::VersionNumber;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -37,32 +41,38 @@ impl FunctionTokens {
         hex::encode(bytes)
     }
 
-    fn mac(&self, function: &str) -> Hmac<Sha256> {
+    fn mac(&self, function: &str, version: VersionNumber) -> Hmac<Sha256> {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
-        mac.update(function.as_bytes());
+        // A function name has no '.', so NAME.VERSION is unambiguous.
+        mac.update(format!("{function}.{version}").as_bytes());
         mac
     }
 
-    /// `gft.NAME.MAC`: no `/` or `:`, so it also fits an AWS access key id.
-    pub fn token_for(&self, function: &str) -> String {
-        let tag = self.mac(function).finalize().into_bytes();
-        format!("{PREFIX}{function}.{}", hex::encode(&tag[..MAC_BYTES]))
+    /// `gft.NAME.VERSION.MAC`: no `/` or `:`, so it also fits an AWS access key id.
+    pub fn token_for(&self, function: &str, version: VersionNumber) -> String {
+        let tag = self.mac(function, version).finalize().into_bytes();
+        format!(
+            "{PREFIX}{function}.{version}.{}",
+            hex::encode(&tag[..MAC_BYTES])
+        )
     }
 
-    /// The function a valid token belongs to.
-    pub fn verify(&self, token: &str) -> Option<String> {
+    /// The function and version a token was minted for, if this installation minted it.
+    pub fn verify(&self, token: &str) -> Option<(String, VersionNumber)> {
         let rest = token.strip_prefix(PREFIX)?;
-        let (function, tag) = rest.rsplit_once('.')?;
+        let (named, tag) = rest.rsplit_once('.')?;
+        let (function, version) = named.rsplit_once('.')?;
+        let version: VersionNumber = version.parse().ok()?;
         let tag = hex::decode(tag).ok()?;
         if tag.len() != MAC_BYTES {
             return None;
         }
         // Constant-time comparison of the truncated MAC.
-        self.mac(function)
+        self.mac(function, version)
             .verify_truncated_left(&tag)
             .ok()
-            .map(|()| function.to_string())
+            .map(|()| (function.to_string(), version))
     }
 }
 
@@ -71,14 +81,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_token_verifies_as_its_function_only() {
+    fn a_token_verifies_as_its_function_and_version_only() {
         let tokens = FunctionTokens::new(b"key");
-        let token = tokens.token_for("chat");
-        assert!(token.starts_with("gft.chat."));
-        assert_eq!(tokens.verify(&token).as_deref(), Some("chat"));
-        // Another function's name with chat's MAC, a changed MAC, another key.
+        let token = tokens.token_for("chat", 3);
+        assert!(token.starts_with("gft.chat.3."));
+        assert_eq!(tokens.verify(&token), Some(("chat".to_string(), 3)));
+        // Another function's name or another version with chat 3's MAC, a changed MAC,
+        // another key, the old unversioned shape.
         let forged = token.replace("gft.chat.", "gft.other.");
         assert_eq!(tokens.verify(&forged), None);
+        let forged = token.replace("gft.chat.3.", "gft.chat.4.");
+        assert_eq!(tokens.verify(&forged), None);
+        let old_shape = token.replace("gft.chat.3.", "gft.chat.");
+        assert_eq!(tokens.verify(&old_shape), None);
         let mut flipped = token.clone();
         let last = flipped.pop().unwrap();
         flipped.push(if last == '0' { '1' } else { '0' });

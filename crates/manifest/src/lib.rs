@@ -79,6 +79,14 @@ public = false                  # true: anyone may queue events from the public 
 # on_success = "audit"          # a function invoked with a record of each success
 # on_failure = "alert"          # ... and of each event that exhausted its retries
 
+[permissions]                   # what the function's token (GUREUM_FUNCTION_TOKEN) may do;
+                                # without grants: its own KV buckets and WebSocket connections
+data = []                       # e.g. ["notes:read", "orders:write"]: read = get, list, stream;
+                                # write = read + create, update, delete; "*:admin" = every
+                                # collection (rules are skipped for granted collections)
+invoke = []                     # functions it may queue events for whose [async] public is false
+websocket = []                  # other functions whose /ws/ connections and channels it manages
+
 [env]                           # example; default empty. Environment / wasi:config values;
 GREETING = "hi"                 # keys [A-Za-z_][A-Za-z0-9_]*, values strings. GUREUM_* and
                                 # AWS_LAMBDA_* are set by the platform

@@ -75,7 +75,42 @@ pub(crate) struct ManifestFile {
     static_: Option<StaticTable>,
     /// How `gureum build` and `gureum dev` produce the artifact; the platform ignores it.
     build: Option<BuildTable>,
+    /// What the function's token (GUREUM_FUNCTION_TOKEN) may do besides its own key-value
+    /// buckets and WebSocket connections. Nothing by default.
+    permissions: Option<PermissionsTable>,
 }
+
+/// A function's grants.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PermissionsTable {
+    /// Documents and files, by collection, rules skipped: "notes:read" (get, list, stream),
+    /// "orders:write" (read plus create, update, delete), "*:admin" (every collection).
+    data: Option<Vec<DataGrantText>>,
+    /// Functions this one may queue events for (with its token) although their
+    /// [async] public is false; "*" for every function.
+    invoke: Option<Vec<FunctionOrEvery>>,
+    /// Other functions whose WebSocket connections and channels this one may manage;
+    /// "*" for every function.
+    websocket: Option<Vec<FunctionOrEvery>>,
+}
+
+/// COLLECTION:LEVEL, or *:LEVEL for every collection.
+#[derive(JsonSchema)]
+#[schemars(transparent)]
+#[allow(dead_code)]
+struct DataGrantText(
+    #[schemars(regex(pattern = r"^([a-z0-9][a-z0-9_-]{0,62}|\*):(read|write|admin)$"))] String,
+);
+
+/// A function name, or "*".
+#[derive(JsonSchema)]
+#[schemars(transparent)]
+#[allow(dead_code)]
+struct FunctionOrEvery(
+    #[schemars(regex(pattern = r"^(\*|[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)$"))] String,
+);
 
 /// The kinds of code gureum runs.
 #[derive(JsonSchema)]

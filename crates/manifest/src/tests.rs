@@ -46,6 +46,41 @@ fn each_rule_reports_its_field_and_what_is_valid() {
             "did you mean `schedule`?",
         ),
         (
+            with_base("[permissions]\ndata = [\"notes\"]"),
+            "permissions.data[0]",
+            "expected COLLECTION:LEVEL",
+        ),
+        (
+            with_base("[permissions]\ndata = [\"notes:delete\"]"),
+            "permissions.data[0]",
+            "use read (get, list, stream), write",
+        ),
+        (
+            with_base("[permissions]\ndata = [\"Notes:read\"]"),
+            "permissions.data[0]",
+            "is not a collection name",
+        ),
+        (
+            with_base("[permissions]\ndata = \"*:admin\""),
+            "permissions.data",
+            "a list of COLLECTION:LEVEL grants",
+        ),
+        (
+            with_base("[permissions]\ninvoke = [\"Mailer\"]"),
+            "permissions.invoke[0]",
+            "expected a function name",
+        ),
+        (
+            with_base("[permissions]\nkv = [\"shared\"]"),
+            "permissions.kv",
+            "always its own",
+        ),
+        (
+            with_base("[permissions]\ndatas = []"),
+            "permissions.datas",
+            "did you mean `data`?",
+        ),
+        (
             with_base("colour = 1"),
             "colour",
             "unknown key `colour` (valid keys:",
@@ -687,6 +722,32 @@ fn minimal_manifest_gets_every_default() {
     assert!(spec.env.is_empty());
     assert!(spec.schedules.is_empty());
     assert_eq!(spec.async_config, AsyncConfig::default());
+}
+
+#[test]
+fn permissions_are_least_privilege_by_default() {
+    let spec = parse(BASE).expect("valid");
+    assert_eq!(spec.permissions, gureum_model::Permissions::default());
+    let spec = parse(&with_base(
+        "[permissions]\ndata = [\"notes:read\", \"orders:write\", \"*:read\"]\ninvoke = [\"mailer\"]\nwebsocket = [\"*\"]",
+    ))
+    .expect("valid");
+    let p = &spec.permissions;
+    assert_eq!(p.data.len(), 3);
+    assert_eq!(
+        p.data_access("orders"),
+        Some(gureum_model::DataAccess::Write)
+    );
+    assert_eq!(p.data_access("else"), Some(gureum_model::DataAccess::Read));
+    assert!(p.may_invoke("hello", "mailer") && !p.may_invoke("hello", "billing"));
+    assert!(p.may_manage_connections("hello", "chat"));
+    // A static-only site runs no code, so it has no token to grant anything to.
+    let problems =
+        problems_of("name = \"site\"\n[static]\ndir = \"public\"\n[permissions]\ndata = []\n");
+    assert!(
+        problems.iter().any(|p| p.field == "permissions"),
+        "{problems:?}"
+    );
 }
 
 #[test]
@@ -1434,6 +1495,10 @@ fn schema_keys_match_the_validator() {
     assert_eq!(
         keys(&definition("BuildTable")),
         sorted(validate::BUILD_KEYS)
+    );
+    assert_eq!(
+        keys(&definition("PermissionsTable")),
+        sorted(validate::PERMISSIONS_KEYS)
     );
     assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
     assert_eq!(schema["additionalProperties"], false);

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use gureum_model::{
     AsyncConfig, AuthPolicy, DEFAULT_EPHEMERAL_STORAGE_MB, DEFAULT_IDLE_TTL_S,
-    DEFAULT_MAX_INSTANCES, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS, FunctionName, FunctionSpec,
-    Limits, MAX_ASYNC_RETRIES, MAX_EPHEMERAL_STORAGE_MB, MAX_MAX_INSTANCES, MAX_MEMORY_MB,
-    MAX_TIMEOUT_MS, Runtime, Schedule, StaticSite,
+    DEFAULT_MAX_INSTANCES, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS, DataGrant, FunctionName,
+    FunctionSpec, Limits, MAX_ASYNC_RETRIES, MAX_EPHEMERAL_STORAGE_MB, MAX_MAX_INSTANCES,
+    MAX_MEMORY_MB, MAX_TIMEOUT_MS, Permissions, Runtime, Schedule, StaticSite,
 };
 use toml::{Table, Value};
 
@@ -33,6 +33,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "async",
     "static",
     "build",
+    "permissions",
 ];
 pub(crate) const SCHEDULE_KEYS: &[&str] = &["name", "cron", "tz", "body", "missed"];
 pub(crate) const ASYNC_KEYS: &[&str] = &[
@@ -47,6 +48,7 @@ pub(crate) const ASYNC_KEYS: &[&str] = &[
 ];
 /// Longest `max_event_age_s` (a day).
 const MAX_EVENT_AGE_S: i64 = 86_400;
+pub(crate) const PERMISSIONS_KEYS: &[&str] = &["data", "invoke", "websocket"];
 pub(crate) const STATIC_KEYS: &[&str] = &["dir", "spa"];
 pub(crate) const BUILD_KEYS: &[&str] = &["command", "watch"];
 /// Keys that configure running code, refused for a static-only site (which runs none).
@@ -62,6 +64,7 @@ const CODE_KEYS: &[&str] = &[
     "env",
     "schedule",
     "async",
+    "permissions",
 ];
 
 const MAX_IDLE_TTL_S: u64 = 86_400;
@@ -159,6 +162,7 @@ pub(crate) fn validate(table: &Table) -> Result<Validated, Vec<Problem>> {
     let env = c.env(table.get("env"));
     let schedules = c.schedules(table.get("schedule"));
     let async_config = c.async_config(table.get("async"));
+    let permissions = c.permissions(table.get("permissions"));
     let static_site = c.static_site(table.get("static"));
     let build = c.build(table.get("build"));
 
@@ -178,6 +182,7 @@ pub(crate) fn validate(table: &Table) -> Result<Validated, Vec<Problem>> {
                 schedules,
                 async_config,
                 static_site,
+                permissions,
             },
             build,
         }),
@@ -807,6 +812,73 @@ impl Checker {
             }
         }
         config
+    }
+
+    fn permissions(&mut self, value: Option<&Value>) -> Permissions {
+        let mut permissions = Permissions::default();
+        let Some(value) = value else {
+            return permissions;
+        };
+        let Value::Table(table) = value else {
+            self.problem(
+                "permissions",
+                format!(
+                    "expected a table ([permissions] with data, invoke, websocket), got {}",
+                    describe(value)
+                ),
+            );
+            return permissions;
+        };
+        if table.contains_key("kv") {
+            self.problem(
+                "permissions.kv",
+                "a function's key-value buckets are always its own and no grant widens them; share data between functions through documents (data = [\"COLLECTION:write\"])",
+            );
+        }
+        let mut rest = table.clone();
+        rest.remove("kv");
+        self.unknown_keys("permissions", &rest, PERMISSIONS_KEYS);
+        if let Some(value) = table.get("data")
+            && let Some(items) = self.string_list(
+                "permissions.data",
+                value,
+                "a list of COLLECTION:LEVEL grants, e.g. [\"notes:read\", \"orders:write\"]",
+            )
+        {
+            for (i, entry) in items {
+                match DataGrant::parse(entry) {
+                    Ok(grant) => permissions.data.push(grant),
+                    Err(reason) => self.problem(format!("permissions.data[{i}]"), reason),
+                }
+            }
+        }
+        for (key, slot) in [
+            ("invoke", &mut permissions.invoke),
+            ("websocket", &mut permissions.websocket),
+        ] {
+            let Some(value) = table.get(key) else {
+                continue;
+            };
+            let field = format!("permissions.{key}");
+            let Some(items) = self.string_list(
+                &field,
+                value,
+                "a list of function names, or [\"*\"] for every function",
+            ) else {
+                continue;
+            };
+            for (i, entry) in items {
+                if entry == "*" || FunctionName::new(entry).is_ok() {
+                    slot.push(entry.to_string());
+                } else {
+                    self.problem(
+                        format!("{field}[{i}]"),
+                        format!("expected a function name ({NAME_RULE}) or \"*\", got {entry:?}"),
+                    );
+                }
+            }
+        }
+        permissions
     }
 
     fn static_site(&mut self, value: Option<&Value>) -> Option<StaticSite> {

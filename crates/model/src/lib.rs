@@ -1,8 +1,13 @@
 //! Ids and plain types shared by every gureum crate: functions, versions, limits,
-//! invocations and log lines. No IO, no async, no wire formats.
+//! invocations, permissions and log lines. No IO, no async, no wire formats.
 
 use std::collections::BTreeMap;
 use std::fmt;
+
+mod permissions;
+pub use permissions::{
+    DataAccess, DataGrant, EVERY_COLLECTION, FunctionIdentity, Permissions, valid_collection,
+};
 
 /// Default memory limit of one instance, in MiB (AWS Lambda's smallest size).
 pub const DEFAULT_MEMORY_MB: u32 = 128;
@@ -250,6 +255,8 @@ pub struct FunctionSpec {
     pub async_config: AsyncConfig,
     /// Static files served before the function is invoked (`[static]`).
     pub static_site: Option<StaticSite>,
+    /// What the function's token may do (`[permissions]`).
+    pub permissions: Permissions,
 }
 
 /// A version number of a function; the first deploy is 1, each deploy adds one.

@@ -128,12 +128,7 @@ const MAX_SEGMENTS: usize = 8;
 /// letter or digit. Collection names are inlined into SQL (for partial indexes), so this
 /// check is what keeps them safe.
 pub fn valid_collection(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        && name.as_bytes()[0].is_ascii_alphanumeric()
+    gureum_model::valid_collection(name)
 }
 
 impl FieldPath {

@@ -14,6 +14,8 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 use serde_json::{Value, json};
 
+use gureum_model::FunctionIdentity;
+
 use crate::Hub;
 use crate::bus::ChannelMessage;
 use crate::registry::Frame;
@@ -57,15 +59,41 @@ impl Hub {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: std::fmt::Display,
     {
-        let Some(function) = caller(self, request.headers()) else {
-            return error(
-                StatusCode::FORBIDDEN,
-                "ForbiddenException",
-                "a valid function token is required: `Authorization: Bearer $GUREUM_FUNCTION_TOKEN` (or AWS SigV4 with the token as access key id)",
-            );
+        let caller = match caller(self, request.headers()) {
+            Ok(caller) => caller,
+            Err(reason) => {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "ForbiddenException",
+                    &format!(
+                        "a valid function token is required: `Authorization: Bearer $GUREUM_FUNCTION_TOKEN` (or AWS SigV4 with the token as access key id); {reason}"
+                    ),
+                );
+            }
         };
         let method = request.method().clone();
         let query = request.uri().query().map(str::to_string);
+        // Channels belong to a function's /ws/ route: its own, or with `?function=NAME`
+        // another's that `[permissions] websocket` grants.
+        let function = query
+            .as_deref()
+            .and_then(|query| {
+                query
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix("function="))
+                    .map(decode)
+            })
+            .unwrap_or_else(|| caller.name.clone());
+        if !caller
+            .permissions()
+            .may_manage_connections(&caller.name, &function)
+        {
+            return error(
+                StatusCode::FORBIDDEN,
+                "ForbiddenException",
+                &not_granted(&caller.name, &function),
+            );
+        }
         let limit = self.settings.max_message_bytes;
         let body = match crate::connection::read_limited(request.into_body(), limit).await {
             Ok(bytes) => bytes,
@@ -85,7 +113,7 @@ impl Hub {
         }
         match (route, method) {
             (Route::Connection(id), Method::POST) => {
-                let conn = match self.own_connection(&function, &id) {
+                let conn = match self.own_connection(&caller, &id) {
                     Ok(conn) => conn,
                     Err(response) => return response,
                 };
@@ -94,12 +122,14 @@ impl Hub {
                 }
                 self.metrics
                     .websocket_messages_out
-                    .get_or_create(&gureum_telemetry::WebSocketLabels { function })
+                    .get_or_create(&gureum_telemetry::WebSocketLabels {
+                        function: conn.function.clone(),
+                    })
                     .inc();
                 ok(StatusCode::OK, None)
             }
             (Route::Connection(id), Method::DELETE) => {
-                let conn = match self.own_connection(&function, &id) {
+                let conn = match self.own_connection(&caller, &id) {
                     Ok(conn) => conn,
                     Err(response) => return response,
                 };
@@ -109,11 +139,11 @@ impl Hub {
             (Route::Connection(id), Method::GET) => {
                 // Still readable during its `$disconnect`, so the function can see
                 // which channels it was in.
-                let Some(conn) = self
-                    .registry
-                    .get(&id)
-                    .filter(|conn| conn.function == function)
-                else {
+                let Some(conn) = self.registry.get(&id).filter(|conn| {
+                    caller
+                        .permissions()
+                        .may_manage_connections(&caller.name, &conn.function)
+                }) else {
                     return gone(&id);
                 };
                 let channels: Vec<Value> = {
@@ -140,10 +170,20 @@ impl Hub {
                 )
             }
             (Route::Member(channel, id), Method::POST | Method::PUT) => {
-                let conn = match self.own_connection(&function, &id) {
+                let conn = match self.own_connection(&caller, &id) {
                     Ok(conn) => conn,
                     Err(response) => return response,
                 };
+                if conn.function != function {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "BadRequestException",
+                        &format!(
+                            "connection {id} belongs to /ws/{}, and channels are per function: add it to a channel of {} (?function={})",
+                            conn.function, conn.function, conn.function
+                        ),
+                    );
+                }
                 let meta = if body.iter().all(u8::is_ascii_whitespace) {
                     Value::Null
                 } else {
@@ -210,21 +250,30 @@ impl Hub {
         }
     }
 
-    /// The caller's own open connection, or the error answer.
+    /// An open connection the caller may manage (its own, or of a function its
+    /// `[permissions] websocket` names), or the error answer.
     #[allow(clippy::result_large_err)]
     fn own_connection(
         &self,
-        function: &str,
+        caller: &FunctionIdentity,
         id: &str,
     ) -> Result<std::sync::Arc<crate::registry::Conn>, Response<ResponseBody>> {
         match self.registry.get(id) {
-            Some(conn) if conn.function != function => Err(error(
-                StatusCode::FORBIDDEN,
-                "ForbiddenException",
-                &format!(
-                    "connection {id} belongs to another function; a function addresses only connections of its own /ws/NAME"
-                ),
-            )),
+            Some(conn)
+                if !caller
+                    .permissions()
+                    .may_manage_connections(&caller.name, &conn.function) =>
+            {
+                Err(error(
+                    StatusCode::FORBIDDEN,
+                    "ForbiddenException",
+                    &format!(
+                        "connection {id} belongs to /ws/{}; {}",
+                        conn.function,
+                        not_granted(&caller.name, &conn.function)
+                    ),
+                ))
+            }
             Some(conn) if !conn.is_gone() => Ok(conn),
             _ => Err(gone(id)),
         }
@@ -238,21 +287,35 @@ enum Route {
     Messages(String),
 }
 
-/// The function whose token authorizes the request: `Bearer TOKEN`, or SigV4 with the
-/// token as access key id (`AWS4-HMAC-SHA256 Credential=TOKEN/date/region/…`).
-fn caller(hub: &Hub, headers: &http::HeaderMap) -> Option<String> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+/// The function version whose token authorizes the request: `Bearer TOKEN`, or SigV4
+/// with the token as access key id (`AWS4-HMAC-SHA256 Credential=TOKEN/date/region/…`);
+/// the error says why there is none.
+fn caller(hub: &Hub, headers: &http::HeaderMap) -> Result<FunctionIdentity, String> {
+    let missing = || "none was sent".to_string();
+    let value = headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .ok_or_else(missing)?
+        .trim();
     let token = if let Some(token) = gureum_auth::bearer_token(headers) {
         token
     } else if let Some(rest) = value.strip_prefix("AWS4-HMAC-SHA256") {
-        let credential = rest
-            .split(',')
-            .find_map(|part| part.trim().strip_prefix("Credential="))?;
-        credential.split('/').next()?
+        rest.split(',')
+            .find_map(|part| part.trim().strip_prefix("Credential="))
+            .and_then(|credential| credential.split('/').next())
+            .ok_or_else(missing)?
     } else {
-        return None;
+        return Err(missing());
     };
-    hub.invoker.tokens().verify(token)
+    hub.invoker
+        .function_identity(token)
+        .map_err(|refusal| refusal.to_string())
+}
+
+fn not_granted(caller: &str, function: &str) -> String {
+    format!(
+        "function {caller:?} may not manage the connections of /ws/{function}: add websocket = [{function:?}] to [permissions] in {caller:?}'s gureum.toml and deploy it"
+    )
 }
 
 fn check_channel(channel: &str) -> Result<(), String> {

@@ -7,6 +7,7 @@ mod async_abuse;
 mod bearer;
 mod client_address;
 mod data_dir;
+mod function_tokens;
 mod host_header;
 mod idempotency;
 mod listing_oracle;

@@ -64,7 +64,8 @@ async function handle(request) {
  * An environment variable of the function (read per request, never at the top level,
  * which runs at build time): the [env] of gureum.toml, and the platform's
  * `GUREUM_API` (the base URL of gureum's platform API) and `GUREUM_FUNCTION_TOKEN` (this
- * function's token). For example, documents through the platform API:
+ * function's token). For example, documents through the platform API (granted in
+ * gureum.toml: `[permissions]` with `data = ["notes:read"]`):
  *
  *   const res = await fetch(`${env('GUREUM_API')}/data/v1/collections/notes/docs`, {
  *     headers: { authorization: `Bearer ${env('GUREUM_FUNCTION_TOKEN')}` },

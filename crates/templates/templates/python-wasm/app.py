@@ -17,7 +17,8 @@ tagged with the invocation id.
 
 Calling the platform: ``os.environ["GUREUM_API"]`` is the base URL of gureum's platform
 API and ``os.environ["GUREUM_FUNCTION_TOKEN"]`` this function's token, sent as
-``Authorization: Bearer <token>``: documents under ``$GUREUM_API/data/v1/...``, WebSocket
+``Authorization: Bearer <token>``: documents under ``$GUREUM_API/data/v1/...`` (the
+collections ``[permissions] data`` grants in gureum.toml), WebSocket
 connections and channels. Key-value buckets are the ``wasi:keyvalue`` imports, once
 added to wit/world.wit (see README.md). Outbound HTTP goes through ``wasi:http/outgoing-handler``
 (``wit_world.imports.outgoing_handler``), to the hosts in ``allowed_outbound_hosts``.

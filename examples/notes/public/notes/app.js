@@ -13,13 +13,19 @@
 //   EventSource /data/v1/collections/notes/stream?where=owner = "<uid>"&access_token=<jwt>
 //     events: ready, created, updated, deleted (doc JSON), reset (re-read the list)
 //
-// The session (access + refresh token) lives in localStorage, shared by the tabs of one
-// browser profile: a tab follows the others' sign-in, sign-out and token refreshes through
-// `storage` events, and refreshes run one tab at a time (Web Locks) because every refresh
-// revokes the refresh token it used.
+// The session (access + refresh token) lives in this page's memory only, never in
+// localStorage, sessionStorage, IndexedDB or a cookie: any page served from the same origin
+// (another function's, say) could read those. The tabs of one browser profile share it over
+// a BroadcastChannel: a new (or reloaded) tab asks the open ones, and every sign-in,
+// sign-out and token refresh is announced to the others. Closing the last tab ends the
+// session on this machine (sign in again). Refreshes run one tab at a time (Web Locks)
+// because every refresh rotates the refresh token it used. For real isolation serve the
+// page from an origin of its own (README, "Origins").
 "use strict";
 
-const STORAGE_KEY = "gureum.notes.session";
+const CHANNEL = "gureum.notes.session";
+/** How long a new tab waits for an open one to hand over the session. */
+const ASK_MS = 300;
 const REFRESH_LOCK = "gureum.notes.refresh";
 const COLLECTION = "/data/v1/collections/notes";
 /** Refresh this long before the access token expires (at most a quarter of its life). */
@@ -74,7 +80,11 @@ class ApiError extends Error {
   }
 }
 
-// ---------------------------------------------------------------- session storage
+// ---------------------------------------------------------------- the shared session
+
+const channel = typeof BroadcastChannel === "function" ? new BroadcastChannel(CHANNEL) : null;
+/** The newest session of this browser profile: this tab's, or one another tab announced. */
+let shared = null;
 
 function isSession(value) {
   return (
@@ -89,21 +99,19 @@ function isSession(value) {
 }
 
 function readStored() {
-  try {
-    const value = JSON.parse(localStorage.getItem(STORAGE_KEY) ?? "null");
-    return isSession(value) ? value : null;
-  } catch {
-    return null; // unreadable or storage disabled
-  }
+  return shared;
 }
 
+/** Makes `value` (a session, or null: signed out) the profile's and tells the other tabs. */
 function writeStored(value) {
-  try {
-    if (value) localStorage.setItem(STORAGE_KEY, JSON.stringify(value));
-    else localStorage.removeItem(STORAGE_KEY);
-  } catch {
-    // Storage full or disabled: the session then lasts as long as this page.
-  }
+  shared = value;
+  channel?.postMessage({ type: "session", session: value });
+}
+
+/** Whether a session another tab announced should replace `mine`: another user's, or a
+ *  later one of the same user (an answer to a new tab's question can cross a refresh). */
+function newer(theirs, mine) {
+  return !mine || theirs.user.id !== mine.user.id || expiryOf(theirs) > expiryOf(mine);
 }
 
 /** A session as the server sent it, stamped with its expiry on this machine's clock. */
@@ -147,11 +155,13 @@ function enter(next, save = true) {
   }
 }
 
-/** Forgets the session here and in the other tabs; `message` says why, if anything. */
-function leave(message) {
+/** Forgets the session here and (unless told by them) in the other tabs; `message` says
+ *  why, if anything. */
+function leave(message, tell = true) {
   session = null;
   shownUid = null;
-  writeStored(null);
+  if (tell) writeStored(null);
+  else shared = null;
   clearTimeout(refreshTimer);
   closeStream();
   clearNotes();
@@ -248,8 +258,8 @@ async function refreshNow(used, contended) {
   throw error; // rate limited, server trouble: keep the session, try later
 }
 
-/** After waiting for another tab's refresh: its new session reaches this tab's
- *  localStorage a moment later (storage is shared between processes asynchronously). */
+/** After waiting for another tab's refresh: its announcement of the new session reaches
+ *  this tab a moment later (channel messages cross processes asynchronously). */
 async function storageSettles(used) {
   for (let tries = 0; tries < 20; tries += 1) {
     const stored = readStored();
@@ -643,14 +653,21 @@ ui.notes.addEventListener("click", async (event) => {
   if (hadFocus) (neighbour?.querySelector("button") ?? ui.noteText).focus();
 });
 
-// Other tabs of this browser profile signed in, out, or refreshed the tokens.
-window.addEventListener("storage", (event) => {
-  if (event.key !== STORAGE_KEY && event.key !== null) return;
-  const stored = readStored();
-  if (!stored) {
-    if (session) leave();
-  } else if (!session || stored.access_token !== session.access_token) {
-    enter(stored, false);
+// Other tabs of this browser profile signed in, out, or refreshed the tokens, or a new
+// tab asks for the session.
+channel?.addEventListener("message", (event) => {
+  const message = event.data;
+  if (message?.type === "ask") {
+    if (session) channel.postMessage({ type: "session", session });
+    return;
+  }
+  if (message?.type !== "session") return;
+  if (message.session === null) {
+    shared = null;
+    if (session) leave(undefined, false);
+  } else if (isSession(message.session) && newer(message.session, shared)) {
+    shared = message.session;
+    if (!session || newer(shared, session)) enter(shared, false);
   }
 });
 
@@ -665,8 +682,20 @@ window.addEventListener("online", () => {
   if (session && !stream) connect();
 });
 
+/** The session of the profile's open tabs, if any answers within ASK_MS. */
+async function askOtherTabs() {
+  if (!channel) return null;
+  channel.postMessage({ type: "ask" });
+  const deadline = Date.now() + ASK_MS;
+  while (!shared && !session && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return shared;
+}
+
 async function boot() {
-  const stored = readStored();
+  const stored = await askOtherTabs();
+  if (session) return; // an answer already signed this tab in
   if (!stored) {
     showSignedIn(false);
     return;

@@ -36,7 +36,8 @@ async fn main() -> Result<(), Error> {
 ///
 /// The platform API is at `std::env::var("GUREUM_API")` with the bearer token in
 /// `GUREUM_FUNCTION_TOKEN`: key-value (`/kv/v1/buckets/B/keys/K`), documents
-/// (`/data/v1/collections/C/docs`) and WebSocket connections (`/@connections/ID`).
+/// (`/data/v1/collections/C/docs`, once `[permissions] data` in gureum.toml grants C)
+/// and WebSocket connections (`/@connections/ID`).
 async fn handler(request: Request) -> Result<Response<Body>, Error> {
     let query = request.query_string_parameters();
     let body = greeting(query.first("name"));

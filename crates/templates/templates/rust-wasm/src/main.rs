@@ -9,7 +9,8 @@
 //! - `gureum_sdk::kv`: key-value buckets with atomic counters
 //!   (`Bucket::open("visits")?.increment("home", 1)?`);
 //! - `gureum_sdk::documents`: JSON documents in collections
-//!   (`Collection::new("notes").create(&note).await?`);
+//!   (`Collection::new("notes").create(&note).await?`, after granting
+//!   `data = ["notes:write"]` under `[permissions]` in gureum.toml);
 //! - `gureum_sdk::websocket` (connections to `/ws/{{name}}`, channels) and
 //!   `gureum_sdk::invoke` (call or queue other functions).
 
