@@ -3,8 +3,6 @@
 
 mod commands;
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
     // Inside a process function's sandbox this binary is only the last step before the
     // function's command (gureum_sandbox::exec_main): nothing else of it runs there.
@@ -15,7 +13,13 @@ fn main() -> std::process::ExitCode {
     {
         gureum_sandbox::exec_main(&args.collect::<Vec<_>>());
     }
-    let cli = commands::Cli::parse();
+    let cli = match commands::parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -2,7 +2,6 @@
 
 mod backend;
 mod build;
-mod data_dir;
 mod deploy;
 mod dev;
 mod functions;
@@ -183,6 +182,13 @@ enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+}
+
+/// The command line, with `gureum up --config FILE`'s settings merged in (flags win).
+pub fn parse() -> anyhow::Result<Cli> {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = Cli::parse_from(&argv);
+    up::with_config_file(cli, argv)
 }
 
 /// Runs the parsed command line.

@@ -1,28 +1,26 @@
 //! `gureum up`: open the store, start the engine, the invoker, both listeners, deploy
 //! the examples into an empty platform, and shut down gracefully on SIGTERM/SIGINT.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use gureum_gateway::GatewaySettings;
-use gureum_invoke::{Invoker, InvokerParts};
-use gureum_runtime_wasm::{WasmEngine, WasmEngineConfig};
-use gureum_telemetry::{Metrics, WriterSettings};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use gureum_invoke::Invoker;
+use gureum_platform::{Config, Platform};
 
-/// Default data directory, relative to the working directory.
-pub const DEFAULT_DATA_DIR: &str = ".gureum";
-/// The admin token's file name inside the data directory.
-pub const TOKEN_FILE: &str = "admin.token";
+pub use gureum_platform::{DEFAULT_DATA_DIR, TOKEN_FILE};
 
 /// Arguments of `gureum up`; every flag also reads a `GUREUM_*` environment variable.
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
+    /// A server config file (TOML) whose keys are these flags' names, e.g.
+    /// `listen = "0.0.0.0:8080"`, `queue-lease = "30s"`, `trusted-proxy = ["10.0.0.0/8"]`;
+    /// a flag or GUREUM_* variable given as well wins over the file.
+    #[arg(long, env = "GUREUM_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Data directory: SQLite store, compiled-code cache, admin token.
     #[arg(long, env = "GUREUM_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
@@ -230,6 +228,57 @@ enum TlsChoice {
 }
 
 impl UpArgs {
+    /// The platform's settings from the flags (and the `--config` file they were merged
+    /// with, see [`with_config_file`]).
+    fn config(&self) -> anyhow::Result<Config> {
+        Ok(Config {
+            tls: self.tls_mode()?,
+            data_dir: self.data_dir.clone(),
+            listen: self.listen,
+            admin_listen: self.admin_listen,
+            store: self.store.clone(),
+            gateway: gureum_gateway::GatewaySettings {
+                max_body_bytes: self.max_body_bytes,
+                max_async_body_bytes: self.max_async_body_bytes,
+            },
+            functions_domain: self.functions_domain.clone(),
+            trusted_proxies: self.trusted_proxy.clone(),
+            connections: gureum_gateway::ConnectionSettings {
+                header_timeout: self.header_timeout.into(),
+                idle_timeout: self.idle_timeout.into(),
+            },
+            max_connections: self.max_connections,
+            admin_max_connections: self.admin_max_connections,
+            outbound_private: match self.outbound_private {
+                OutboundPrivate::Deny => gureum_manifest::PrivateDestinations::Deny,
+                OutboundPrivate::Allow => gureum_manifest::PrivateDestinations::Allow,
+            },
+            shutdown_grace: self.shutdown_grace.into(),
+            refresh_reuse_interval: self.refresh_reuse_interval.into(),
+            prices: self.prices.clone(),
+            metrics_public: self.metrics_public,
+            otlp_endpoint: self.otlp_endpoint.clone(),
+            log_retention_days: self.log_retention_days,
+            log_retention_interval: self.log_retention_interval.into(),
+            unsandboxed_processes: self.unsandboxed_processes,
+            metering: !self.no_metering,
+            websocket: gureum_websocket::WsSettings {
+                max_message_bytes: self.ws_max_message_bytes,
+                idle_timeout: self.ws_idle_timeout.into(),
+                max_age: self.ws_max_age.into(),
+                max_connections: self.ws_max_connections,
+                send_queue: self.ws_send_queue,
+                ping_interval: self.ws_ping_interval.into(),
+            },
+            queue_concurrency: self.queue_concurrency,
+            queue_lease: self.queue_lease.into(),
+            domains: self.domains.clone(),
+            http_listen: self.http_listen,
+            http_redirect: self.http_redirect,
+            hsts: self.hsts.map(Into::into),
+        })
+    }
+
     /// The TLS settings, or a message naming the flag that is missing or out of place.
     fn tls_mode(&self) -> anyhow::Result<Option<gureum_tls::TlsMode>> {
         let off = self.tls == TlsChoice::Off;
@@ -289,357 +338,25 @@ impl UpArgs {
     }
 }
 
-/// File in the data directory holding this node's id (the owner of its queue leases).
-pub const NODE_ID_FILE: &str = "node.id";
-
 pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     init_tracing(&args.log_format);
-    let tls_mode = args.tls_mode()?;
-    let store_url = match &args.store {
-        Some(url) => url.clone(),
-        None => format!("sqlite://{}", args.data_dir.join("gureum.db").display()),
-    };
-    super::data_dir::prepare_data_dir(
-        &args.data_dir,
-        &store_url,
-        &[TOKEN_FILE, NODE_ID_FILE, gureum_auth::KEY_FILE],
-    )?;
-    let token_path = args.data_dir.join(TOKEN_FILE);
-    let token = admin_token(&token_path)?;
-    let store = gureum_store::Store::open(&store_url)
-        .await
-        .with_context(|| format!("opening the store {}", redact(&store_url)))?;
-    let prices = match &args.prices {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the price list {}", path.display()))?;
-            Some(
-                gureum_metering::Prices::from_toml(&text)
-                    .with_context(|| format!("in the price list {}", path.display()))?,
-            )
-        }
-        None => None,
-    };
-    let tracer = match &args.otlp_endpoint {
-        Some(endpoint) => gureum_tracing::Tracer::otlp(endpoint)
-            .with_context(|| format!("--otlp-endpoint {endpoint}"))?,
-        None => gureum_tracing::Tracer::disabled(),
-    };
-
-    let open_files = raise_open_file_limit();
-    let public_slots = gureum_tls::ConnectionSlots::new(
-        "public",
-        args.max_connections
-            .unwrap_or_else(|| default_max_connections(open_files, args.admin_max_connections)),
-    );
-    let admin_slots = gureum_tls::ConnectionSlots::new("admin", args.admin_max_connections);
-    tracing::info!(
-        open_files,
-        public = public_slots.limit(),
-        admin = admin_slots.limit(),
-        "connection limits"
-    );
-    let connections = gureum_gateway::ConnectionSettings {
-        header_timeout: args.header_timeout.into(),
-        idle_timeout: args.idle_timeout.into(),
-    };
-    let public_listener = TcpListener::bind(args.listen).await.with_context(|| {
-        format!(
-            "binding the public listener to {}; pass --listen ADDR to use another",
-            args.listen
+    let config = args.config()?;
+    let platform = Platform::start(config).await?;
+    let public_url = platform.public_url().to_string();
+    let admin_url = platform.admin_url().to_string();
+    let fresh = platform.functions_loaded() == 0 && !args.no_examples;
+    if fresh {
+        deploy_examples(
+            platform.invoker(),
+            platform.data(),
+            &args.examples_dir,
+            &public_url,
         )
-    })?;
-    let admin_listener = TcpListener::bind(args.admin_listen)
-        .await
-        .with_context(|| {
-            format!(
-                "binding the admin listener to {}; pass --admin-listen ADDR to use another",
-                args.admin_listen
-            )
-        })?;
-    let node_id = node_id(&args.data_dir)?;
-    let mut tls = match tls_mode {
-        Some(mode) => Some(
-            gureum_tls::Tls::start(
-                gureum_tls::TlsOptions {
-                    mode,
-                    domains: args.domains.clone(),
-                    data_dir: args.data_dir.clone(),
-                    node_id: node_id.clone(),
-                },
-                &store,
-            )
-            .await
-            .context("setting up HTTPS (--tls)")?,
-        ),
-        None => None,
-    };
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let public_url = format!("{scheme}://{}", public_listener.local_addr()?);
-    let admin_url = format!("{scheme}://{}", admin_listener.local_addr()?);
-    let (public_listener, admin_listener) = match &tls {
-        Some(tls) => (
-            gureum_tls::Listener::tls(public_listener, tls.server_config(), public_slots.clone())?,
-            gureum_tls::Listener::tls(admin_listener, tls.server_config(), admin_slots)?,
-        ),
-        None => (
-            gureum_tls::Listener::plain(public_listener, public_slots.clone())?,
-            gureum_tls::Listener::plain(admin_listener, admin_slots)?,
-        ),
-    };
-    let http_listener = match args.http_listen {
-        Some(address) => Some(gureum_tls::Listener::plain(
-            TcpListener::bind(address).await.with_context(|| {
-                format!("binding the plain-HTTP listener to {address} (--http-listen)")
-            })?,
-            public_slots.clone(),
-        )?),
-        None => None,
-    };
-    // Functions call the platform back (GUREUM_API) over a loopback listener in plain
-    // HTTP: they need no trust in the certificate (a local CA's is in no function's
-    // roots) and the internal hop pays no handshake.
-    let internal_listener = match &tls {
-        Some(_) => Some(gureum_tls::Listener::plain(
-            TcpListener::bind("127.0.0.1:0")
-                .await
-                .context("binding the loopback listener for functions' platform calls")?,
-            // Part of the public plane: it shares the public listener's count, so the
-            // descriptors it may take are already budgeted.
-            public_slots,
-        )?),
-        None => None,
-    };
-    let platform_url = match &internal_listener {
-        Some(listener) => format!("http://{}", listener.local_addr()),
-        None => public_url.clone(),
-    };
-
-    let metrics = Arc::new(Metrics::new());
-    let (telemetry, telemetry_writer) = gureum_telemetry::start(
-        store.clone(),
-        WriterSettings::default(),
-        metrics.records_overflowed.clone(),
-    );
-    let quotas =
-        gureum_invoke::Quotas::load(store.clone(), metrics.clone(), telemetry.clone(), prices)
-            .await
-            .context("loading the price list and quotas")?;
-    let engine = WasmEngine::new(&WasmEngineConfig {
-        cache_dir: args.data_dir.join("cache"),
-        pool_instances: gureum_runtime_wasm::DEFAULT_POOL_INSTANCES,
-    })?
-    .with_key_value(Arc::new(gureum_invoke::StoreKeyValue::new(store.clone())));
-    let token_key = store
-        .setting_or_insert(
-            gureum_invoke::TOKEN_KEY_SETTING,
-            &gureum_invoke::FunctionTokens::generate_key(),
-        )
-        .await
-        .context("reading the function token key from the store")?;
-    let tokens = gureum_invoke::FunctionTokens::new(token_key.as_bytes());
-    let invoker = Invoker::new(InvokerParts {
-        store: store.clone(),
-        engine,
-        lambda: Arc::new(gureum_runtime_lambda::LambdaRuntime::new(
-            &args.data_dir,
-            // The sandbox runs this binary as its last step.
-            gureum_runtime_lambda::Isolation::detect(
-                args.unsandboxed_processes,
-                &gureum_sandbox::Sandbox::this_binary(),
-            ),
-        )),
-        telemetry: telemetry.clone(),
-        metrics: metrics.clone(),
-        platform_env: vec![("GUREUM_API".into(), platform_url.clone())],
-        tracer: tracer.clone(),
-        quotas: quotas.clone(),
-        metering: !args.no_metering,
-        tokens,
-        outbound_private: match args.outbound_private {
-            OutboundPrivate::Deny => gureum_manifest::PrivateDestinations::Deny,
-            OutboundPrivate::Allow => gureum_manifest::PrivateDestinations::Allow,
-        },
-    });
-    invoker.export_pool_metrics();
-    // The registry decides whether a function token's version may still use it and what
-    // its [permissions] grant; weak, so the services do not keep the invoker alive.
-    let registry = Arc::downgrade(&invoker);
-    let auth = gureum_auth::AuthService::open(
-        store.clone(),
-        &args.data_dir,
-        token.clone(),
-        Box::new(move |presented| match registry.upgrade() {
-            Some(invoker) => invoker
-                .function_identity(presented)
-                .map_err(|refusal| refusal.to_string()),
-            None => Err("the server is shutting down".into()),
-        }),
-        *args.refresh_reuse_interval,
-    )
-    .await
-    .context("opening the auth service")?;
-    let data = gureum_data::DataService::new(store.clone(), &args.data_dir)
-        .await
-        .context("opening the data services")?;
-    let services = gureum_gateway::Services::new(auth, &data);
-    let loaded = invoker.load().await?;
-    let reaper = invoker.spawn_reaper();
-    let registry_sync = invoker.spawn_registry_sync();
-    let quota_refresh = quotas.spawn_refresh();
-    let retention = gureum_telemetry::spawn_retention(
-        store.clone(),
-        args.log_retention_days,
-        args.log_retention_interval.into(),
-    );
-    if loaded == 0 && !args.no_examples {
-        deploy_examples(&invoker, &data, &args.examples_dir, &public_url).await;
-    }
-
-    let gateway = GatewaySettings {
-        max_body_bytes: args.max_body_bytes,
-        max_async_body_bytes: args.max_async_body_bytes,
-    };
-    let (stop_sender, stop) = watch::channel(false);
-    let grace: Duration = args.shutdown_grace.into();
-    let hub = gureum_websocket::Hub::new(
-        invoker.clone(),
-        metrics.clone(),
-        telemetry.clone(),
-        gureum_websocket::WsSettings {
-            max_message_bytes: args.ws_max_message_bytes,
-            idle_timeout: args.ws_idle_timeout.into(),
-            max_age: args.ws_max_age.into(),
-            max_connections: args.ws_max_connections,
-            send_queue: args.ws_send_queue,
-            ping_interval: args.ws_ping_interval.into(),
-        },
-    );
-    let queue = gureum_queue::Queue::start(
-        store.clone(),
-        invoker.clone(),
-        metrics.clone(),
-        node_id,
-        gureum_queue::QueueSettings {
-            concurrency: args.queue_concurrency.max(1),
-            lease: Duration::from(args.queue_lease).max(Duration::from_secs(1)),
-            ..gureum_queue::QueueSettings::default()
-        },
-    )
-    .await
-    .context("starting the asynchronous queue")?;
-    let plane = gureum_gateway::PublicPlane {
-        invoker: invoker.clone(),
-        hub: hub.clone(),
-        queue: queue.clone(),
-        services: services.clone(),
-        acme: tls.as_ref().and_then(gureum_tls::Tls::challenges),
-        functions_domain: args
-            .functions_domain
-            .as_deref()
-            .map(|domain| Arc::from(domain.trim_end_matches('.').to_ascii_lowercase())),
-    };
-    let trusted_proxies = Arc::new(args.trusted_proxy.clone());
-    if !trusted_proxies.is_empty() {
-        tracing::info!(
-            proxies = ?trusted_proxies,
-            "reading the client address from X-Forwarded-For / Forwarded of these proxies"
-        );
-    }
-    let hsts = match args.hsts {
-        Some(max_age) => Some(
-            http::HeaderValue::from_str(&format!("max-age={}", Duration::from(max_age).as_secs()))
-                .context("--hsts")?,
-        ),
-        None => None,
-    };
-    let https_port = public_listener.local_addr().port();
-    let public = tokio::spawn(gureum_gateway::serve_connections(
-        public_listener,
-        plane.clone(),
-        gateway,
-        gureum_gateway::ListenerOptions {
-            hsts: hsts.clone(),
-            redirect_to_https: None,
-            trusted_proxies: trusted_proxies.clone(),
-            connections,
-        },
-        wait_for(stop.clone()),
-        grace,
-    ));
-    let mut side_listeners = Vec::new();
-    if let Some(listener) = http_listener {
-        side_listeners.push(tokio::spawn(gureum_gateway::serve_connections(
-            listener,
-            plane.clone(),
-            gateway,
-            gureum_gateway::ListenerOptions {
-                hsts: None,
-                redirect_to_https: args.http_redirect.then_some(https_port),
-                trusted_proxies: trusted_proxies.clone(),
-                connections,
-            },
-            wait_for(stop.clone()),
-            grace,
-        )));
-    }
-    if let Some(listener) = internal_listener {
-        side_listeners.push(tokio::spawn(gureum_gateway::serve_connections(
-            listener,
-            plane,
-            gateway,
-            gureum_gateway::ListenerOptions {
-                connections,
-                ..gureum_gateway::ListenerOptions::default()
-            },
-            wait_for(stop.clone()),
-            grace,
-        )));
-    }
-    let admin_router = gureum_control_api::router(gureum_control_api::AdminState {
-        invoker: invoker.clone(),
-        store: store.clone(),
-        metrics,
-        token: Arc::new(token),
-        public_url: Arc::new(public_url.clone()),
-        gateway,
-        metrics_public: args.metrics_public,
-        queue: queue.clone(),
-        services,
-        data,
-        websockets: hub.clone(),
-    });
-    let admin_router = match hsts {
-        Some(hsts) => admin_router.layer(axum::middleware::map_response(
-            move |mut response: axum::response::Response| {
-                let hsts = hsts.clone();
-                async move {
-                    response
-                        .headers_mut()
-                        .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts);
-                    response
-                }
-            },
-        )),
-        None => admin_router,
-    };
-    // Its own accept loop and connection slots, with the public listener's timeouts:
-    // a public listener full of slow clients leaves the control API reachable.
-    let admin = tokio::spawn(gureum_gateway::serve_router(
-        admin_listener,
-        connections,
-        admin_router,
-        wait_for(stop),
-        grace,
-    ));
-
-    // Ordering starts only now that the listeners answer the CA's HTTP-01 requests.
-    if let Some(tls) = &mut tls {
-        tls.start_renewal();
+        .await;
     }
     println!("gureum is up");
     println!("  functions:   {public_url}   (GET /fn/NAME/…)");
-    if let Some(tls) = &tls {
+    if let Some(tls) = platform.tls() {
         println!("  https:       {}", tls.summary());
         match tls.ca_path() {
             Some(ca) if tls.is_self_signed() => println!(
@@ -665,11 +382,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     println!(
         "  control API: {admin_url}/api/v1   (token in {})",
-        token_path.display()
+        platform.token_path().display()
     );
     println!("  metrics:     {admin_url}/metrics");
     println!("  console:     {admin_url}/   (sign in with the admin token)");
-    if loaded == 0 && !args.no_examples {
+    if fresh {
         println!("try:");
         println!("  curl {public_url}/fn/hello");
         println!("  curl {public_url}/greet/alice");
@@ -686,88 +403,99 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     } else {
         shutdown_signal().await;
     }
-    // WebSocket clients get their close and functions their `$disconnect` while the
-    // public listener still serves the platform API those functions may call.
-    hub.shutdown(grace).await;
-    // Events still running get the grace to finish; the leases of any that do not are
-    // freed, so they run again (on another node, or after the restart).
-    queue.shutdown(grace).await;
-    tracing::info!("shutting down: no new connections, finishing in-flight requests");
-    let _ = stop_sender.send(true);
-    let _ = public.await;
-    for listener in side_listeners {
-        let _ = listener.await;
-    }
-    if tokio::time::timeout(grace, admin).await.is_err() {
-        tracing::warn!("admin listener did not stop within the grace period");
-    }
-    // Accounting of the last invocations (records wait for their response bodies) is
-    // handed to telemetry before the flush, so no acknowledged request goes unrecorded.
-    if tokio::time::timeout(grace, invoker.finish_accounting())
-        .await
-        .is_err()
-    {
-        tracing::warn!("invocation accounting did not finish within the grace period");
-    }
-    drop(tls);
-    reaper.abort();
-    registry_sync.abort();
-    quota_refresh.abort();
-    if let Some(retention) = retention {
-        retention.abort();
-    }
-    telemetry_writer.shutdown().await;
-    tracer.shutdown().await;
-    store.close().await;
-    tracing::info!("stopped");
+    platform.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
-/// This node's id, created on first start and kept in the data directory, so a restarted
-/// node recognises (and frees at once) the queue leases it held before.
-/// Raises the soft limit on open files to the hard limit (systemd's default soft limit
-/// of 1024 is what a thousand idle sockets exhausted in audit finding 7) and returns the
-/// limit now in force.
-fn raise_open_file_limit() -> u64 {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let limit = getrlimit(Resource::Nofile);
-    let current = limit.current.unwrap_or(u64::MAX);
-    if limit.current != limit.maximum {
-        let raised = rustix::process::Rlimit {
-            current: limit.maximum,
-            maximum: limit.maximum,
+/// `gureum up --config FILE`: parses the command line again with the file's settings
+/// added as flags wherever neither a flag nor its `GUREUM_*` variable gave one, so a file
+/// setting goes through the same parser and checks as its flag (each setting is
+/// described once, by its flag). Keys are the flags' names (`admin-listen`, or
+/// `admin_listen`); arrays repeat a flag; `true` sets a switch.
+pub fn with_config_file(cli: super::Cli, argv: Vec<OsString>) -> anyhow::Result<super::Cli> {
+    use clap::parser::ValueSource;
+    use clap::{CommandFactory as _, Parser as _};
+    let super::Command::Up(up) = &cli.command else {
+        return Ok(cli);
+    };
+    let Some(path) = up.config.clone() else {
+        return Ok(cli);
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading the server config {}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let command = super::Cli::command();
+    let matches = command.clone().try_get_matches_from(&argv)?;
+    let given = matches
+        .subcommand_matches("up")
+        .context("the command line names `up`")?;
+    let up_command = command
+        .find_subcommand("up")
+        .context("gureum has an `up` command")?;
+    let mut extra: Vec<OsString> = Vec::new();
+    for (key, value) in &table {
+        let Some(arg) = up_command.get_arguments().find(|arg| {
+            arg.get_long().is_some()
+                && !arg.is_hide_set()
+                && (arg.get_long() == Some(key.as_str())
+                    || arg.get_id().as_str() == key.replace('-', "_"))
+        }) else {
+            anyhow::bail!(
+                "{}: unknown key `{key}`: the keys are the flags of `gureum up` without their dashes (listen, admin-listen, data-dir, store, queue-lease, …; `gureum up --help` lists them)",
+                path.display()
+            );
         };
-        match setrlimit(Resource::Nofile, raised) {
-            Ok(()) => return limit.maximum.unwrap_or(u64::MAX),
-            Err(error) => tracing::warn!(%error, current, "could not raise the open-file limit"),
+        let id = arg.get_id().as_str();
+        let long = arg.get_long().unwrap_or(id);
+        if id == "config" {
+            anyhow::bail!(
+                "{}: `config` cannot name another file from inside one",
+                path.display()
+            );
+        }
+        if matches!(
+            given.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        ) {
+            continue;
+        }
+        let flag = OsString::from(format!("--{long}"));
+        if !arg.get_action().takes_values() {
+            match value {
+                toml::Value::Boolean(true) => extra.push(flag),
+                toml::Value::Boolean(false) => {}
+                other => anyhow::bail!(
+                    "{}: `{key}` is a switch: write {key} = true or false, not {other}",
+                    path.display()
+                ),
+            }
+            continue;
+        }
+        let items = match value {
+            toml::Value::Array(items) => items.clone(),
+            other => vec![other.clone()],
+        };
+        for item in items {
+            let text = match item {
+                toml::Value::String(text) => text,
+                toml::Value::Integer(number) => number.to_string(),
+                toml::Value::Float(number) => number.to_string(),
+                toml::Value::Boolean(flag) => flag.to_string(),
+                other => anyhow::bail!(
+                    "{}: `{key}` takes a string or a number (as --{long} does), not {other}",
+                    path.display()
+                ),
+            };
+            extra.push(flag.clone());
+            extra.push(OsString::from(text));
         }
     }
-    current
-}
-
-/// The public listener's connection cap when `--max-connections` is not given: what the
-/// open-file limit leaves after the admin listener's cap and room for the server's own
-/// files (store, compiled code, process functions, outbound connections), an eighth of
-/// the limit and at least 256.
-fn default_max_connections(open_files: u64, admin_max_connections: usize) -> usize {
-    let open_files = usize::try_from(open_files).unwrap_or(usize::MAX);
-    let reserve = (open_files / 8).max(256);
-    open_files
-        .saturating_sub(reserve)
-        .saturating_sub(admin_max_connections)
-        .max(64)
-}
-
-fn node_id(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join(NODE_ID_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
-        _ => {
-            let id = uuid::Uuid::now_v7().simple().to_string();
-            write_private(&path, &id).with_context(|| format!("writing {}", path.display()))?;
-            Ok(id)
-        }
-    }
+    let mut merged = argv;
+    merged.extend(extra);
+    super::Cli::try_parse_from(merged)
+        .map_err(|error| anyhow::anyhow!("with the settings of {}: {error}", path.display()))
 }
 
 /// Deploys every example directory with a manifest; an example's `collection.toml`
@@ -834,36 +562,6 @@ async fn deploy_examples(
     }
 }
 
-fn admin_token(path: &Path) -> anyhow::Result<String> {
-    if let Ok(token) = std::fs::read_to_string(path) {
-        let token = token.trim().to_string();
-        if !token.is_empty() {
-            return Ok(token);
-        }
-    }
-    let token: String = {
-        use rand::Rng;
-        let bytes: [u8; 32] = rand::rng().random();
-        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-    };
-    write_private(path, &token)
-        .with_context(|| format!("writing the admin token to {}", path.display()))?;
-    Ok(token)
-}
-
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.write_all(b"\n")
-}
-
 /// A `--trusted-proxy` value: a CIDR range, or one address (its /32 or /128).
 fn parse_proxy(value: &str) -> Result<ipnet::IpNet, String> {
     let value = value.trim();
@@ -875,20 +573,6 @@ fn parse_proxy(value: &str) -> Result<ipnet::IpNet, String> {
         })
 }
 
-fn redact(url: &str) -> String {
-    // Hide a password in postgres://user:password@host/db.
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
 async fn stdin_closed() {
     use tokio::io::AsyncReadExt;
     let mut stdin = tokio::io::stdin();
@@ -898,10 +582,6 @@ async fn stdin_closed() {
             return;
         }
     }
-}
-
-async fn wait_for(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
 async fn shutdown_signal() {
@@ -923,8 +603,13 @@ async fn shutdown_signal() {
 fn init_tracing(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal and without NO_COLOR, as the CLI does: a log file or a
+    // collector must not be full of escape codes.
+    use std::io::IsTerminal as _;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();

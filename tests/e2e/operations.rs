@@ -524,3 +524,44 @@ async fn a_fresh_platform_deploys_the_examples() {
     assert_eq!(functions[0]["latest_version"], 1, "{listed:?}");
     assert_eq!(server.stop(), Some(0));
 }
+
+/// `gureum up --config FILE`: the file sets what no flag or variable sets; a flag given
+/// as well wins (here `--listen` and `--admin-listen` of the harness, while the file names
+/// an address this machine does not have); a bad key names itself.
+#[tokio::test]
+async fn a_config_file_sets_what_flags_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gureum-server.toml");
+    std::fs::write(
+        &file,
+        "# the flags of gureum up, without dashes\nmax-body-bytes = 100\nlisten = \"203.0.113.1:8080\"\nadmin_listen = \"203.0.113.1:8081\"\nno-examples = true\ntrusted-proxy = [\"10.0.0.0/8\"]\n",
+    )
+    .unwrap();
+    let server = Server::start_with(&["--config", file.to_str().unwrap()]);
+    let _tb = deploy(&server, "cfg", "");
+    let post = |size: usize| {
+        http()
+            .post(format!("{}/fn/cfg/echo", server.public_url))
+            .body(vec![b'x'; size])
+            .send()
+    };
+    assert_eq!(post(50).await.unwrap().status(), 200);
+    assert_eq!(post(200).await.unwrap().status(), 413, "the file's limit");
+    let functions = server.cli(&["ls"]);
+    assert!(
+        !functions.stdout.contains("hello"),
+        "no-examples from the file: {functions:?}"
+    );
+
+    std::fs::write(&file, "max-body-byte = 100\n").unwrap();
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_gureum"))
+        .args(["up", "--config", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("unknown key `max-body-byte`") && stderr.contains("gureum-server.toml"),
+        "{stderr}"
+    );
+}

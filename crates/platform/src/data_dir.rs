@@ -8,19 +8,25 @@
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
-use anyhow::Context as _;
+use crate::PlatformError;
 
 /// Creates the data directory (0700) or tightens it; tightens the `secrets` in it
 /// (file names: the admin token, the signing key…) to 0600 when they exist; and makes
 /// the SQLite database of `store_url`, when it is a file, 0600: created empty before
 /// SQLite opens it (SQLite gives its `-wal` and `-shm` files the database's mode), or
 /// tightened.
-pub fn prepare_data_dir(dir: &Path, store_url: &str, secrets: &[&str]) -> anyhow::Result<()> {
+pub fn prepare_data_dir(
+    dir: &Path,
+    store_url: &str,
+    secrets: &[&str],
+) -> Result<(), PlatformError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .with_context(|| format!("creating the data directory {}", dir.display()))?;
+        .map_err(|e| {
+            PlatformError::io(format!("creating the data directory {}", dir.display()), e)
+        })?;
     make_private(dir, 0o700)?;
     for secret in secrets {
         make_private(&dir.join(secret), 0o600)?;
@@ -32,7 +38,9 @@ pub fn prepare_data_dir(dir: &Path, store_url: &str, secrets: &[&str]) -> anyhow
                 .create_new(true)
                 .mode(0o600)
                 .open(&database)
-                .with_context(|| format!("creating the database {}", database.display()))?;
+                .map_err(|e| {
+                    PlatformError::io(format!("creating the database {}", database.display()), e)
+                })?;
         }
         for suffix in ["", "-wal", "-shm"] {
             let file = format!("{}{suffix}", database.display());
@@ -49,7 +57,7 @@ pub fn prepare_data_dir(dir: &Path, store_url: &str, secrets: &[&str]) -> anyhow
 
 /// Sets `mode` on `path` if it exists and group or others may use it, with a warning
 /// naming what changed.
-fn make_private(path: &Path, mode: u32) -> anyhow::Result<()> {
+fn make_private(path: &Path, mode: u32) -> Result<(), PlatformError> {
     let Ok(metadata) = std::fs::metadata(path) else {
         return Ok(());
     };
@@ -57,8 +65,12 @@ fn make_private(path: &Path, mode: u32) -> anyhow::Result<()> {
     if current & 0o077 == 0 {
         return Ok(());
     }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("making {} private (chmod {mode:o})", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| {
+        PlatformError::io(
+            format!("making {} private (chmod {mode:o})", path.display()),
+            e,
+        )
+    })?;
     tracing::warn!(
         "{} was open to other users (mode {current:o}); it holds secrets, so it is now {mode:o}",
         path.display()
