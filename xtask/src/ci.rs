@@ -10,42 +10,56 @@ use crate::{Workspace, build_fixtures, run};
 const POSTGRES_HOST: &str = "127.0.0.1";
 const POSTGRES_PORT: &str = "5432";
 
-/// fmt, clippy, fixtures, then every test (unit, store suite on both backends, e2e).
+/// fmt, clippy, fixtures, then every test (unit, store suite on both backends, e2e),
+/// with each phase's time printed at the end.
 pub fn ci(ws: &Workspace) -> Result<()> {
-    ensure_postgres()?;
-    ensure_pebble()?;
-    ensure_bubblewrap()?;
-    // The wasm clippy below needs the target before build_fixtures would install it.
-    crate::ensure_wasm_target()?;
-    // The binary embeds the console's assets: build them before anything compiles it.
-    crate::console::build(ws)?;
-    run(ws.cargo().args(["fmt", "--all", "--", "--check"]))
-        .context("formatting differs: run `cargo fmt --all`")?;
-    run(ws
-        .cargo()
-        .args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
-    // The native lambda guests are workspace members outside the default set.
-    let mut guests = ws.cargo();
-    guests.arg("clippy");
-    for (package, _) in crate::lambda::RUST_LAMBDAS {
-        guests.args(["-p", package]);
-    }
-    run(guests.args(["--", "-D", "warnings"]))?;
-    // The guest SDK and its testbed target wasm32-wasip2 (outside the default set).
-    run(ws.cargo().args([
-        "clippy",
-        "--target",
-        crate::WASM_TARGET,
-        "-p",
-        "gureum-sdk",
-        "-p",
-        "sdk-testbed",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    build_fixtures(ws)?;
-    let (passed, failed) = run_tests(ws)?;
+    let mut phases = Phases::default();
+    let outcome = ci_phases(ws, &mut phases);
+    phases.print();
+    outcome
+}
+
+fn ci_phases(ws: &Workspace, phases: &mut Phases) -> Result<()> {
+    phases.run("prepare the machine", || {
+        ensure_postgres()?;
+        ensure_pebble()?;
+        ensure_bubblewrap()?;
+        // The wasm clippy below needs the target before build_fixtures would install it.
+        crate::ensure_wasm_target()?;
+        // The binary embeds the console's assets: build them before anything compiles it.
+        crate::console::build(ws).map(|_| ())
+    })?;
+    phases.run("fmt", || {
+        run(ws.cargo().args(["fmt", "--all", "--", "--check"]))
+            .context("formatting differs: run `cargo fmt --all`")
+    })?;
+    phases.run("clippy", || {
+        run(ws
+            .cargo()
+            .args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+        // The native lambda guests are workspace members outside the default set.
+        let mut guests = ws.cargo();
+        guests.arg("clippy");
+        for (package, _) in crate::lambda::RUST_LAMBDAS {
+            guests.args(["-p", package]);
+        }
+        run(guests.args(["--", "-D", "warnings"]))?;
+        // The guest SDK and its testbed target wasm32-wasip2 (outside the default set).
+        run(ws.cargo().args([
+            "clippy",
+            "--target",
+            crate::WASM_TARGET,
+            "-p",
+            "gureum-sdk",
+            "-p",
+            "sdk-testbed",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    phases.run("fixtures", || build_fixtures(ws).map(|_| ()))?;
+    let (passed, failed) = phases.run("tests", || run_tests(ws))?;
     // One closing line for the whole suite, so the total is not hidden behind the
     // last test binary's own summary.
     println!("ci: {passed} passed, {failed} failed");
@@ -53,6 +67,79 @@ pub fn ci(ws: &Workspace) -> Result<()> {
         bail!("the test suite failed ({failed} failed, {passed} passed)");
     }
     Ok(())
+}
+
+/// `cargo xtask test`: every test (as CI runs them, without fmt and clippy), or with
+/// `quick` the inner loop: unit tests, the store suite on SQLite and the in-process
+/// platform tests (no e2e, no PostgreSQL).
+pub fn test(ws: &Workspace, quick: bool) -> Result<()> {
+    let mut phases = Phases::default();
+    let outcome = (|| {
+        let (passed, failed) = if quick {
+            // The platform tests deploy the wasm testbed.
+            phases.run("wasm fixtures", || crate::build_wasm_guests(ws).map(|_| ()))?;
+            // One cargo run, so the three layers share one build (separate `-p` runs
+            // unify features differently and rebuild each other's dependencies).
+            phases.run("unit, store (SQLite) and platform tests", || {
+                run_counted(
+                    ws,
+                    &[
+                        "test",
+                        "--lib",
+                        "--bins",
+                        "--test",
+                        "suite",
+                        "--test",
+                        "core",
+                        "--",
+                        "--skip",
+                        "postgres::",
+                    ],
+                )
+            })?
+        } else {
+            phases.run("prepare the machine", || {
+                ensure_postgres()?;
+                ensure_pebble()?;
+                ensure_bubblewrap()?;
+                crate::console::build(ws).map(|_| ())
+            })?;
+            phases.run("fixtures", || build_fixtures(ws).map(|_| ()))?;
+            phases.run("tests", || run_tests(ws))?
+        };
+        println!("test: {passed} passed, {failed} failed");
+        if failed > 0 || passed == 0 {
+            bail!("the tests failed ({failed} failed, {passed} passed)");
+        }
+        Ok(())
+    })();
+    phases.print();
+    outcome
+}
+
+/// How long each phase of a run took, printed as a table at the end.
+#[derive(Default)]
+struct Phases {
+    done: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    fn run<T>(&mut self, name: &'static str, phase: impl FnOnce() -> Result<T>) -> Result<T> {
+        println!("== {name}");
+        let started = std::time::Instant::now();
+        let outcome = phase();
+        self.done.push((name, started.elapsed()));
+        outcome
+    }
+
+    fn print(&self) {
+        let total: std::time::Duration = self.done.iter().map(|(_, took)| *took).sum();
+        println!("{:<40} {:>9}", "phase", "time");
+        for (name, took) in &self.done {
+            println!("{name:<40} {:>7.1} s", took.as_secs_f64());
+        }
+        println!("{:<40} {:>7.1} s", "total", total.as_secs_f64());
+    }
 }
 
 /// Debian's `pebble` (a test ACME server, with `pebble-challtestsrv` for its DNS), which

@@ -83,7 +83,6 @@ const NODE_LAMBDA: &str = "tests/functions/lambda-node";
 pub(crate) fn build(ws: &Workspace) -> Result<Vec<PathBuf>> {
     let mut written = build_rust(ws)?;
     written.extend(build_python(ws)?);
-    written.extend(build_node(ws)?);
     Ok(written)
 }
 
@@ -227,7 +226,9 @@ fn python_ext_suffix() -> Result<String> {
 
 /// Copies the Node function and runs `npm install` in its fixture directory
 /// unless the pinned `aws-lambda-ric` is already there.
-fn build_node(ws: &Workspace) -> Result<Vec<PathBuf>> {
+/// The Node.js Lambda fixture (npm, and cmake for `aws-lambda-ric`'s native part): only
+/// the test suite runs it, so `cargo xtask up` does not build it.
+pub(crate) fn build_node(ws: &Workspace) -> Result<Vec<PathBuf>> {
     let src = ws.root.join(NODE_LAMBDA);
     let dir = ws.fixtures_dir().join("lambda-node");
     if !has_program("node") || !has_program("npm") {

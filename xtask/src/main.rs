@@ -20,7 +20,10 @@
 //!     (apt-get install when missing) and `tests/browser/node_modules/`.
 //! * `console` — the web console's assets (`crates/console/web` → `web/dist/`, embedded
 //!   by the binary; see `console.rs`), built when stale. `up` and `ci` run it first.
-//! * `ci` — everything CI checks: PostgreSQL ready, fmt, clippy, fixtures, all tests.
+//! * `ci` — everything CI checks: PostgreSQL ready, fmt, clippy, fixtures, all tests,
+//!   then each phase's time.
+//! * `test [--quick]` — the tests alone; `--quick` runs unit tests, the store suite on
+//!   SQLite and the in-process platform tests (the inner loop, no e2e).
 //! * `up` — builds the release binary and the examples (not the browser tools) and
 //!   runs `gureum up`.
 
@@ -73,6 +76,13 @@ enum Cmd {
     /// Run everything CI checks (what `.ci/run` calls): PostgreSQL, fmt, clippy,
     /// fixtures, unit and end-to-end tests on SQLite and PostgreSQL.
     Ci,
+    /// Run the tests without fmt and clippy: everything CI runs, or with --quick the
+    /// inner loop (unit tests, the store suite on SQLite, the in-process platform tests).
+    Test {
+        /// Only the fast layers: no end-to-end tests, no PostgreSQL.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Build the web console's assets (npm ci + vite build in crates/console/web) when
     /// they are missing or older than their sources.
     Console,
@@ -91,6 +101,7 @@ fn main() -> Result<()> {
     match cli.command {
         Cmd::BuildFixtures => build_fixtures(&ws).map(|_| ()),
         Cmd::Ci => ci::ci(&ws),
+        Cmd::Test { quick } => ci::test(&ws, quick),
         Cmd::Console => console::build(&ws).map(|_| ()),
         Cmd::Bench(args) => bench::bench(&ws, &args),
         Cmd::Up { args } => ci::up(&ws, &args),
@@ -141,14 +152,15 @@ impl Workspace {
 /// `cargo xtask build-fixtures`; returns the paths written.
 pub(crate) fn build_fixtures(ws: &Workspace) -> Result<Vec<PathBuf>> {
     let mut written = build_functions(ws)?;
+    written.extend(lambda::build_node(ws)?);
     written.extend(browser::prepare(ws)?);
     // The python-wasm and js-wasm templates' tools, for the e2e tests of `gureum new`.
     written.extend(toolchains::prepare(ws)?);
     Ok(written)
 }
 
-/// Every guest function (wasm and lambda), without the browser tests' tools: what
-/// `cargo xtask up` needs.
+/// Every guest function (wasm and lambda) but the Node.js test fixture, without the
+/// browser tests' tools: what `cargo xtask up` needs.
 pub(crate) fn build_functions(ws: &Workspace) -> Result<Vec<PathBuf>> {
     let mut written = build_wasm_guests(ws)?;
     written.extend(lambda::build(ws)?);
@@ -157,7 +169,7 @@ pub(crate) fn build_functions(ws: &Workspace) -> Result<Vec<PathBuf>> {
 
 /// The wasm guests: components copied to `examples/*/NAME.wasm` and the
 /// fixtures directory.
-fn build_wasm_guests(ws: &Workspace) -> Result<Vec<PathBuf>> {
+pub(crate) fn build_wasm_guests(ws: &Workspace) -> Result<Vec<PathBuf>> {
     let mut build = wasm_guest_build(ws)?;
     for (package, _) in GUESTS {
         build.args(["-p", package]);
