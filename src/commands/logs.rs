@@ -82,7 +82,9 @@ pub fn print_line(line: &LogLineView, json: bool) -> anyhow::Result<()> {
             line.invocation_id,
             line.version,
             line.stream,
-            line.message
+            // A record of several lines (a traceback) keeps its later lines indented
+            // under the first, so the next record still starts at the margin.
+            line.message.replace('\n', "\n    ")
         );
     }
     Ok(())

@@ -308,6 +308,20 @@ async fn a_handler_error_gives_502_with_its_type_and_the_process_lives_on() {
         assert!(!cold);
         // The error is in the invocation's logs.
         wait_for_log(server, &function, &id, &[guest.error_type()]).await;
+        if guest == Guest::Python {
+            // awslambdaric sends a traceback as one record with `\r` between its lines:
+            // shown as lines (indented under the first), never as one run-on line.
+            let output = server.cli(&["logs", &function, "--invocation", &id]);
+            assert!(!output.stdout.contains('\r'), "{output:?}");
+            assert!(
+                output.stdout.lines().any(|line| line
+                    .trim_start()
+                    .starts_with("Traceback (most recent call last)")
+                    || line.trim_start().starts_with("File ")),
+                "the traceback's lines: {}",
+                output.stdout
+            );
+        }
     }
 }
 

@@ -856,7 +856,9 @@ async fn emit(line: &mut Vec<u8>, stream: LogStream, shared: &Shared, sink: &cra
     if line.last() == Some(&b'\r') {
         line.pop();
     }
-    let message = String::from_utf8_lossy(line).into_owned();
+    // awslambdaric separates the lines of one record (a traceback) with `\r`, so that
+    // an error stays one log record, as on CloudWatch; shown as the lines they are.
+    let message = String::from_utf8_lossy(line).replace('\r', "\n");
     line.clear();
     if limits::looks_like_out_of_memory(&message) {
         shared.oom_hint.store(true, Ordering::Release);
