@@ -2,13 +2,27 @@
 //! TOML), a first line `#:schema ./gureum.schema.json` gives completion, hover docs and
 //! validation while typing.
 //!
-//! The types below describe the file format only; [`crate::parse`] remains the judge (it
-//! also checks what a schema cannot say well, like cron lines and CEL). A unit test keeps
-//! their keys equal to the validator's, so the two cannot drift apart.
+//! The types below are the one description of the file's keys, ranges and defaults: the
+//! limits come from `gureum_model`'s constants, and the validator's key lists are read
+//! from this schema ([`keys`]), so neither can drift from it. [`crate::parse`] remains
+//! the judge of values (it also checks what a schema cannot say well, like cron lines and
+//! CEL) and reports every problem at once.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
+use gureum_model::{
+    DEFAULT_ASYNC_RETRIES, DEFAULT_EPHEMERAL_STORAGE_MB, DEFAULT_IDLE_TTL_S,
+    DEFAULT_MAX_EVENT_AGE_MS, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_QUEUED, DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MEMORY_MB, DEFAULT_RETRY_DELAY_MS, DEFAULT_TIMEOUT_MS, MAX_ASYNC_RETRIES,
+    MAX_EPHEMERAL_STORAGE_MB, MAX_MAX_INSTANCES, MAX_MEMORY_MB, MAX_TIMEOUT_MS,
+};
 use schemars::JsonSchema;
+
+use crate::validate::{
+    MAX_EVENT_AGE_S, MAX_IDLE_TTL_S, MAX_MAX_QUEUED, MAX_QUEUED_BYTES, MAX_RETRY_DELAY_MS,
+    MIN_QUEUED_BYTES,
+};
 
 /// One gureum function: its code, where it is served and how it runs.
 #[derive(JsonSchema)]
@@ -36,19 +50,25 @@ pub(crate) struct ManifestFile {
     /// suffix. /fn/ /ws/ /auth/ /data/ /api/ and /healthz are reserved.
     routes: Option<Vec<Route>>,
     /// Memory limit in MiB (1 to 4096).
-    #[schemars(range(min = 1, max = 4096), extend("default" = 128))]
+    #[schemars(range(min = 1, max = MAX_MEMORY_MB), extend("default" = DEFAULT_MEMORY_MB))]
     memory_mb: Option<u32>,
     /// Time limit of one invocation in milliseconds (1 to 900000).
-    #[schemars(range(min = 1, max = 900_000), extend("default" = 3000))]
+    #[schemars(range(min = 1, max = MAX_TIMEOUT_MS), extend("default" = DEFAULT_TIMEOUT_MS))]
     timeout_ms: Option<u64>,
     /// Concurrency ceiling (1 to 1000); beyond it requests wait briefly, then get 429.
-    #[schemars(range(min = 1, max = 1000), extend("default" = 10))]
+    #[schemars(
+        range(min = 1, max = MAX_MAX_INSTANCES),
+        extend("default" = DEFAULT_MAX_INSTANCES)
+    )]
     max_instances: Option<u32>,
     /// Seconds a warm instance is kept after its last request (0 to 86400).
-    #[schemars(range(min = 0, max = 86_400), extend("default" = 300))]
+    #[schemars(range(min = 0, max = MAX_IDLE_TTL_S), extend("default" = DEFAULT_IDLE_TTL_S))]
     idle_ttl_s: Option<u64>,
     /// lambda: size of the sandbox's private /tmp in MiB (1 to 10240), held in memory.
-    #[schemars(range(min = 1, max = 10_240), extend("default" = 512))]
+    #[schemars(
+        range(min = 1, max = MAX_EPHEMERAL_STORAGE_MB),
+        extend("default" = DEFAULT_EPHEMERAL_STORAGE_MB)
+    )]
     ephemeral_storage_mb: Option<u32>,
     /// wasm: a warm instance serves later requests (one at a time); false: a fresh instance
     /// per request (strict isolation).
@@ -167,19 +187,31 @@ enum Missed {
 #[allow(dead_code)]
 struct AsyncTable {
     /// Retries after a failed attempt (status >= 500, timeout), 0 to 10.
-    #[schemars(range(min = 0, max = 10), extend("default" = 2))]
+    #[schemars(
+        range(min = 0, max = MAX_ASYNC_RETRIES),
+        extend("default" = DEFAULT_ASYNC_RETRIES)
+    )]
     retries: Option<u32>,
     /// Older events go to the dead-letter list untried (1 to 86400 seconds).
-    #[schemars(range(min = 1, max = 86_400), extend("default" = 21_600))]
+    #[schemars(
+        range(min = 1, max = MAX_EVENT_AGE_S),
+        extend("default" = DEFAULT_MAX_EVENT_AGE_MS / 1000)
+    )]
     max_event_age_s: Option<u64>,
     /// First retry after this; each next one doubles, with jitter.
-    #[schemars(range(min = 1, max = 3_600_000), extend("default" = 5000))]
+    #[schemars(
+        range(min = 1, max = MAX_RETRY_DELAY_MS),
+        extend("default" = DEFAULT_RETRY_DELAY_MS)
+    )]
     retry_delay_ms: Option<u64>,
     /// Events waiting; enqueues beyond get 429 queue_full.
-    #[schemars(range(min = 1, max = 10_000_000), extend("default" = 100_000))]
+    #[schemars(range(min = 1, max = MAX_MAX_QUEUED), extend("default" = DEFAULT_MAX_QUEUED))]
     max_queued: Option<u64>,
     /// Bytes of request bodies queued and dead-lettered together; enqueues beyond get 429 queue_full.
-    #[schemars(range(min = 1_048_576, max = 68_719_476_736u64), extend("default" = 268_435_456))]
+    #[schemars(
+        range(min = MIN_QUEUED_BYTES, max = MAX_QUEUED_BYTES),
+        extend("default" = DEFAULT_MAX_QUEUED_BYTES)
+    )]
     max_queued_bytes: Option<u64>,
     /// true: anyone may queue events from the public listener; false: signed-in users and functions only.
     #[schemars(extend("default" = false))]
@@ -223,6 +255,45 @@ struct BuildTable {
 #[schemars(transparent)]
 #[allow(dead_code)]
 struct WatchPath(#[schemars(regex(pattern = r"^(?!/)(?!(.*/)?\.\.(/|$))\S.*$"))] String);
+
+/// The keys of one table of the file, as the schema allows them: `None` for the top
+/// level, else the name of a table's definition (`"AsyncTable"`, …). Sorted (the schema's
+/// properties are a sorted map).
+fn keys(definition: Option<&str>) -> Vec<&'static str> {
+    static SCHEMA: LazyLock<serde_json::Value> = LazyLock::new(json_schema);
+    let table = match definition {
+        None => &*SCHEMA,
+        Some(name) => &SCHEMA["definitions"][name],
+    };
+    table["properties"]
+        .as_object()
+        .map(|properties| {
+            properties
+                .keys()
+                // Read once per process; the few dozen names live as long as it does.
+                .map(|key| &*Box::leak(key.clone().into_boxed_str()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The top-level keys.
+pub(crate) static TOP_KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| keys(None));
+/// The keys of a `[[schedule]]`.
+pub(crate) static SCHEDULE_KEYS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| keys(Some("ScheduleTable")));
+/// The keys of `[async]`.
+pub(crate) static ASYNC_KEYS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| keys(Some("AsyncTable")));
+/// The keys of `[static]`.
+pub(crate) static STATIC_KEYS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| keys(Some("StaticTable")));
+/// The keys of `[build]`.
+pub(crate) static BUILD_KEYS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| keys(Some("BuildTable")));
+/// The keys of `[permissions]`.
+pub(crate) static PERMISSIONS_KEYS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| keys(Some("PermissionsTable")));
 
 /// The JSON Schema (draft 7, which taplo and most editors read) of `gureum.toml`.
 pub fn json_schema() -> serde_json::Value {

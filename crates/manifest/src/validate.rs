@@ -11,46 +11,20 @@ use gureum_model::{
 };
 use toml::{Table, Value};
 
+use crate::schema::{
+    ASYNC_KEYS, BUILD_KEYS, PERMISSIONS_KEYS, SCHEDULE_KEYS, STATIC_KEYS, TOP_KEYS,
+};
 use crate::{Build, Problem, cadence::Cadence, cron, outbound};
 
-pub(crate) const TOP_KEYS: &[&str] = &[
-    "name",
-    "description",
-    "runtime",
-    "artifact",
-    "command",
-    "routes",
-    "memory_mb",
-    "timeout_ms",
-    "max_instances",
-    "idle_ttl_s",
-    "ephemeral_storage_mb",
-    "reuse_instances",
-    "allowed_outbound_hosts",
-    "auth",
-    "env",
-    "schedule",
-    "async",
-    "static",
-    "build",
-    "permissions",
-];
-pub(crate) const SCHEDULE_KEYS: &[&str] = &["name", "cron", "tz", "body", "missed"];
-pub(crate) const ASYNC_KEYS: &[&str] = &[
-    "retries",
-    "max_event_age_s",
-    "retry_delay_ms",
-    "max_queued",
-    "max_queued_bytes",
-    "public",
-    "on_success",
-    "on_failure",
-];
 /// Longest `max_event_age_s` (a day).
-const MAX_EVENT_AGE_S: i64 = 86_400;
-pub(crate) const PERMISSIONS_KEYS: &[&str] = &["data", "invoke", "websocket"];
-pub(crate) const STATIC_KEYS: &[&str] = &["dir", "spa"];
-pub(crate) const BUILD_KEYS: &[&str] = &["command", "watch"];
+pub(crate) const MAX_EVENT_AGE_S: u64 = 86_400;
+/// Longest `retry_delay_ms` (an hour).
+pub(crate) const MAX_RETRY_DELAY_MS: u64 = 3_600_000;
+/// Most `max_queued`.
+pub(crate) const MAX_MAX_QUEUED: u32 = 10_000_000;
+/// Least and most `max_queued_bytes` (1 MiB, 64 GiB).
+pub(crate) const MIN_QUEUED_BYTES: u64 = 1 << 20;
+pub(crate) const MAX_QUEUED_BYTES: u64 = 64 << 30;
 /// Keys that configure running code, refused for a static-only site (which runs none).
 const CODE_KEYS: &[&str] = &[
     "command",
@@ -67,7 +41,7 @@ const CODE_KEYS: &[&str] = &[
     "permissions",
 ];
 
-const MAX_IDLE_TTL_S: u64 = 86_400;
+pub(crate) const MAX_IDLE_TTL_S: u64 = 86_400;
 const DEFAULT_COMMAND: &str = "./bootstrap";
 const NAME_RULE: &str = "1 to 63 characters of a-z, 0-9 and '-', not starting or ending with '-'";
 /// Every prefix the gateway serves itself before a function route could match (the
@@ -97,7 +71,7 @@ pub(crate) struct Validated {
 
 pub(crate) fn validate(table: &Table) -> Result<Validated, Vec<Problem>> {
     let mut c = Checker::default();
-    c.unknown_keys("", table, TOP_KEYS);
+    c.unknown_keys("", table, &TOP_KEYS);
 
     let name = c.name(table.get("name"));
     if let Some(value) = table.get("description") {
@@ -615,7 +589,7 @@ impl Checker {
                 );
                 continue;
             };
-            self.unknown_keys(&field, table, SCHEDULE_KEYS);
+            self.unknown_keys(&field, table, &SCHEDULE_KEYS);
             let name = match table.get("name") {
                 None => Some(format!("schedule-{}", i + 1)),
                 Some(value) => {
@@ -740,7 +714,7 @@ impl Checker {
             );
             return config;
         };
-        self.unknown_keys("async", table, ASYNC_KEYS);
+        self.unknown_keys("async", table, &ASYNC_KEYS);
         if let Some(retries) = self.integer_in(
             "async",
             table,
@@ -757,7 +731,7 @@ impl Checker {
             "max_event_age_s",
             "seconds",
             1,
-            MAX_EVENT_AGE_S,
+            MAX_EVENT_AGE_S as i64,
         ) {
             config.max_event_age_ms = age * 1000;
         }
@@ -767,7 +741,7 @@ impl Checker {
             "retry_delay_ms",
             "milliseconds before the first retry",
             1,
-            3_600_000,
+            MAX_RETRY_DELAY_MS as i64,
         ) {
             config.retry_delay_ms = delay;
         }
@@ -777,7 +751,7 @@ impl Checker {
             "max_queued",
             "events waiting",
             1,
-            10_000_000,
+            MAX_MAX_QUEUED.into(),
         ) {
             config.max_queued = max;
         }
@@ -786,8 +760,8 @@ impl Checker {
             table,
             "max_queued_bytes",
             "bytes of queued and dead-lettered bodies",
-            1_048_576,
-            64 << 30,
+            MIN_QUEUED_BYTES as i64,
+            MAX_QUEUED_BYTES as i64,
         ) {
             config.max_queued_bytes = max;
         }
@@ -837,7 +811,7 @@ impl Checker {
         }
         let mut rest = table.clone();
         rest.remove("kv");
-        self.unknown_keys("permissions", &rest, PERMISSIONS_KEYS);
+        self.unknown_keys("permissions", &rest, &PERMISSIONS_KEYS);
         if let Some(value) = table.get("data")
             && let Some(items) = self.string_list(
                 "permissions.data",
@@ -893,7 +867,7 @@ impl Checker {
             );
             return None;
         };
-        self.unknown_keys("static", table, STATIC_KEYS);
+        self.unknown_keys("static", table, &STATIC_KEYS);
         let spa = match table.get("spa") {
             Some(value) => self.boolean("static.spa", value).unwrap_or(false),
             None => false,
@@ -921,7 +895,7 @@ impl Checker {
             );
             return None;
         };
-        self.unknown_keys("build", table, BUILD_KEYS);
+        self.unknown_keys("build", table, &BUILD_KEYS);
         let command = self.required_text(
             "build.command",
             table.get("command"),
@@ -1116,7 +1090,9 @@ fn closest<'a>(key: &str, valid: &[&'a str]) -> Option<&'a str> {
     valid
         .iter()
         .map(|candidate| {
-            let distance = edit_distance(&key, candidate);
+            // Optimal string alignment: Levenshtein plus adjacent transpositions, so
+            // `memroy` is one edit from `memory`.
+            let distance = strsim::osa_distance(&key, candidate);
             // A key cut short of its unit suffix (`timeout`, `memory`) is a near miss too.
             let truncated = key.len() >= 4 && candidate.starts_with(key.as_str());
             (if truncated { 0 } else { distance }, *candidate)
@@ -1124,31 +1100,4 @@ fn closest<'a>(key: &str, valid: &[&'a str]) -> Option<&'a str> {
         .filter(|&(distance, candidate)| distance <= (candidate.len() / 3).max(1))
         .min_by_key(|&(distance, _)| distance)
         .map(|(_, candidate)| candidate)
-}
-
-/// Optimal-string-alignment distance: Levenshtein plus adjacent transpositions, so `memroy`
-/// is one edit from `memory`.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in rows.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in rows[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (rows[i - 1][j] + 1)
-                .min(rows[i][j - 1] + 1)
-                .min(rows[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(rows[i - 2][j - 2] + 1);
-            }
-            rows[i][j] = best;
-        }
-    }
-    rows[a.len()][b.len()]
 }
