@@ -33,6 +33,11 @@ use http_body_util::{BodyExt as _, Full};
 use sha2::{Digest, Sha256};
 
 use crate::ResponseBody;
+use crate::registry::LiveFunction;
+use crate::{DeployError, lock};
+use gureum_model::{FunctionName, FunctionSpec, Runtime, VersionNumber};
+use std::sync::Weak;
+use std::sync::atomic::Ordering;
 
 /// Cache policy of HTML files: always revalidated (cheap with the ETag), so a deploy or
 /// rollback is visible on the next load.
@@ -530,6 +535,106 @@ fn full(body: Bytes) -> ResponseBody {
     Full::new(body)
         .map_err(|never| match never {})
         .boxed_unsync()
+}
+
+/// The invoker's cache of sites: the live versions' (shared between versions with the
+/// same bundle) and pinned versions' (loaded on first use, dropped when unused).
+impl crate::Invoker {
+    /// The static site's answer to `asked`, or `None` when the function (if any) handles
+    /// it: the version has no site, or the path names no file.
+    pub(crate) async fn serve_static(
+        &self,
+        function: &str,
+        version: VersionNumber,
+        live: &LiveFunction,
+        asked: &Asked,
+    ) -> Option<http::Response<ResponseBody>> {
+        let (spec, site) = if version == live.version {
+            (live.spec.clone(), live.site.clone()?)
+        } else {
+            self.pinned_site(function, version).await?
+        };
+        let spa = spec.static_site.as_ref().is_some_and(|site| site.spa);
+        match site.respond(asked, spa, spec.runtime != Runtime::Static) {
+            Outcome::Served(response) => Some(response),
+            Outcome::Pass => None,
+        }
+    }
+
+    /// A pinned, non-live version's spec and site, loaded on first use; `None` when it has
+    /// no site or cannot be loaded (the invocation path then reports why).
+    pub(crate) async fn pinned_site(
+        &self,
+        function: &str,
+        version: VersionNumber,
+    ) -> Option<(Arc<FunctionSpec>, Arc<Site>)> {
+        let key = (function.to_string(), version);
+        let slot = lock(&self.pinned_sites)
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        slot.used_ms
+            .store(gureum_model::now_ms(), Ordering::Relaxed);
+        let loaded = slot
+            .cell
+            .get_or_try_init(|| async {
+                let name = FunctionName::new(function).map_err(|_| ())?;
+                let stored = self
+                    .parts
+                    .store
+                    .get_version(&name, version)
+                    .await
+                    .map_err(|_| ())?
+                    .ok_or(())?;
+                let Some(hash) = stored.static_hash else {
+                    return Ok(None);
+                };
+                let spec = gureum_manifest::parse(&stored.manifest).map_err(|_| ())?;
+                match self.load_site(&hash).await {
+                    Ok(site) => Ok(Some((Arc::new(spec), site))),
+                    Err(error) => {
+                        tracing::warn!(%function, version, %error, "static site of a pinned version cannot be loaded");
+                        Err(())
+                    }
+                }
+            })
+            .await;
+        match loaded {
+            Ok(found) => found.clone(),
+            Err(()) => {
+                lock(&self.pinned_sites).remove(&key);
+                None
+            }
+        }
+    }
+    /// The static site stored as artifact `hash`: the one in memory if any version uses
+    /// it, else loaded from the store (off the request path: at deploy, rollback, start,
+    /// or a pinned version's first use).
+    pub(crate) async fn load_site(&self, hash: &str) -> Result<Arc<Site>, DeployError> {
+        if let Some(site) = lock(&self.sites).get(hash).and_then(Weak::upgrade) {
+            return Ok(site);
+        }
+        let bundle = self.parts.store.get_artifact(hash).await?.ok_or_else(|| {
+            DeployError::Static(StaticError::Corrupt(format!(
+                "bundle {hash} is missing from the store"
+            )))
+        })?;
+        let owned = hash.to_string();
+        let site = tokio::task::spawn_blocking(move || Site::from_bundle(&bundle, &owned))
+            .await
+            .map_err(|error| DeployError::Internal(error.to_string()))??;
+        Ok(self.share_site(site))
+    }
+    /// `site` as the one shared copy of its bundle.
+    pub(crate) fn share_site(&self, site: Site) -> Arc<Site> {
+        let mut sites = lock(&self.sites);
+        if let Some(existing) = sites.get(site.hash()).and_then(Weak::upgrade) {
+            return existing;
+        }
+        let site = Arc::new(site);
+        sites.insert(site.hash().to_string(), Arc::downgrade(&site));
+        site
+    }
 }
 
 #[cfg(test)]
