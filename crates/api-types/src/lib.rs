@@ -2,8 +2,12 @@
 //! the tests. Internal types are converted to these at the edge; nothing here knows
 //! about the store or the runtime.
 
+mod error;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+pub use error::{ERROR_HEADER, Failure, PublicError, render};
 
 /// Answer to a deploy.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -127,12 +127,10 @@ impl std::fmt::Debug for AuthService {
     }
 }
 
+/// The platform's error answer ([`gureum_api_types::render`]).
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"error": {"code": code, "message": message}})),
-    )
-        .into_response()
+    gureum_api_types::render(&gureum_api_types::Failure::new(status, code, message))
+        .map(axum::body::Body::from)
 }
 
 fn internal(error: impl std::fmt::Display) -> Response {

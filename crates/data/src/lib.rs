@@ -28,7 +28,7 @@ use gureum_auth::Caller;
 use gureum_rules::{Context, Operation};
 use gureum_store::{Store, StoreError};
 use http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub use config::{
     CollectionConfig, CollectionConfigInput, DEFAULT_MAX_FILE_BYTES, FileLimitsInput,
@@ -79,6 +79,16 @@ pub enum DataError {
     TooManyStreams(String),
 }
 
+impl gureum_api_types::PublicError for DataError {
+    fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
+    fn code(&self) -> &str {
+        self.status_and_code().1
+    }
+}
+
 impl DataError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
@@ -105,21 +115,17 @@ impl DataError {
 
 impl IntoResponse for DataError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
+        if self.status_and_code().0 == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self, "data service failed");
         }
-        error_response(status, code, &self.to_string())
+        gureum_api_types::render(&self).map(axum::body::Body::from)
     }
 }
 
-/// The platform's JSON error body.
+/// The platform's error answer for a message composed on the spot.
 pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({"error": {"code": code, "message": message}})),
-    )
-        .into_response()
+    gureum_api_types::render(&gureum_api_types::Failure::new(status, code, message))
+        .map(axum::body::Body::from)
 }
 
 /// The data services of one node.

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use gureum_api_types::{Failure, PublicError, render};
 use gureum_invoke::{InvokeError, Invoker, VersionSelector};
 use gureum_model::Trigger;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
@@ -343,17 +344,14 @@ async fn route_public(
                 "websocket_upgrade_required",
                 &error.to_string(),
             ),
-            Err(error @ AcceptError::TooManyConnections { .. }) => {
-                let mut response = error_response(
+            Err(error @ AcceptError::TooManyConnections { .. }) => public_error(
+                &Failure::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "too_many_connections",
-                    &error.to_string(),
-                );
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-                response
-            }
+                    error.to_string(),
+                )
+                .retry_after(1),
+            ),
             Err(error @ AcceptError::ShuttingDown) => error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",
@@ -774,15 +772,14 @@ where
             &error.to_string(),
         ),
         Err(error @ (QueueError::QueueFull { .. } | QueueError::QueueBytesFull { .. })) => {
-            let mut response = error_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                "queue_full",
-                &error.to_string(),
-            );
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-            response
+            public_error(
+                &Failure::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "queue_full",
+                    error.to_string(),
+                )
+                .retry_after(1),
+            )
         }
         Err(error @ QueueError::ShuttingDown) => error_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -799,48 +796,16 @@ where
 
 /// A JSON error `{"error": {"code", "message"}}` with the code also in `x-gureum-error`.
 pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response<ResponseBody> {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
-    let mut response = Response::new(full(body));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Ok(value) = HeaderValue::from_str(code) {
-        headers.insert("x-gureum-error", value);
-    }
-    response
+    public_error(&Failure::new(status, code, message))
+}
+
+/// Any error as the public listener answers it ([`gureum_api_types::render`]).
+pub fn public_error(error: &(impl PublicError + ?Sized)) -> Response<ResponseBody> {
+    render(error).map(full)
 }
 
 fn invoke_error_response(error: &InvokeError) -> Response<ResponseBody> {
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_GATEWAY);
-    if let InvokeError::QuotaExceeded(refusal) = error {
-        // The cap and its reset are in the body for programs, not only in the message.
-        let body = serde_json::json!({ "error": {
-            "code": error.code(),
-            "message": error.to_string(),
-            "quota": {
-                "scope": refusal.scope,
-                "kind": refusal.kind,
-                "cap": refusal.cap,
-                "used": refusal.used,
-                "resets_at": refusal.resets_at,
-            },
-        }})
-        .to_string();
-        let mut response = Response::new(full(body));
-        *response.status_mut() = status;
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert("x-gureum-error", HeaderValue::from_static("quota_exceeded"));
-        headers.insert(RETRY_AFTER, HeaderValue::from(refusal.retry_after_s));
-        return response;
-    }
-    let mut response = error_response(status, error.code(), &error.to_string());
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    response
+    public_error(error)
 }
 
 fn too_large(limit: u64) -> Response<ResponseBody> {

@@ -62,3 +62,39 @@ impl InvokeError {
         }
     }
 }
+
+impl gureum_api_types::PublicError for InvokeError {
+    fn status(&self) -> http::StatusCode {
+        http::StatusCode::from_u16(InvokeError::status(self))
+            .unwrap_or(http::StatusCode::BAD_GATEWAY)
+    }
+
+    fn code(&self) -> &str {
+        InvokeError::code(self)
+    }
+
+    fn retry_after_s(&self) -> Option<u64> {
+        match self {
+            InvokeError::QuotaExceeded(refusal) => Some(refusal.retry_after_s),
+            InvokeError::Throttled(_) => Some(1),
+            _ => None,
+        }
+    }
+
+    /// The cap and its reset, for programs, not only in the message.
+    fn details(&self) -> Option<(&'static str, serde_json::Value)> {
+        let InvokeError::QuotaExceeded(refusal) = self else {
+            return None;
+        };
+        Some((
+            "quota",
+            serde_json::json!({
+                "scope": refusal.scope,
+                "kind": refusal.kind,
+                "cap": refusal.cap,
+                "used": refusal.used,
+                "resets_at": refusal.resets_at,
+            }),
+        ))
+    }
+}

@@ -520,15 +520,9 @@ fn method_not_allowed(method: &Method) -> Response<ResponseBody> {
     response
 }
 
-/// The gateway's JSON error shape, `{"error": {"code", "message"}}` with `x-gureum-error`.
+/// The platform's error answer ([`gureum_api_types::render`]).
 fn error(status: StatusCode, code: &'static str, message: &str) -> Response<ResponseBody> {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
-    let mut response = Response::new(full(Bytes::from(body)));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert("x-gureum-error", HeaderValue::from_static(code));
-    response
+    gureum_api_types::render(&gureum_api_types::Failure::new(status, code, message)).map(full)
 }
 
 fn full(body: Bytes) -> ResponseBody {

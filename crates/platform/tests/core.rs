@@ -168,6 +168,43 @@ async fn failures_render_as_json_errors_with_their_code() {
             "{method} {path}: {body}"
         );
     }
+    // The services on the same listener answer the same way, header included.
+    let public = node.platform.public_url();
+    let answers = [
+        node.http
+            .get(format!("{public}/data/v1/collections/notes/docs"))
+            .bearer_auth("not-a-token")
+            .send()
+            .await
+            .unwrap(),
+        node.http
+            .post(format!("{public}/data/v1/collections/notes/docs"))
+            .json(&serde_json::json!({"text": "x"}))
+            .send()
+            .await
+            .unwrap(),
+        node.http
+            .post(format!("{public}/auth/v1/token?grant_type=password"))
+            .json(&serde_json::json!({"email": "nobody@example.org", "password": "wrong password"}))
+            .send()
+            .await
+            .unwrap(),
+        node.http
+            .get(format!("{public}/kv/v1/buckets/b/keys/k"))
+            .send()
+            .await
+            .unwrap(),
+    ];
+    let mut statuses = Vec::new();
+    for answer in answers {
+        let status = answer.status();
+        let code = header(&answer, "x-gureum-error").to_string();
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code.as_str(), "{status}: {body}");
+        assert!(!code.is_empty(), "{status}: {body}");
+        statuses.push(status.as_u16());
+    }
+    assert_eq!(statuses, [401, 403, 400, 401]);
     // A function's own status passes through untouched.
     let teapot = node.get("/fn/tb/status?code=418").await;
     assert_eq!(teapot.status(), StatusCode::IM_A_TEAPOT);
