@@ -1,4 +1,8 @@
 //! `cargo xtask ci` and `cargo xtask up`: the two commands the README promises.
+//!
+//! Provisioning lives here too, so the machine needs nothing but the two commands:
+//! PostgreSQL installed and made ready (local connections trusted), Debian's `pebble` and
+//! `bubblewrap` installed with apt-get when missing (`up` needs only bubblewrap).
 
 use std::process::Command;
 
