@@ -80,7 +80,7 @@ pub fn test(ws: &Workspace, quick: bool) -> Result<()> {
     let mut phases = Phases::default();
     let outcome = (|| {
         let (passed, failed) = if quick {
-            // The platform tests deploy the wasm testbed.
+            // The platform tests (core, queue) deploy the wasm testbed.
             phases.run("wasm fixtures", || crate::build_wasm_guests(ws).map(|_| ()))?;
             // One cargo run, so the three layers share one build (separate `-p` runs
             // unify features differently and rebuild each other's dependencies).
@@ -95,6 +95,8 @@ pub fn test(ws: &Workspace, quick: bool) -> Result<()> {
                         "suite",
                         "--test",
                         "core",
+                        "--test",
+                        "queue",
                         "--",
                         "--skip",
                         "postgres::",
