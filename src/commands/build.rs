@@ -1,6 +1,10 @@
-//! `gureum build`: runs the manifest's `[build] command` (also used by `deploy --build` and
-//! `gureum dev`), showing a spinner with the latest output line and, on failure, the
+//! `gureum build`: runs the manifest's `[build] command` (also used by `deploy --build`
+//! and `gureum dev`), showing a spinner with the latest output line and, on failure, the
 //! whole output so the compiler's message is the first thing a person reads.
+//!
+//! The command runs with `sh -c` in the project directory, its stderr merged into stdout
+//! so a compiler's notes and errors stay in order, and under `set -e` so a failing line
+//! of a multi-line command fails the build.
 
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};

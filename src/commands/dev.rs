@@ -1,7 +1,23 @@
-//! `gureum dev`: the inner loop. Starts a local gureum when none answers, builds and deploys
-//! the project, prints its URL, streams its logs, and on every save (debounced) rebuilds
-//! and redeploys. A failed build prints the compiler's output and leaves the last good
-//! version serving: a deploy only happens after a successful build.
+//! `gureum dev`: the inner loop. Starts a local gureum when none answers, builds and
+//! deploys the project, prints its URL, streams its logs, and on every save (debounced)
+//! rebuilds and redeploys. A failed build prints the compiler's output and leaves the
+//! last good version serving: a deploy only happens after a successful build.
+//!
+//! The server: it probes `--url`'s `/healthz`; when a gureum answers, it uses the first
+//! `.gureum/admin.token` that gureum accepts (the working directory's, then the project's
+//! and its parents'), unless `--token` gives one. When nothing answers at a loopback
+//! `--url`, it spawns `gureum up --data-dir PROJECT/.gureum --exit-on-stdin-close` in its
+//! own process group: Ctrl-C reaches `gureum dev`, which stops the server gracefully, and
+//! the server dies with `gureum dev` through its stdin.
+//!
+//! What starts a round: a notify debouncer watches the `[build] watch` entries (by
+//! default the whole project) and the manifest, directories recursively and files through
+//! their parent directory (editors save by renaming a new file over the old one). Events
+//! are filtered by path (never the artifact, an unlisted `[static] dir`, `target/`,
+//! `node_modules/`, `.gureum/`, `.git/`, `__pycache__/`) and by a modification time later
+//! than the round's start, since the build's own reads are events too. A round builds
+//! (`build.rs`) and deploys only on success; logs are followed with `after=seq` across
+//! reconnects.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};

@@ -1,5 +1,13 @@
-//! `gureum up`: open the store, start the engine, the invoker, both listeners, deploy
-//! the examples into an empty platform, and shut down gracefully on SIGTERM/SIGINT.
+//! `gureum up`: the server's flags, a banner and signals around
+//! [`gureum_platform::Platform`], which starts and stops everything.
+//!
+//! Each visible flag is also a `GUREUM_*` variable and a key of `--config FILE`
+//! ([`with_config_file`]); `UpArgs::config` turns them into the platform's `Config` after
+//! checking that the TLS flags fit together. `run` then calls `Platform::start`, deploys
+//! the examples into an empty platform (`deploy_examples`), prints the banner, and waits
+//! for SIGTERM or SIGINT, or for the end of stdin with the hidden `--exit-on-stdin-close`
+//! (what the test harness and `gureum dev` use, so the server dies with its parent),
+//! before `Platform::shutdown`. The hidden `--no-metering` exists only for the benchmark.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;

@@ -4,6 +4,10 @@
 //! CLI's trust, `wss://` chat; a user's certificate reloaded on change with HSTS and the
 //! HTTP→HTTPS redirect; ACME issuance, sharing between two nodes on PostgreSQL, renewal
 //! with requests served throughout, and a broken directory leaving the old certificate.
+//!
+//! The rustls clients open a new connection with a full handshake for every request:
+//! a resumed TLS 1.3 session shows the old certificate. `cargo xtask ci` installs
+//! pebble and pebble-challtestsrv (the DNS answers 127.0.0.1 for every name).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

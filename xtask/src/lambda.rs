@@ -12,7 +12,8 @@
 //!   `TARGET/fixtures/lambda-python/`.
 //! * Node.js (npm `aws-lambda-ric`, which compiles a native addon and needs
 //!   cmake): `index.js`, `package.json` and `node_modules/` in
-//!   `TARGET/fixtures/lambda-node/`; skipped with a note when npm is missing.
+//!   `TARGET/fixtures/lambda-node/`; skipped with a note when npm is missing; a
+//!   missing cmake is installed with apt-get.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,9 +1,9 @@
 //! Password hashes (argon2id: 19 MiB and a core each) run on a few long-lived threads
-//! of their own, at most one per thread, behind a semaphore that turns a full pool into
-//! a quick 503. Not on tokio's blocking pool: each short-lived blocking thread gets a
-//! malloc arena of its own that keeps its 19 MiB after the hash, so a burst of
-//! sign-ins grew the server by hundreds of megabytes; a fixed set of threads keeps a
-//! fixed set of arenas, and memory stays flat.
+//! of their own (two per core), at most one per thread, behind a semaphore that turns a
+//! full pool into a quick 503 `busy` after a 2 s wait. Not on tokio's blocking pool: each
+//! short-lived blocking thread gets a malloc arena of its own that keeps its 19 MiB after
+//! the hash, so a burst of sign-ins grew the server by hundreds of megabytes; a fixed set
+//! of threads keeps a fixed set of arenas, and memory stays flat.
 
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;

@@ -1,7 +1,12 @@
-//! Auth primitives for the backend services (`/auth/v1`, see `notes/api-baas.md`):
+//! Auth primitives for the backend services (`/auth/v1`, README "Backend services"):
 //! argon2id password hashes, Ed25519 JWT access tokens, opaque refresh tokens and an
 //! in-memory login rate limiter; [`caller`] (who sent a request) and [`service`] (the
 //! `/auth/v1` HTTP routes over the store, and bearer-token resolution).
+//!
+//! [`bearer_token`] is the one parser of `Authorization` headers, used by both listeners
+//! and the management API (the scheme is case-insensitive). A wrong email and a wrong
+//! password answer the same, after the same work ([`password::verify_dummy`]); no secret in
+//! clear is stored or logged.
 
 pub mod caller;
 pub mod error;

@@ -3,9 +3,12 @@
 //! Callers use two kinds of key: [`account_key`] (`acct:<email>`) and [`address_key`]
 //! (`addr:<ip>`); keys starting with `addr:` get the address rule, every other key the
 //! account rule. Each key counts failures in a fixed window that opens at its first
-//! failure; once `max_failures` are counted, [`LoginLimiter::check`] refuses the key until
-//! the window ends. A successful sign-in resets the account's counter
-//! ([`LoginLimiter::record_success`]).
+//! failure; once `max_failures` are counted, [`LoginLimiter::reserve`] refuses the key until
+//! the window ends. An attempt is counted as it starts, before its password hash runs, so
+//! N concurrent attempts let exactly the limit through; [`LoginLimiter::release`] gives it
+//! back (it succeeded, or was never tried), and a successful sign-in resets the account's
+//! counter ([`LoginLimiter::record_success`]). A client's address is taken at
+//! [`client_scope`]: an IPv4 address, or the /64 of an IPv6 one.
 //!
 //! Memory is bounded by [`LoginLimiterConfig::max_keys`]: when full, expired entries are
 //! dropped, then (if still full) the oldest tenth, unlocked keys before locked ones.

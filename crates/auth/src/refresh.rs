@@ -1,5 +1,9 @@
 //! Refresh tokens: opaque random strings handed to the client once; the store keeps only
-//! their SHA-256, so a leaked database does not leak usable tokens.
+//! their SHA-256, so a leaked database does not leak usable tokens. A rotated token's
+//! successor is derived from it with HMAC under the installation's `refresh_successor_key`
+//! setting, so two requests rotating one token at once (two tabs) get the same successor.
+//! Rotation, the reuse window (`--refresh-reuse-interval`, 10 s by default) and reuse
+//! detection are one store transaction (`gureum_store`'s `users`).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -5,6 +5,18 @@
 //! token and reveal nothing: the page asks for the token.
 //!
 //! A binary built before the assets were gives a page that says how to build them.
+//!
+//! The app is Vite 7 + Preact 10 + uPlot with its own CSS and hash routing, so the server
+//! serves only `/`, `/assets/…` and the root files (`/favicon.svg`). The page keeps the
+//! token in `sessionStorage`; it tails logs with `fetch` and a stream reader over the SSE
+//! endpoint, because `EventSource` cannot send the bearer header. The files are embedded
+//! with rust-embed: `debug-embed` (debug builds embed too, so tests run what users get),
+//! `allow_missing` (without the assets gureum still builds and `/` answers 503), and
+//! `build.rs` reruns when `web/dist` changes. The built files are not committed: the build
+//! needs npm's registry, which every build from source here reaches. Every answer carries
+//! [`CONTENT_SECURITY_POLICY_VALUE`] (`default-src 'self'`, no inline script,
+//! `connect-src 'self'`), `X-Frame-Options: DENY`, `nosniff` and `no-referrer`; hashed
+//! assets are `immutable`, the rest `no-cache`, all with an ETag.
 
 use axum::body::Body;
 use axum::http::header::{

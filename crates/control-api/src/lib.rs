@@ -1,9 +1,12 @@
 //! REST control API on the admin listener: `/api/v1` (deploy, versions, rollback,
 //! remove, invoke, logs, invocations, stats, usage, prices, quotas, schedules, queue, dead
-//! letters, WebSockets, users, collections, documents), its OpenAPI 3.1 document generated from the handlers,
-//! `/metrics`, `/healthz` and the web console's files (`/`, `/assets/…`, crate
-//! gureum-console). Every route but `/healthz` and the console's files needs the admin
-//! bearer token.
+//! letters, WebSockets, users, collections, documents), its OpenAPI 3.1 document generated
+//! from the handlers, `/metrics`, `/healthz` and the web console's files (`/`,
+//! `/assets/…`, crate gureum-console). Every route but `/healthz` and the console's files
+//! needs the admin bearer token (`/metrics` too, unless `--metrics-public`), compared in
+//! constant time. `/api/v1/data/{rest}` calls the `/data/v1` router in process as
+//! `Caller::Admin` (`backend.rs`), so the console needs no token on the public listener.
+//! Request bodies an answer did not need are drained (`gureum_gateway::DrainOnDrop`).
 
 mod backend;
 mod error;

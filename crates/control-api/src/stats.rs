@@ -1,5 +1,13 @@
 //! Live statistics for charts and dashboards: `/stats` (time series of invocations),
 //! `/queue` (depths and dead letters) and `/websockets` (open connections).
+//!
+//! `/stats` streams the window's invocation records in one query over the start-time index
+//! (`Store::scan_invocations`: no sort, no paging, one row in memory at a time) and folds
+//! them with `gureum_metering::SeriesBuilder` (per step and per function: counts,
+//! percentiles within about 3%, exact peak concurrency, average concurrency, list-price
+//! cost), so memory is bounded by steps × functions, not by invocations. The window
+//! defaults to an hour (at most 31 days), the step to about 60 points (at most 1,440).
+//! `/websockets` is this node's hub.
 
 use std::collections::BTreeMap;
 

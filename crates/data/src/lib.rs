@@ -1,12 +1,27 @@
 //! Backend data services of the public listener — what Firebase gives a web app without a
-//! server: document collections (`/data/v1/collections/{col}/docs`) guarded by per-
-//! collection CEL rules, realtime change streams over Server-Sent Events, files attached
-//! to collections, and the functions' key-value API (`/kv/v1`).
+//! server: document collections (`/data/v1/collections/{col}/docs`) guarded by
+//! per-collection CEL rules, realtime change streams over Server-Sent Events, files
+//! attached to collections, and the functions' key-value API (`/kv/v1`).
 //!
 //! The gateway resolves the [`Caller`] (anonymous, user JWT, function token, admin token)
 //! and passes it as a request extension; this crate decides what each may do. Collection
-//! configs are cached in memory and re-read from the store at most every
-//! [`CONFIG_TTL`], so a rule change made through another node applies within that time.
+//! configs are cached in memory and re-read from the store at most every [`CONFIG_TTL`],
+//! so a rule change made through another node applies within that time.
+//!
+//! A handler reads the collection's config, checks the operation's CEL rule, runs the
+//! store call and, for a write, publishes the change to this node's realtime subscribers
+//! (a tokio broadcast per collection; each subscriber filters by its `where` and its
+//! rules, see `realtime.rs`). The admin, and a function whose `[permissions] data` covers
+//! the operation, skip the rule (`granted`); a function without that grant is refused,
+//! since rules written for users say nothing about it. An update or a delete reads the
+//! document first, for the rule, and then writes only if its version is unchanged.
+//!
+//! Listings follow "rules are not filters" (Firestore's way): a listing is allowed or
+//! refused from its query alone, before anything is read. This was chosen over an
+//! RLS-style translation of rules to SQL because CEL has no general SQL form, and a
+//! refusal can name the `where` the query lacks.
+//!
+//! Errors are [`DataError`], answered through [`gureum_api_types::render`].
 
 mod config;
 mod documents;

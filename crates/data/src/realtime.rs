@@ -1,15 +1,24 @@
-//! Realtime: `GET /data/v1/collections/{col}/stream?where=…` and
-//! `GET /data/v1/collections/{col}/docs/{id}/stream` answer Server-Sent Events
-//! (`created`, `updated`, `deleted`, each with the document as JSON) for every write this
-//! node makes, filtered per subscriber by the same `where` conditions and by the rules
-//! (`list` for a collection stream, `get` for a document stream) as the subscriber.
+//! Realtime: `GET /data/v1/collections/{col}/stream?where=…` and `GET
+//! /data/v1/collections/{col}/docs/{id}/stream` answer Server-Sent Events (`created`,
+//! `updated`, `deleted`, each with the document as JSON) for every write this node makes,
+//! filtered per subscriber by the same `where` conditions and by the rules (`list` for a
+//! collection stream, `get` for a document stream) as the subscriber.
 //!
-//! On PostgreSQL every change is also sent to the other nodes (LISTEN/NOTIFY, see
-//! [`DataService::published`]), whose subscribers get it the same way.
+//! On PostgreSQL every change is also sent to the other nodes with NOTIFY on
+//! `gureum_document_changes` (see [`DataService::published`]), whose subscribers get it
+//! the same way. The notice carries the document when it fits the payload limit;
+//! otherwise the receiving node reads it back from the store. `Store::listen` keeps one
+//! dedicated connection per node, and notices sent while it reconnects are lost.
 //!
 //! Each collection has a broadcast channel; a subscriber that falls more than
-//! [`CHANNEL_CAPACITY`] changes behind gets `event: reset` (re-read, then keep
-//! listening) instead of silently missing changes.
+//! [`CHANNEL_CAPACITY`] changes behind gets `event: reset` (re-read, then keep listening)
+//! instead of silently missing changes.
+//!
+//! A stream ends at its token's `exp` (`event: token_expired`) or when the user's
+//! sessions are revoked (`event: revoked`), which each node learns by polling
+//! `users.revoked_before_ms` every `REVOCATION_POLL` (2 s). On one node a user holds at
+//! most [`MAX_STREAMS_PER_USER`] streams and a client address (IPv6: its /64) at most
+//! [`MAX_STREAMS_PER_ADDRESS`].
 
 use std::collections::HashMap;
 use std::convert::Infallible;

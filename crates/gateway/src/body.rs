@@ -1,5 +1,18 @@
-//! A request body that stops at a byte limit and remembers that it did, so the gateway
-//! can answer 413 even when the limit is only discovered mid-stream.
+//! Request bodies as the gateway reads them.
+//!
+//! [`LimitedBody`] stops at a byte limit and remembers that it did, so the gateway can
+//! answer 413 even when the limit is only discovered mid-stream.
+//!
+//! [`DrainOnDrop`] exists because an answer given without reading the body (404, 400,
+//! 401, 403, 413, 429, the admin API's 401) would otherwise not reach the client: hyper
+//! closes the connection with the client's bytes unread, the kernel resets it, and a
+//! client still sending, or reusing the kept-alive connection, never sees the answer (a
+//! function calling an unknown function got an `HttpProtocolError` instead of the 404).
+//! Dropped unfinished, it reads the rest in a task of its own, at most
+//! [`MAX_DRAIN_BYTES`] (64 MiB) in [`MAX_DRAIN_TIME`] (10 s), the way servers linger
+//! before closing. Only HTTP/1 bodies are drained. Both listeners use it (the admin one
+//! through gureum-control-api); `tests/e2e/early_errors.rs` holds it for 1,000 requests
+//! per path, bodies of 0 B to 1 MiB, sent by length and chunked.
 
 use std::pin::Pin;
 use std::sync::Arc;

@@ -1,9 +1,16 @@
 //! How every listener (public, plain-HTTP, loopback, admin) serves its connections:
 //! hyper-util's auto builder (HTTP/1.1 + h2, upgrades allowed) with a timer, so a client
-//! must send its request head within the header timeout, h2 keep-alive pings, and an
-//! idle timeout that closes a connection with no request in flight. Together with the
+//! must send its request head within the header timeout, h2 keep-alive pings, and an idle
+//! timeout that closes a connection with no request in flight. Together with the
 //! listener's connection slots (`gureum_tls::ConnectionSlots`) this bounds what slow or
 //! silent clients can hold (audit finding 7).
+//!
+//! A watchdog per connection closes it gracefully after the header timeout when no first
+//! request came (a client that connects and sends nothing, or too little for hyper to
+//! tell HTTP/1 from h2), or after the idle timeout with no request in flight. A request
+//! counts as in flight until its response body ends or is dropped, so SSE streams and
+//! long requests are never idle; an upgraded WebSocket has already left the connection
+//! task.
 
 use std::error::Error as StdError;
 use std::future::Future;

@@ -1,4 +1,37 @@
 //! The accept loop and the request handler of the public listener.
+//!
+//! [`serve_connections`] runs every public listener (public, `--http-listen`, loopback).
+//! It wraps HTTP/1 request bodies in `DrainOnDrop`; takes the client's address from the
+//! TCP peer unless the peer is a `--trusted-proxy` (then [`client_address`]: the
+//! right-most forwarded address that is not a proxy), and drops `x-forwarded-proto` from
+//! anyone else; sets `x-forwarded-proto: https` over TLS; and adds HSTS (`--hsts`). On
+//! the `--http-listen` listener with `--http-redirect`, everything but ACME challenges
+//! gets a 308 to HTTPS.
+//!
+//! `route_public` first strips every `x-gureum-*` header but `x-gureum-invocation-type`,
+//! then routes: ACME challenges; with `--functions-domain D`, a Host `NAME.D` sends every
+//! path to NAME, unprefixed; `/ws/NAME` → `Hub::accept` (after the function's `auth`
+//! policy); `/@connections/…` and `/channels/…` → `Hub::platform_api`; `/auth/v1`,
+//! `/data/v1`, `/kv/v1` → `Services::route`; anything else → [`handle`].
+//!
+//! [`handle`] finds the function: `/healthz` | `/fn/NAME[@V]/rest` (prefix stripped,
+//! `x-forwarded-prefix` set; a bare `/fn/NAME` is marked [`gureum_invoke::MountRoot`]) |
+//! a manifest route (`Invoker::route`: the host's own routes, then host-less ones) | a
+//! JSON 404. A `content-length` over the limit is a 413 (with `connection: close` past
+//! the drain bound, [`MAX_DRAIN_BYTES`]); any other body is wrapped in `LimitedBody`.
+//! Paths reaching `/.gureum/` in any spelling are refused. The function's `auth` policy
+//! is checked before it is invoked or queued (401 or 403: the function never runs), and
+//! the claims are passed in `x-gureum-auth-claims`, an incoming one always dropped; the
+//! lambda runtime moves them into `requestContext.authorizer.jwt.claims`.
+//!
+//! With `x-gureum-invocation-type: event` (or `X-Amz-Invocation-Type: Event`) the request
+//! is queued after routing: the caller must be allowed to queue (`[async] public`, a
+//! user, or a function granted `invoke`), the body is read under the async limit
+//! (`--max-async-body-bytes`), the `idempotency-key` is hashed with the caller's scope,
+//! then `Queue::enqueue` → 202 with the invocation id.
+//!
+//! Every error answer goes through [`public_error`], that is
+//! [`gureum_api_types::render`].
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -1,7 +1,12 @@
 //! The backend services on the public listener (`/auth/v1`, `/data/v1`, `/kv/v1`) and the
-//! `auth` policy of functions. The caller's bearer token is resolved here once
-//! ([`AuthService::caller`]) and handed to the data routes as a request extension; a
-//! token that is present but invalid is a 401, never an anonymous request.
+//! `auth` policy of functions.
+//!
+//! `/auth/v1/…` goes to `AuthService::router`. For `/data/v1/…` and `/kv/v1/…` the caller
+//! is resolved once ([`AuthService::caller`]: a function token `gft.…`, a user JWT
+//! verified with the installation's Ed25519 key, or anonymous) and `DataService::router`
+//! gets the [`Caller`] as a request extension. A token that is present but invalid is a
+//! 401, never an anonymous request; so is the admin token, which belongs to the admin
+//! listener.
 //!
 //! The services answer CORS preflights and add `access-control-allow-origin: *`: their
 //! credentials are bearer tokens, never cookies, so any origin may call them, as with

@@ -1,6 +1,17 @@
 //! What each invocation leaves behind: its record, log lines, metrics, span and quota
-//! usage, handed to telemetry when the response body ends (never on the request path);
-//! refusals (429) are accounted the same way.
+//! usage, handed to telemetry off the request path; refusals (429) are accounted too.
+//!
+//! In order (`Finish`): when the handler returns, the instance goes back to its pool, or
+//! is dropped after any failure (`release_to`). The metrics are counted, this month's
+//! quota usage grows by the billed MB-ms, and the log lines go to telemetry. Once the
+//! response body is done (ended or dropped, so the bytes sent are known), the invocation
+//! record (billed ms, bytes in and out, trigger) goes to telemetry and the span ends.
+//! Telemetry never makes a record wait: a full channel folds it into the overflow
+//! roll-up. With metering off only the log lines go.
+//!
+//! Accounting that has to wait runs in tasks the invoker tracks.
+//! [`crate::Invoker::finish_accounting`] waits for them at shutdown, so every answered
+//! request has handed its record over before telemetry flushes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

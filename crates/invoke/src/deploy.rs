@@ -1,5 +1,14 @@
 //! Deploy, rollback and removal: validate, commit to the store, then swap the in-memory
 //! registry. A failure at any step leaves the previous version serving.
+//!
+//! Deploy, in order: parse the manifest (every problem at once); load the `[static]`
+//! bundle into a `Site`; compile and validate the component on a blocking thread, which
+//! also fills the compiled-code cache (a process function's package is checked and
+//! unpacked instead). Then, under the control lock (which the registry sync's reload also
+//! takes): the route-conflict check, `put_artifact` (the site's bundle, then the code),
+//! `create_version` (one transaction: version N+1, `live` → N+1, and the registry
+//! generation bumped), then the loaded code installed and the registry swapped. Rollback
+//! and removal take the same lock and also commit to the store before the swap.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! `wasi:keyvalue` on the store: the [`KeyValueBackend`] the wasm engine calls, over the
-//! same `kv` rows the platform API's `/kv/v1` serves lambda functions. Batch writes and
-//! deletes are one transaction each; increments lock their row (see `gureum_store::kv`).
+//! same `kv` rows the platform API's `/kv/v1` serves lambda functions. Keys are scoped to
+//! the instance's function name (its `GUREUM_FUNCTION_NAME`), as on `/kv/v1`, so a
+//! function never sees another's buckets. Batch writes and deletes are one transaction
+//! each; increments lock their row (see `gureum_store::kv`).
 
 use futures::future::BoxFuture;
 use gureum_runtime_wasm::{KeyPage, KeyValueBackend};

@@ -1,15 +1,40 @@
 //! The one path from (function, request) to response. The [`Invoker`] keeps the routing
-//! table and each function's live version in memory, loads a version's code on its
-//! first request (a cold start), leases instances from the version's pool, runs the
-//! request and hands logs, the invocation record and metrics to telemetry without
-//! waiting on the store. Deploy and rollback commit to the store first and then swap the
-//! in-memory state, so a request sees either the old or the new version, never a mix.
+//! table and each function's live version in memory, loads a version's code on its first
+//! request (a cold start), leases instances from the version's pool, runs the request and
+//! hands logs, the invocation record and metrics to telemetry without waiting on the
+//! store. Deploy and rollback commit to the store first and then swap the in-memory
+//! state, so a request sees either the old or the new version, never a mix.
+//!
+//! [`Invoker::invoke`], in order:
+//! 1. The registry (in memory, behind an `RwLock`) gives the function's live version and
+//!    spec; an unknown function is a 404.
+//! 2. For HTTP and API triggers, a `[static]` site answers from memory when the path
+//!    names one of its files (a static-only site answers everything), and nothing below
+//!    runs.
+//! 3. [`Quotas::admit`] counts the request; at a cap it is a 429 `quota_exceeded`. A
+//!    request that then does not run (its code fails to load, or its pool is full) is
+//!    refunded.
+//! 4. The loaded version comes from the `loaded` map (function, then version, to a
+//!    `OnceCell`); an empty cell is a cold start, filled once (`load.rs`).
+//! 5. The trace span starts, continuing an incoming `traceparent` (a no-op without
+//!    `--otlp-endpoint`), and the request body is wrapped to count the bytes in.
+//! 6. The version's `Runner` (wasm or lambda) runs it. Its response body is wrapped to
+//!    count the bytes out, and its end sets off the accounting.
+//!
+//! The gateway then adds `x-gureum-invocation-id`, `x-gureum-version` and
+//! `x-gureum-cold-start` to the answer.
+//!
+//! Invariant: the request path never awaits a store write. It reads the store only for
+//! what this node has not loaded yet: a pinned, non-live version's manifest (and static
+//! site) on its first use, and a version's artifact when the node has no local copy of
+//! its code (`load.rs`).
 //!
 //! Rooms: `registry.rs` (what is live, routes, token identities, the sync task),
 //! `load.rs` (the cold start), `wasm.rs` and `lambda.rs` (running a request on each
 //! runtime), `accounting.rs` (records, logs, metrics and spans, after the response),
-//! `reaper.rs` (scale to zero), `static_site.rs` (files before the function),
-//! `deploy.rs` (deploy, rollback, remove), `quota.rs`, `tokens.rs`, `routes.rs`.
+//! `reaper.rs` (scale to zero), `static_site.rs` (files before the function), `deploy.rs`
+//! (deploy, rollback, remove), `quota.rs`, `tokens.rs` and `retired.rs` (function tokens
+//! and their grace), `routes.rs`, `kv.rs` (`wasi:keyvalue` on the store).
 
 mod accounting;
 mod body;

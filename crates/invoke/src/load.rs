@@ -1,5 +1,13 @@
 //! The cold start: a version's code loaded once (compiled component from the cache, or
 //! the process function's directory) and assembled with its environment, token and pool.
+//!
+//! Deploy compiles a component (validating it and filling the compiled-code cache) but
+//! does not keep the compiled code: the first request maps it from `DATA_DIR/cache`,
+//! file-backed, so deployed but idle functions cost little memory. A node with no local
+//! copy (it never ran the version, or its cache is gone) reads the artifact from the
+//! store on first use and compiles it into its own cache; a process function's package is
+//! unpacked the same way. A pinned, non-live version (`/fn/NAME@V`) also reads its
+//! manifest from the store on first use.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,6 +8,12 @@
 //! counts too (taking, per counter, the larger of the local and the stored value: a
 //! shared store lags by the telemetry flush interval, ~200 ms). With no quota set the
 //! request path pays one atomic load.
+//!
+//! Caps and prices live in the store's `settings` table, shared by every node: the
+//! installation's cap under `quota:` and each function's under `quota:NAME` (JSON), the
+//! price list under `prices` (TOML). A cap that crosses its warning level is announced
+//! once a month per cap and kind on each node: in the server log, the function's log and
+//! a metric.
 
 use crate::{lock, read, write};
 use std::collections::HashMap;

@@ -1,5 +1,11 @@
-//! Scale to zero: the task that drops idle instances past their TTL and wasm code
-//! unused for [`crate::WASM_CODE_TTL`], and the pool gauges of `/metrics`.
+//! Scale to zero: the task that drops idle instances past their TTL and wasm code unused
+//! for [`crate::WASM_CODE_TTL`], and the pool gauges of `/metrics`.
+//!
+//! It runs every [`REAP_INTERVAL`] (250 ms). Instances go after their version's idle TTL
+//! (`idle_ttl_s`). A wasm version's code, mapped from the compiled cache, stays until its
+//! pool has been empty and unused for `WASM_CODE_TTL` (10 minutes), so a cold start
+//! within that time only instantiates; a lambda version's goes with its last process.
+//! Pinned versions' static sites unused that long go too.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -1,6 +1,13 @@
 //! The in-memory registry: each function's live version and spec, the route table, the
 //! versions replaced recently (whose tokens are still honoured), loading it from the
 //! store and the task that picks up other nodes' deploys, rollbacks and removals.
+//!
+//! Several nodes may share one PostgreSQL store. Every deploy, rollback and removal bumps
+//! the `registry_generation` row in the transaction that makes the change; each node
+//! reads it every [`REGISTRY_POLL_INTERVAL`] (1 s) and reloads the live versions only
+//! when it moved. A reload keeps the entries (spec, static site) of functions whose live
+//! version did not move, and drops loaded code only of removed functions; the reaper
+//! takes the rest.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,22 +1,30 @@
-//! Static hosting (`[static]` in gureum.toml), Firebase Hosting's model: a version's files
-//! are served at the function's routes before the function is invoked ("hosting first,
-//! then rewrites"); a static-only site runs no code at all.
+//! Static hosting (`[static]` in gureum.toml), Firebase Hosting's model: a version's
+//! files are served at the function's routes before the function is invoked ("hosting
+//! first, then rewrites"); a static-only site runs no code at all.
 //!
-//! The files travel with the deploy as one zip bundle ([`pack`], also used by the CLI),
-//! are stored as a content-addressed artifact recorded with the version, and are held in
-//! memory as a [`Site`] while the version is live (or pinned and in use): the request
-//! path never touches the disk. A site has at most [`MAX_STATIC_SITE_BYTES`] of files.
+//! The files travel with the deploy as one zip bundle ([`pack`], also used by the CLI) in
+//! the multipart part `static`. Deploy loads them into a [`Site`] before anything is
+//! stored, then stores the bundle as a content-addressed artifact of its own, whose hash
+//! is the version's `static_hash`. A site has at most [`MAX_STATIC_SITE_BYTES`] of files.
+//!
+//! A site is held in memory while its version is live (the registry's
+//! `LiveFunction.site`) or pinned and in use, one copy per bundle hash however many
+//! versions share it (the invoker's site cache, below). Rollback, start and the registry
+//! sync load sites from the store; a pinned version's is loaded on its first use. The
+//! site answers before quota admission and code loading, so a file hit is a map lookup:
+//! no disk, no invocation record. The gateway only marks a bare `/fn/NAME`
+//! ([`MountRoot`]) so that the site can redirect it to `/fn/NAME/`.
 //!
 //! Serving ([`Site::respond`]): GET and HEAD; the path is percent-decoded and split into
-//! segments (`.` dropped, `..` refused), so nothing outside the site can be named, and the
-//! files are looked up in a map anyway. `/dir/` serves `dir/index.html`, `/dir` redirects
-//! there; Content-Type from the extension; a strong ETag (hash of the content) with
-//! `If-None-Match` → 304; `Cache-Control: public, max-age=0, must-revalidate` for HTML
-//! (a new deploy shows at once) and `public, max-age=3600` for other files. With
+//! segments (`.` dropped, `..` refused), so nothing outside the site can be named, and
+//! the files are looked up in a map anyway. `/dir/` serves `dir/index.html`, `/dir`
+//! redirects there; Content-Type from the extension; a strong ETag (hash of the content)
+//! with `If-None-Match` → 304; `Cache-Control: public, max-age=0, must-revalidate` for
+//! HTML (a new deploy shows at once) and `public, max-age=3600` for other files. With
 //! `spa = true`, a GET for a path with no file and no extension gets `index.html` (with a
 //! function beside the files: only when the client accepts text/html, so API calls still
-//! reach the function). A site without a function answers other paths with its
-//! `404.html` (status 404) or a JSON 404, and other methods with 405.
+//! reach the function). A site without a function answers other paths with its `404.html`
+//! (status 404) or a JSON 404, and other methods with 405.
 
 use std::collections::HashMap;
 use std::io::{Cursor, Read, Write};

@@ -1,5 +1,17 @@
-//! The wasm path of a request: a lease from the version's instance pool, the request
-//! run on it, the instance returned (reused) or dropped. The lambda path is `lambda.rs`.
+//! The wasm path of a request: a lease from the version's instance pool, the request run
+//! on it, the instance returned (reused) or dropped. The lambda path is `lambda.rs`.
+//!
+//! When the accounting runs depends on when the handler finished. A handler that finished
+//! before its response head was handed over (`Finished::Now`, the common case) is
+//! accounted right where its response body ends, with no task and no wake-up of another
+//! thread (or at once with metering off). One still running (`Finished::Later`:
+//! streaming, or waiting on I/O) keeps its instance leased until it returns and is
+//! accounted in a task the invoker tracks; its response's end is held until the instance
+//! is back in the pool (`body::HoldEnd`).
+//!
+//! `x-gureum-cold-start` is 1 when the request loaded the version's code or created an
+//! instance that will be reused. With `reuse_instances = false` every request gets a
+//! fresh instance, which counts as cold only when the code had to be loaded.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,15 @@
 //! Reads `gureum.toml` into a validated [`FunctionSpec`], reporting every problem at once with
 //! the field it concerns and what would be valid, and matches outbound requests against the
 //! manifest's `allowed_outbound_hosts`.
+//!
+//! [`parse`] and [`load`] give the spec; [`read_project`] also returns `[build]` (command,
+//! watch), which is validated here but kept out of `FunctionSpec` because the platform
+//! never runs it, and does not require the artifact to exist yet. [`Cadence`] says when a
+//! `[[schedule]]` ticks. `destination` says which resolved addresses are not public
+//! ([`check_resolved`]); [`outbound_allowance`] says whether the entry that allowed a
+//! request names the address itself. Both runtimes use them: the wasm runtime's outbound
+//! client and the process functions' relay resolve a name once and connect to exactly the
+//! addresses checked.
 
 mod cadence;
 mod cron;

@@ -1,9 +1,13 @@
-//! The data directory is private to the server's user: it holds the store (signing
-//! keys, password hashes, every document), the admin token and TLS keys. Like
-//! PostgreSQL, which refuses a data directory others can read, gureum makes it 0700 and
-//! its secrets 0600 — at every start, not only when they are created — and says so when
-//! it had to tighten something. No process-wide umask: bubblewrap creates the sandbox's
-//! mount points with it, and the function's own user must be able to enter them.
+//! The data directory is private to the server's user: it holds the store (signing keys,
+//! password hashes, every document), the admin token and TLS keys. Like PostgreSQL, which
+//! refuses a data directory others can read, gureum makes it 0700 and its secrets 0600 —
+//! at every start, not only when they are created — and says so when it had to tighten
+//! something. No process-wide umask: bubblewrap creates the sandbox's mount points with
+//! it, and the function's own user must be able to enter them.
+//!
+//! The SQLite file is created 0600 before SQLite opens it (SQLite gives its `-wal` and
+//! `-shm` files the database's mode), so it is never readable by others, even for a
+//! moment.
 
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;

@@ -1,8 +1,33 @@
-//! The platform as a value: [`Platform::start`] opens the store and starts telemetry, the
-//! wasm engine, the invoker, the services, the queue and the listeners, in that order;
-//! [`Platform::shutdown`] stops them in the reverse order without losing anything
-//! acknowledged. `gureum up` is flags, a banner and signals around it; tests start it in
-//! process (`crates/platform/tests`) and talk to its real sockets.
+//! The platform as a value: [`Platform::start`] assembles a node from a [`Config`], and
+//! [`Platform::shutdown`] takes it apart without losing anything acknowledged. `gureum
+//! up` is flags, a banner and signals around it; tests start it in process
+//! (`crates/platform/tests`) and talk to its real sockets.
+//!
+//! `Platform::start`, in order: the data directory made private (`data_dir.rs`) and the
+//! admin token (`files.rs`); the store; the open-file limit raised and the public and
+//! admin ports bound; the node id (`files.rs`); TLS; the plain-HTTP and loopback
+//! listeners; telemetry, quotas, the wasm engine and the invoker; the auth and data
+//! services; the deployed functions loaded and the background tasks started (reaper,
+//! registry sync, quota refresh, log retention); the WebSocket hub and the queue; then
+//! the listeners serve. It returns once both listeners answer, and only then does ACME
+//! ordering start, as the CA's HTTP-01 requests can now be answered.
+//!
+//! The public, `--http-listen` and loopback listeners (the loopback one is the functions'
+//! `GUREUM_API` when TLS is on) share one `ConnectionSlots` count (`--max-connections`,
+//! by default derived from the raised open-file limit). The admin listener has its own
+//! (`--admin-max-connections`), so a public listener full of slow clients leaves the
+//! control API reachable.
+//!
+//! `Platform::shutdown`, each step bounded by `--shutdown-grace`: WebSocket connections
+//! are closed with 1001 and their `$disconnect`s run, while the platform API still
+//! answers; the queue stops claiming, lets running events finish and frees the leases of
+//! the rest; the listeners stop accepting and finish in-flight requests;
+//! `Invoker::finish_accounting` waits until every answered request has handed its record
+//! over. Then the background tasks are stopped, telemetry flushed, spans exported and the
+//! store closed.
+//!
+//! Errors are [`PlatformError`]; `Bind` names the listener and how to choose another
+//! address.
 
 mod config;
 mod data_dir;

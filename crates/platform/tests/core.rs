@@ -3,26 +3,14 @@
 //! through the invoker. What only a separate process shows (the CLI, restarts, `kill -9`,
 //! TLS, browsers, several nodes) stays in `tests/e2e`.
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Duration;
 
+use common::testbed;
 use gureum_platform::{Config, Platform, PlatformError};
 use reqwest::StatusCode;
 use serde_json::Value;
-
-/// The wasm testbed component.
-fn testbed() -> Vec<u8> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let path = target.join("fixtures/testbed.wasm");
-    std::fs::read(&path).unwrap_or_else(|error| {
-        panic!(
-            "{}: {error}; run `cargo xtask build-fixtures` first",
-            path.display()
-        )
-    })
-}
 
 /// A node with its own data directory.
 struct Node {

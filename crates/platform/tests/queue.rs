@@ -2,26 +2,15 @@
 //! listener and cron ticks run on a [`Platform`] with SQLite in a temp dir; the wasm
 //! `testbed` reports each attempt to a recorder served by the test itself.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::testbed;
 use gureum_platform::{Config, Platform};
 use reqwest::StatusCode;
 use serde_json::Value;
-
-fn testbed() -> Vec<u8> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let path = target.join("fixtures/testbed.wasm");
-    std::fs::read(&path).unwrap_or_else(|error| {
-        panic!(
-            "{}: {error}; run `cargo xtask build-fixtures` first",
-            path.display()
-        )
-    })
-}
 
 /// Collects the JSON reports the testbed posts for each attempt.
 struct Recorder {

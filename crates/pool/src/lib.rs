@@ -2,6 +2,10 @@
 //! ceiling, a short bounded wait queue in front of it, LIFO reuse of idle instances and
 //! their expiry after an idle TTL. It knows neither wasmtime nor processes, so its logic
 //! is tested with plain values in milliseconds.
+//!
+//! The ceiling is a semaphore of `max_instances` slots. When every slot is busy, up to
+//! [`DEFAULT_QUEUE_PER_SLOT`] (4) callers per slot wait at most [`DEFAULT_QUEUE_TIMEOUT`]
+//! (500 ms); past either, [`PoolError::Throttled`] (a 429).
 
 use std::sync::Arc;
 use std::sync::Mutex;

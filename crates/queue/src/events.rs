@@ -1,6 +1,7 @@
 //! The shapes of queued events: requests stored and replayed, the EventBridge scheduled
 //! event lambda functions get from cron, Lambda-style destination records, the list of
-//! failed attempts, and the retry backoff.
+//! failed attempts, and the retry backoff: retry n waits `retry_delay_ms · 2^(n−1)`,
+//! capped at 15 minutes, times a random factor in [0.75, 1] (`retry_delay`).
 
 use std::time::Duration;
 

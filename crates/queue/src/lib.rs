@@ -10,6 +10,16 @@
 //! attempt carries the same invocation id for deduplication). The scheduler turns cron
 //! ticks into queued events with a compare-and-set on the schedule's last tick, so one
 //! node fires each tick.
+//!
+//! Back-pressure never reads the store on the request path: an enqueue is checked against
+//! an in-memory depth per function (the last count in the store plus this node's enqueues
+//! since), in events (`[async] max_queued`) and in bytes of bodies held, queue and dead
+//! letters together (`[async] max_queued_bytes`). Idempotency keys are checked inside the
+//! group-commit transaction. The monitor task counts depths every second, renews this
+//! node's leases every third of the lease (30 s by default, so every 10 s) and gives free
+//! SQLite pages back each minute (`Store::reclaim_space`). A node's id is stable
+//! (`DATA_DIR/node.id`): it frees its own leases at start and at shutdown, so the events it
+//! was running run again without waiting for the lease to expire.
 
 mod events;
 mod scheduler;

@@ -6,6 +6,10 @@
 //! [`MISSED_AFTER`] late) was missed: the latest one runs once if the schedule says
 //! `missed = "run-once"` (the default) and is skipped otherwise; older missed ticks are
 //! never run one by one. A changed cron line starts from its next tick.
+//!
+//! The scheduler task wakes every 100 ms and compares against ticks computed in memory:
+//! it reads a schedule's state when it starts tracking it, and writes only when a tick
+//! is due.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -2,6 +2,12 @@
 //! (delete + success destination), a retry with backoff, or the dead-letter list (+
 //! failure destination). A throttled attempt (the function at its concurrency limit) is
 //! put back shortly without counting, as Lambda does for async throttles.
+//!
+//! A claim takes up to as many due events as the node has free slots, with a lease and the
+//! attempt counted, in one statement (`Store::claim_events`, `FOR UPDATE SKIP LOCKED` on
+//! PostgreSQL). Functions this node already runs `max_instances` events of are skipped.
+//! Every attempt runs with the event's id as its `InvocationId`, and a lambda function gets
+//! the stored `RawEvent` (cron's EventBridge event, destination records) as is.
 
 use std::sync::Arc;
 

@@ -1,7 +1,9 @@
 //! The Runtime API (2018-06-01) one instance's process talks to: `next` long-polls for
 //! an event, `response` / `error` answer it (buffered or streamed), `init/error`
 //! reports a failed start. Each instance has its own listener and only its own
-//! process group may use it (see `peer`).
+//! process group may use it (see `peer`). A buffered response is at most
+//! [`MAX_RESPONSE_BYTES`] (6 MiB); a streamed one starts with the HTTP prelude and reports
+//! a failure in band or in trailers.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

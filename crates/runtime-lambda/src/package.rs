@@ -1,6 +1,9 @@
 //! Code packages: a lambda function's code travels as one zip file (what Lambda users
 //! already build), is checked at deploy, and is unpacked once per version into a
-//! read-only directory that becomes the process's `LAMBDA_TASK_ROOT`.
+//! read-only directory that becomes the process's `LAMBDA_TASK_ROOT`. [`pack`] makes the
+//! zip for the CLI, [`check`] runs at deploy, and [`unpack`] writes `DATA_DIR/code/<sha256>`
+//! once per version; a package holds at most [`MAX_UNPACKED_BYTES`] (250 MiB) in at most
+//! [`MAX_ENTRIES`] (50,000) entries.
 
 use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,8 @@
-//! Who is on the other end of a Runtime API connection. Each instance's Runtime API
-//! listens on its own loopback port, and any local process could connect to it; so
-//! every accepted connection is traced to the process that owns the client socket, and
-//! served only when that process belongs to the instance's process group. That is what
+//! Who is on the other end of a Runtime API connection, for unsandboxed instances
+//! (`--unsandboxed-processes`; a sandboxed one's arrive through `relay`). Each instance's
+//! Runtime API listens on its own loopback port, and any local process could connect to
+//! it; so every accepted connection is traced to the process that owns the client socket,
+//! and served only when that process belongs to the instance's process group. That is what
 //! keeps one function from reading another's events.
 //!
 //! The client socket's inode comes from the kernel's socket-diagnostics netlink

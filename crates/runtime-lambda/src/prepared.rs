@@ -1,12 +1,15 @@
 //! Sandboxes made ahead of the start that needs them. Making a sandbox (bubblewrap's
 //! namespaces and mounts, the helper's limits, user and seccomp filters) costs several
-//! milliseconds that a cold start should not wait for. After an instance of a version
-//! starts, one more sandbox for that version is made in the background and held just
-//! before the function's command: nothing of the function runs in it until a start
+//! milliseconds (about 12 ms) that a cold start should not wait for. After an instance of
+//! a version starts, one more sandbox for that version is made in the background and held
+//! just before the function's command: nothing of the function runs in it until a start
 //! takes it (scale-out, a replacement after a crash, the first request after
-//! scale-to-zero). At most [`CAPACITY`] are held (the least recently made goes first),
-//! each for at most [`KEEP_FOR`]; a held sandbox is a few processes of the helper and
-//! bubblewrap, about 4 MB in all, with an empty `/tmp`.
+//! scale-to-zero). A held sandbox is keyed by everything that goes into making one
+//! (version, command, environment, limits, endpoints, code; see [`key`]), so a new
+//! version never starts in an old one's. At most [`CAPACITY`] (16) are held (the least
+//! recently made goes first), each for at most [`KEEP_FOR`] (15 minutes); a held sandbox
+//! is a few processes of the helper and bubblewrap, about 4 MB in all, with an empty
+//! `/tmp`.
 
 use std::collections::HashMap;
 use std::hash::{Hash as _, Hasher as _};

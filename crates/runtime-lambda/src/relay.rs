@@ -5,6 +5,13 @@
 //! from the server and the bytes copied both ways. A `connect` line for anything the
 //! manifest does not allow is refused: the line comes from inside the sandbox, so it is
 //! checked, never trusted.
+//!
+//! - `runtime`: the function's TCP connection arrives attached to the line (`SCM_RIGHTS`,
+//!   read with rustix's `recvmsg`) and is served the Runtime API directly, not copied.
+//! - `api`: connected to the platform API (`GUREUM_API`'s address).
+//! - `connect HOST PORT`: only when that pair is one of the manifest's exact endpoints
+//!   (`gureum_manifest::exact_endpoints`); the name is resolved once here, checked with
+//!   `gureum_manifest::check_resolved`, and exactly the checked addresses are connected to.
 
 use std::net::SocketAddr;
 use std::path::Path;

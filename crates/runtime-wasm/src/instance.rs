@@ -1,4 +1,12 @@
 //! One component instance and the run of one request on it.
+//!
+//! A request is bounded twice: the epoch deadline (each engine tick makes a spinning guest
+//! yield, and past the deadline the tick traps) and a tokio timeout around the call. The
+//! response comes back through wasi:http's response outparam as soon as the guest sets its
+//! head, and its body streams while the guest still runs. The guest runs in the request's
+//! own task until it finishes or sets its head; only a guest still running then
+//! (streaming, or waiting on I/O) moves to a task of its own: [`Finished::Now`] versus
+//! [`Finished::Later`]. An instance that failed in any way is never reused.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

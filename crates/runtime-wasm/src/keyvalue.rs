@@ -1,5 +1,6 @@
 //! `wasi:keyvalue@0.2.0-draft` (`store`, `atomics`, `batch`) for functions, on a
-//! pluggable asynchronous [`KeyValueBackend`].
+//! pluggable asynchronous [`KeyValueBackend`]. The host bindings are generated from the
+//! WIT in this crate's `wit/`.
 //!
 //! Buckets belong to a function: every backend call carries a `scope`, the function's
 //! name (the platform-set `GUREUM_FUNCTION_NAME` of the instance's environment, which

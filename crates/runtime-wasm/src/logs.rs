@@ -1,5 +1,7 @@
 //! Captures a guest's stdout and stderr as lines, held per instance until the invoke
-//! layer attributes them to the invocation that produced them.
+//! layer attributes them to the invocation that produced them. Lines longer than
+//! [`MAX_LINE_BYTES`] (8 KiB) are split, and at most [`MAX_CAPTURE_BYTES`] (1 MiB) is kept
+//! per invocation.
 
 use std::sync::{Arc, Mutex};
 

@@ -4,6 +4,14 @@
 //! the function's command. Done here, in our own code, rather than by more helper
 //! programs, because bwrap takes one seccomp program and the filter needs two (see
 //! `seccomp`), and each extra exec would add to every cold start.
+//!
+//! The steps, in order: bind the relay's listeners (while ports below 1024 are still
+//! allowed); set the rlimits ([`crate::MAX_PROCESSES`] and [`crate::MAX_OPEN_FILES`], 1,024
+//! each); as root, become the function's uid ([`crate::SANDBOX_UID_BASE`] + an FNV hash of
+//! its name, `Sandbox::function_uid`); drop every capability (ambient, bounding,
+//! permitted); set `no_new_privs`; load the seccomp filters; fork the relay (it dies with
+//! its parent); in a prepared sandbox, wait for [`GO`] on stdin (end of file: exit; the
+//! function then gets `/dev/null` as stdin); exec the command in `/var/task`.
 #![allow(unsafe_code)] // setrlimit, prctl, setgroups, setresgid, setresuid: each checked.
 
 use std::convert::Infallible;

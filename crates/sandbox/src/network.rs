@@ -4,12 +4,12 @@
 //! Inside, the relay (a child of `gureum __sandbox-exec`, alive as long as the function)
 //! listens where the function expects things: the Runtime API on `127.0.0.1:9001` (as
 //! on Lambda), the platform API (`GUREUM_API`) on `127.0.0.1:9002`, and one loopback
-//! address per host of `allowed_outbound_hosts` (`/etc/hosts` maps the name to it) on
-//! that host's port. Each connection it accepts is passed to the server over the
-//! instance's Unix socket with one line saying what it is for:
-//! `runtime`, `api`, or `connect HOST PORT`. The server checks that line against what
-//! the instance may reach (see gureum-runtime-lambda) and connects for it. Nothing else
-//! leaves the namespace: no route, no DNS, nothing of the host's loopback.
+//! address per host of `allowed_outbound_hosts` (`127.0.1.x`; `/etc/hosts` maps the
+//! name to it) on that host's port; it runs on plain std threads. Each connection it
+//! accepts is passed to the server over the instance's Unix socket with one line saying
+//! what it is for: `runtime`, `api`, or `connect HOST PORT`. The server checks that line
+//! against what the instance may reach (see gureum-runtime-lambda) and connects for it.
+//! Nothing else leaves the namespace: no route, no DNS, nothing of the host's loopback.
 //!
 //! The socket is bound into this sandbox only, so whatever arrives on it comes from this
 //! instance: the Runtime API needs no other check of who is calling. A Runtime API

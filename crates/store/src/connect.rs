@@ -1,5 +1,9 @@
 //! Turning a store URL into a ready connection pool: URL checks, the SQLite file and its
 //! WAL mode, pool sizes, and the embedded per-backend migrations.
+//!
+//! The migrations are applied by sqlx's migrator, which records each applied one with a
+//! checksum and, on PostgreSQL, holds an advisory lock meanwhile, so nodes starting
+//! together migrate once.
 
 use std::borrow::Cow;
 use std::future::Future;

@@ -2,12 +2,17 @@
 //! each collection's config (rules, indexed fields) as opaque JSON text.
 //!
 //! Queries are built here because they are the one place where the two backends' SQL
-//! differs in substance: a data field is `data ->> '$.a.b'` on SQLite and
+//! differs in substance: a data field is `data ->> '$."a"."b"'` on SQLite and
 //! `NULLIF(data #> '{a,b}', 'null'::jsonb)` on PostgreSQL (JSON null and a missing field
-//! both become SQL NULL on both, so filters, sorting and cursors agree). Field paths and
-//! collection names are validated by [`FieldPath::parse`] / [`valid_collection`] before
-//! they are inlined, which lets partial expression indexes (`WHERE collection = 'x'`)
-//! match the query text; every value is a bound parameter.
+//! both become SQL NULL on both, so filters, sorting and cursors agree). SQLite uses
+//! `->>`, not `json_extract`, whose result subtype (SQLite 3.45+) keeps the planner from
+//! matching it to an expression index.
+//!
+//! A declared index is a partial expression index `(collection, expr, id) WHERE
+//! collection = 'x'`, which the planner uses only for a query that names the collection
+//! and the field expression literally. That is why field paths and collection names are
+//! validated by [`FieldPath::parse`] / [`valid_collection`] and then inlined; every value
+//! is a bound parameter.
 //!
 //! Listing is keyset-paginated on (sort key, id): NULLs first ascending, last descending,
 //! on both backends, so a page boundary never skips or repeats a document.

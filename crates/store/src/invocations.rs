@@ -1,5 +1,7 @@
 //! Invocation records and the daily usage roll-up kept equal to them (one transaction),
-//! reads of both, and retention (purging old records and logs in batches).
+//! reads of both, and retention: old records and logs are deleted `PURGE_BATCH` (5,000)
+//! rows per statement and transaction, so a large purge never holds the write lock for
+//! long.
 
 use std::collections::HashMap;
 

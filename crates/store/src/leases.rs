@@ -1,4 +1,7 @@
-//! Named leases with an expiry (e.g. ACME ordering): one holder at a time across nodes.
+//! Named leases with an expiry (the ACME renewal lock): one holder at a time across
+//! nodes, until the lease expires. Taking one is a single `INSERT … ON CONFLICT DO UPDATE
+//! … WHERE` (its holder extends it, anyone takes an expired one), so two nodes racing for
+//! a free lease never both get it. The `leases` table came with migration 7.
 
 use crate::{Store, StoreError};
 

@@ -1,18 +1,30 @@
 //! Persistence for gureum behind one API with two real backends: embedded SQLite (the
-//! default, one WAL-mode file under the data dir) and PostgreSQL (shared by several nodes).
+//! default, one WAL-mode file under the data dir) and PostgreSQL (shared by several
+//! nodes).
 //!
-//! Design choice: both backends run through sqlx's `Any` driver with one portable SQL text
-//! (`$N` placeholders, which sqlx's SQLite driver also maps; BIGINT integers; times as ms
-//! since the epoch; `ON CONFLICT` upserts and `RETURNING`, which both databases speak), so
-//! every query exists once and the same test suite covers both. Only the embedded
-//! migrations differ per backend (BLOB vs BYTEA, AUTOINCREMENT vs BIGSERIAL). A trait with
-//! two implementations would have duplicated every query for no feature we need. Where the
-//! backends do differ in behaviour, the code branches on [`Backend`] (write transactions
-//! on SQLite start with `BEGIN IMMEDIATE` so they queue on the lock instead of failing).
+//! Design choice: both backends run through sqlx's `Any` driver with one portable SQL
+//! text (`$N` placeholders, which sqlx's SQLite driver also maps; BIGINT integers; times
+//! as ms since the epoch; `ON CONFLICT` upserts and `RETURNING`, which both databases
+//! speak), so every query exists once and the same test suite covers both
+//! (`tests/suite.rs` and `tests/suite/baas.rs`). Only the embedded migrations differ per
+//! backend (BLOB vs BYTEA, AUTOINCREMENT vs BIGSERIAL). A trait with two implementations
+//! would have duplicated every query for no feature we need. Where the backends do differ
+//! in behaviour, the code branches on [`Backend`] (write transactions on SQLite start
+//! with `BEGIN IMMEDIATE` so they queue on the lock instead of failing).
+//!
+//! A SQLite file never shrinks by itself, so it uses incremental auto-vacuum (set up in
+//! `connect.rs`): the queue's monitor calls [`Store::reclaim_space`] each minute, and the
+//! pages of consumed events and deleted data go back to the disk.
 //!
 //! Log sequence numbers come from the database (AUTOINCREMENT / BIGSERIAL), so they
 //! increase in insertion order; on PostgreSQL with several nodes writing at once, a line
-//! may commit after a line with a larger number, which a tail polling `after_seq` can miss.
+//! may commit after a line with a larger number, which a tail polling `after_seq` can
+//! miss.
+//!
+//! Rooms: `connect.rs` (URL, pool, migrations), `functions.rs`, `invocations.rs`,
+//! `logs.rs`, `settings.rs`, `leases.rs`, `documents.rs`, `files.rs`, `users.rs`,
+//! `kv.rs`, `queue.rs`, `notify.rs`, `rows.rs` (decoding), `testing.rs` (PostgreSQL for
+//! tests).
 
 mod connect;
 mod documents;

@@ -1,9 +1,14 @@
-//! The durable parts of asynchronous invocation and cron: queued events with leases,
-//! dead letters, enqueue deduplication keys and schedule state. Every state change of an
-//! event is one transaction (a success and its destination event commit together, so do
-//! a dead letter and its failure destination), so nothing acknowledged is lost between
-//! two steps. Claims use `FOR UPDATE SKIP LOCKED` on PostgreSQL, so nodes sharing one
-//! database never claim the same event at once; SQLite serializes writers anyway.
+//! The durable parts of asynchronous invocation and cron: queued events with leases, dead
+//! letters, enqueue deduplication keys and schedule state. Every state change of an event
+//! is one transaction (a success and its destination event commit together, so do a dead
+//! letter and its failure destination), so nothing acknowledged is lost between two
+//! steps.
+//!
+//! A claim is one statement, `UPDATE … WHERE id IN (SELECT … ORDER BY next_at_ms LIMIT n
+//! FOR UPDATE SKIP LOCKED)`, which sets the lease and counts the attempt. On PostgreSQL
+//! the lock clause keeps nodes sharing one database from claiming the same event at once;
+//! SQLite has none and serializes writers anyway. [`Store::fire_schedule`] is a
+//! compare-and-set of the schedule's last tick, committed with the tick's queued event.
 
 use sqlx::any::AnyRow;
 

@@ -1,8 +1,12 @@
 //! Users of the backend services and their refresh tokens. Passwords arrive here already
-//! hashed (argon2id PHC strings) and refresh tokens as their SHA-256: the store never sees
-//! a secret in clear. Rotation is one transaction, and a refresh token presented again
-//! after it was rotated away revokes every session of its user (reuse detection: a stolen
-//! token and its rightful holder cannot both keep a session).
+//! hashed (argon2id PHC strings) and refresh tokens as their SHA-256: the store never
+//! sees a secret in clear. Rotation is one transaction, and a refresh token presented
+//! again after it was rotated away revokes every session of its user (reuse detection: a
+//! stolen token and its rightful holder cannot both keep a session).
+//!
+//! Every revocation of all of a user's sessions also sets `users.revoked_before_ms`,
+//! which every node polls ([`Store::users_revoked_since`]) to end that user's realtime
+//! streams.
 
 use sqlx::any::AnyRow;
 

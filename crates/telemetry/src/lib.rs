@@ -2,6 +2,12 @@
 //! records go into a bounded channel and a background writer stores them in batches;
 //! shutdown drains the channel so nothing handed over is lost. Metrics are in-memory
 //! Prometheus counters and histograms.
+//!
+//! Usage is counted twice, on purpose: the invocation records (the detail, subject to
+//! retention) and the `usage_daily` roll-up (the totals, kept for good) are written in the
+//! same transaction, and usage reports and quotas read the roll-up only. `gureum up`'s
+//! hidden `--no-metering` turns records, byte counts, quotas and invocation metrics off,
+//! only so the benchmark can measure what they cost.
 
 mod metrics;
 mod process;

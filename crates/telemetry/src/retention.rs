@@ -1,6 +1,8 @@
 //! Log retention: a background task deletes log lines and invocation records older than
-//! the retention period, at start and then periodically, in bounded batches. The daily
-//! usage roll-up is kept, so usage reports and quotas do not depend on retention.
+//! the retention period (`--log-retention-days`), at start and then every
+//! [`DEFAULT_RETENTION_INTERVAL`] (an hour), in bounded batches (5,000 rows per statement,
+//! so a large purge never holds the write lock for long). The daily usage roll-up is kept,
+//! so usage reports and quotas do not depend on retention.
 
 use std::time::Duration;
 

@@ -1,10 +1,18 @@
 //! The batching writer: one task drains the channel, groups records and writes each
 //! group in one store transaction.
 //!
+//! The channel holds [`DEFAULT_CHANNEL_CAPACITY`] (65,536) items. After the first record of
+//! a batch the task sleeps [`DEFAULT_FLUSH_INTERVAL`] (200 ms), so records pile up in the
+//! channel instead of waking it per request, then writes what is queued, at most
+//! [`DEFAULT_BATCH_SIZE`] (1,000) per transaction; each transaction also upserts the
+//! per-day usage roll-up (`usage_daily`) of its records. A failed batch is retried (five
+//! attempts, then dropped with an error in the log).
+//!
 //! Invocation records never make a request wait: when the channel is full, the record's
 //! usage is folded into an in-memory roll-up (requests, GB-seconds, bytes per day,
 //! function and version) that the next batch adds to the store's daily usage, and the
-//! overflow is counted. Only the individual row is lost; what the invocation costs is not.
+//! overflow is counted (`gureum_invocation_records_overflowed_total`). Only the individual
+//! row is lost; what the invocation costs is not. Log lines, by contrast, wait for room.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

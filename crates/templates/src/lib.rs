@@ -3,6 +3,10 @@
 //! replaced by the function's name (in file contents and file names). Templates that build
 //! on the Rust guest SDK also get a copy of `sdk/` as `vendor/gureum-sdk`, until the SDK is
 //! published on crates.io.
+//!
+//! Every template answers `?name=Ada` with `Hello, Ada!`, and has a `[build]` section, a
+//! README, a unit test and `#:schema ./gureum.schema.json` atop its manifest
+//! (`tests/e2e/templates.rs` builds and deploys each with its real toolchain).
 
 use std::path::{Path, PathBuf};
 

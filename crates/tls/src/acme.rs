@@ -5,6 +5,17 @@
 //! the others pick the new certificate up. Renewal starts when two thirds of the
 //! lifetime have passed; failures are retried with a doubling delay and the current
 //! certificate keeps serving meanwhile.
+//!
+//! Each node runs one `Manager::run` loop: adopt what the store holds → sleep until two
+//! thirds of the lifetime → take the `tls.acme.renewal` lease (the store's `leases` table)
+//! → look at the store again (another node may have just renewed) → order → serve →
+//! store → release, in that order, so whoever takes the lease next finds the new
+//! certificate. A node without the lease never orders: the CA's rate limits are per
+//! domain, not per node. On a failure the lease is kept until the retry (doubling from
+//! `--acme-retry`, 30 s, up to an hour), so the whole cluster backs off as one. HTTP-01
+//! answers are offered in memory and in the store ([`Challenges`]), so any node's gateway
+//! can answer the CA. The loop starts only once the listeners serve
+//! (`Tls::start_renewal`); until the first certificate a placeholder serves.
 
 use std::collections::HashMap;
 use std::future::Future;

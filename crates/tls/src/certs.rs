@@ -1,6 +1,11 @@
 //! A certificate chain and its key, parsed once, and the slot the TLS acceptor reads on
 //! every handshake: replacing the slot's content is how a renewed or reloaded
 //! certificate takes effect without a restart (connections already open keep theirs).
+//! A handshake holds the slot's `RwLock` only for a pointer clone, so nothing here blocks
+//! a request. With `acme` or `cert` the slot also holds the local CA's certificate, served
+//! for `localhost` and for handshakes without a name (an IP address), so the CLI on the
+//! machine reaches `https://127.0.0.1`. Both listeners share one rustls `ServerConfig`
+//! ([`server_config`]: ring provider, TLS 1.2 and 1.3, ALPN h2 then http/1.1).
 
 use std::sync::{Arc, RwLock};
 

@@ -1,13 +1,15 @@
 //! The accept side of a listener, plain or HTTPS. With TLS, each handshake runs in its
-//! own task with a deadline and only finished connections are handed to the HTTP
-//! server, so a slow or silent client never holds up anyone else's accept. A client
-//! that speaks plain HTTP to an HTTPS port gets a readable 400 saying to use https://
-//! instead of a TLS alert it cannot show.
+//! own task with a deadline ([`HANDSHAKE_TIMEOUT`], 10 s) and only finished connections
+//! are handed to the HTTP server, so a slow or silent client never holds up anyone else's
+//! accept. A client that speaks plain HTTP to an HTTPS port gets a readable 400
+//! (`https_required`) saying to use https:// instead of a TLS alert it cannot show.
 //!
 //! Every listener takes a [`ConnectionSlots`] before each accept and the connection
 //! holds its slot until it is dropped (also through a TLS handshake and a WebSocket
 //! upgrade), so a full listener stops accepting: new clients wait in the kernel's
-//! backlog instead of taking file descriptors the other listeners need.
+//! backlog instead of taking file descriptors the other listeners need. Listeners may
+//! share one set of slots (clones share the count): the node gives its public,
+//! plain-HTTP and loopback listeners one count and the admin listener its own.
 
 use std::io;
 use std::net::SocketAddr;

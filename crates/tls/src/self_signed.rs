@@ -1,7 +1,9 @@
 //! `--tls self-signed`: a local certificate authority made on first start and a server
 //! certificate it signs, kept in `DATA_DIR/tls/` and reused on restart. Trusting the CA
 //! once (`gureum tls ca`) makes every later certificate trusted too; the server
-//! certificate is remade when the names asked for change or it nears its end.
+//! certificate is remade when the names asked for change or it nears its end. Files are
+//! written through a temporary file and a rename, keys with mode 0600. Also the
+//! placeholder `--tls acme` serves until its first certificate ([`placeholder`]).
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;

@@ -1,6 +1,7 @@
 //! The bus behind channel broadcasts. One interface so a broadcast reaches the members a
-//! node holds: [`LocalBus`] delivers within this process; a bus over a shared store (the
-//! scale-out work) publishes to every node, each delivering to its own connections.
+//! node holds: [`LocalBus`] delivers within this process (`Registry::deliver`); a bus over
+//! a shared store (the scale-out work) publishes to every node, each delivering to its own
+//! connections.
 
 use std::sync::Arc;
 

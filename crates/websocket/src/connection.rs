@@ -1,6 +1,17 @@
 //! One connection's life: the upgrade (`$connect` decides), the read loop (`$default` per
 //! message, in order), the writer (the bounded queue to the socket), the limits, and the
 //! end (`$disconnect`, then its memberships go).
+//!
+//! [`Hub::accept`](crate::Hub::accept) checks the upgrade headers and the per-function cap,
+//! invokes `$connect` through the same `Invoker::invoke` as HTTP (trigger `websocket`; a
+//! wasm function gets `POST /.gureum/websocket` with the event's JSON, a lambda function
+//! the event itself as a `RawEvent`), and on a 2xx registers the connection and answers
+//! 101. A task per connection reads frames (the answer to `$default` is queued back to the
+//! sender), watches the idle and age deadlines and pings; a writer task drains the
+//! connection's bounded queue to the socket. Every send anywhere is a `try_send` into that
+//! queue: a full one closes the connection with 1013 instead of buffering. The end, whatever
+//! its cause, marks the connection gone (the management API answers 410 from then on),
+//! invokes `$disconnect`, and only then removes it and its channel memberships.
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -15,6 +15,10 @@
 //! Limits keep one connection from hurting the others: message size (close 1009), idle
 //! time and age (close 1001), a per-function connection cap, a bounded send queue (a
 //! consumer that does not keep up is closed with 1013), and pings to find dead peers.
+//!
+//! At shutdown [`Hub::shutdown`] closes every connection (1001) and waits for their
+//! `$disconnect`s before the public listener stops, so functions can still call the
+//! platform API meanwhile.
 
 mod bus;
 mod connection;
