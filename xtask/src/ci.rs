@@ -97,6 +97,8 @@ pub fn test(ws: &Workspace, quick: bool) -> Result<()> {
                         "core",
                         "--test",
                         "queue",
+                        "--test",
+                        "error_codes",
                         "--",
                         "--skip",
                         "postgres::",

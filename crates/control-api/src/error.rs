@@ -1,11 +1,11 @@
 //! The control API's error-code table: every error maps to one status, one stable code
-//! and a message that says how to fix it. Conversions are pure; logging happens in the
-//! handlers.
+//! and a message that says how to fix it, rendered by `gureum_api_types::render` like
+//! every other answer (with `x-gureum-error`). Conversions are pure; logging happens in
+//! the handlers.
 
-use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use gureum_api_types::{ErrorBody, ErrorDetail, Problem};
+use gureum_api_types::Problem;
 use gureum_invoke::{DeployError, QuotaError};
 
 /// An error answered by the control API.
@@ -72,27 +72,34 @@ impl ApiError {
     }
 }
 
+impl gureum_api_types::PublicError for ApiError {
+    fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
+    fn code(&self) -> &str {
+        self.status_and_code().1
+    }
+
+    /// An invalid manifest's problems, each with its field.
+    fn details(&self) -> Option<(&'static str, serde_json::Value)> {
+        let ApiError::Deploy(DeployError::Manifest(error)) = self else {
+            return None;
+        };
+        let problems: Vec<Problem> = error
+            .problems()
+            .iter()
+            .map(|problem| Problem {
+                field: problem.field.clone(),
+                message: problem.message.clone(),
+            })
+            .collect();
+        (!problems.is_empty()).then(|| ("problems", serde_json::json!(problems)))
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        let problems = match &self {
-            ApiError::Deploy(DeployError::Manifest(error)) => error
-                .problems()
-                .iter()
-                .map(|problem| Problem {
-                    field: problem.field.clone(),
-                    message: problem.message.clone(),
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: code.to_string(),
-                message: self.to_string(),
-                problems,
-            },
-        };
-        (status, Json(body)).into_response()
+        gureum_api_types::render(&self).map(axum::body::Body::from)
     }
 }
