@@ -421,6 +421,28 @@ impl crate::Invoker {
 
     /// What the accounting of one invocation needs once the function is done. Takes the
     /// call's trace span and the signal of its response body's end.
+    /// A request whose instance could not be started (wasm instantiation, a process
+    /// that did not come up): its pool slot goes back, it is accounted like any failed
+    /// invocation (an error record, no log lines), and the answer says why.
+    pub(crate) fn failed_to_start<I: Send + 'static>(
+        &self,
+        loaded: &Arc<LoadedVersion>,
+        mut call: Call,
+        pool: &InstancePool<I>,
+        lease: Lease<I>,
+        error: InvokeError,
+    ) -> Answer {
+        pool.release(lease, None);
+        let finish = self.finisher(loaded, &mut call, error.status());
+        let message = error.to_string();
+        self.accounting.spawn(finish.run(
+            InvocationOutcome::Error,
+            std::iter::empty(),
+            Some(message),
+        ));
+        call.answer(loaded, Err(error))
+    }
+
     pub(crate) fn finisher(
         &self,
         loaded: &Arc<LoadedVersion>,

@@ -76,16 +76,8 @@ impl Invoker {
                 match self.parts.lambda.start(settings, &call.invocation_id).await {
                     Ok(instance) => instance,
                     Err(failure) => {
-                        pool.release(lease, None);
                         let error = lambda_error(&failure);
-                        let finish = self.finisher(loaded, &mut call, error.status());
-                        let message = error.to_string();
-                        self.accounting.spawn(finish.run(
-                            InvocationOutcome::Error,
-                            std::iter::empty(),
-                            Some(message),
-                        ));
-                        return call.answer(loaded, Err(error));
+                        return self.failed_to_start(loaded, call, pool, lease, error);
                     }
                 }
             }

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gureum_model::InvocationOutcome;
 use gureum_runtime_wasm::Finished;
 use http_body_util::BodyExt as _;
 
@@ -62,16 +61,8 @@ impl crate::Invoker {
                 {
                     Ok(instance) => instance,
                     Err(error) => {
-                        pool.release(lease, None);
                         let error = InvokeError::Unavailable(error.to_string());
-                        let finish = self.finisher(loaded, &mut call, error.status());
-                        let message = error.to_string();
-                        self.accounting.spawn(finish.run(
-                            InvocationOutcome::Error,
-                            std::iter::empty(),
-                            Some(message),
-                        ));
-                        return call.answer(loaded, Err(error));
+                        return self.failed_to_start(loaded, call, pool, lease, error);
                     }
                 }
             }
