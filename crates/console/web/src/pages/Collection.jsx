@@ -82,7 +82,9 @@ function ConfigEditor({ name, list }) {
   return (
     <Section id="config" title="Rules and config">
       <Status error={list.error} />
-      {list.data !== undefined && (
+      {/* Shown once its text is set: typing into an editor the first load then
+          overwrote would save the old config. */}
+      {list.data !== undefined && text !== null && (
         <form class="stack" onSubmit={submit} data-testid="config-form">
           <p class="muted">
             {entry
