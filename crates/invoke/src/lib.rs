@@ -306,11 +306,6 @@ impl Invoker {
         self.accounting.wait().await;
     }
 
-    /// The function tokens.
-    pub fn tokens(&self) -> &FunctionTokens {
-        &self.parts.tokens
-    }
-
     /// The quotas, to change them (control API).
     pub fn quotas(&self) -> &Arc<Quotas> {
         &self.parts.quotas

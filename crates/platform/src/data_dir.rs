@@ -19,7 +19,7 @@ use crate::PlatformError;
 /// the SQLite database of `store_url`, when it is a file, 0600: created empty before
 /// SQLite opens it (SQLite gives its `-wal` and `-shm` files the database's mode), or
 /// tightened.
-pub fn prepare_data_dir(
+pub(crate) fn prepare_data_dir(
     dir: &Path,
     store_url: &str,
     secrets: &[&str],

@@ -51,7 +51,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{Config, DEFAULT_DATA_DIR};
-pub use data_dir::prepare_data_dir;
 pub use files::{NODE_ID_FILE, TOKEN_FILE};
 
 /// Why the platform did not start.
@@ -153,16 +152,17 @@ impl Platform {
     /// Starts a node with `config`: once this returns, both listeners answer.
     pub async fn start(config: Config) -> Result<Platform, PlatformError> {
         let store_url = config.store_url();
-        prepare_data_dir(
+        data_dir::prepare_data_dir(
             &config.data_dir,
             &store_url,
             &[TOKEN_FILE, NODE_ID_FILE, gureum_auth::KEY_FILE],
         )?;
         let token_path = config.data_dir.join(TOKEN_FILE);
         let admin_token = files::admin_token(&token_path)?;
-        let store = Store::open(&store_url)
-            .await
-            .starting(format!("opening the store {}", redact(&store_url)))?;
+        let store = Store::open(&store_url).await.starting(format!(
+            "opening the store {}",
+            gureum_store::redact(&store_url)
+        ))?;
         let prices = match &config.prices {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
@@ -615,18 +615,4 @@ fn local_addr(listener: &TcpListener) -> Result<SocketAddr, PlatformError> {
 
 async fn wait_for(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
-}
-
-/// `url` with the password of `postgres://user:password@host/db` hidden.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
 }

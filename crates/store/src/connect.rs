@@ -160,7 +160,7 @@ pub(crate) fn parse_url(url: &str) -> Result<Target, StoreError> {
 }
 
 /// `url` with the password of its user info replaced by `***`, for error messages.
-pub(crate) fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|index| index + 3) else {
         return url.to_string();
     };

@@ -43,6 +43,7 @@ mod users;
 
 use sqlx::{Any, AnyPool, Transaction};
 
+pub use connect::redact;
 pub use documents::{
     Cursor, DocQuery, DocumentRow, FieldPath, Filter, FilterOp, WriteOutcome, valid_collection,
 };
